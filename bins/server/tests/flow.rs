@@ -1,0 +1,302 @@
+#![cfg(test)]
+//! The whole flow on the embedded default: real SQLite, the embedded queue, the real worker
+//! code, and (in the socket tests) the real server over TCP. Mail is captured in memory or read
+//! back from the `.eml` files the file transport writes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use domain::{EmailAddress, ManualClock};
+use mailer::MemoryMailer;
+use queue::{EmbeddedQueue, JobQueue};
+use server::Services;
+use settings::Settings;
+use store::{ConfirmOutcome, UserStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+fn settings_for(dir: &Path, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite://{}?mode=rwc", dir.join("app.db").display()),
+    );
+    env.insert(
+        "MAIL_FILE_DIR".into(),
+        dir.join("mail").display().to_string(),
+    );
+    env.insert("SECRET_KEY".into(), "flow-test-secret".into());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    Settings::load_from(env).unwrap()
+}
+
+#[tokio::test]
+async fn register_deliver_and_confirm_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(dir.path(), &[]);
+    let mailer = Arc::new(MemoryMailer::new());
+    let queue = Arc::new(EmbeddedQueue::new());
+    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+    let services = Services {
+        store: Arc::new(settings.connect_store().await.unwrap()),
+        queue: queue.clone(),
+        mailer: mailer.clone(),
+        tokens: settings.signing_keys().unwrap().tokens,
+        clock: clock.clone(),
+    };
+    let app = web::router(server::app_state(&settings, &services));
+    let deliverer = worker::Deliverer::from_settings(
+        &settings,
+        services.store.clone(),
+        mailer.clone(),
+        services.tokens.clone(),
+        clock.clone(),
+    );
+
+    let register = |email: &str| {
+        Request::post("/")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("email={email}")))
+            .unwrap()
+    };
+    let reply = app
+        .clone()
+        .oneshot(register("Flow%40Example.com"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    // Same address in another case: same answer, nothing new owed.
+    let reply = app
+        .clone()
+        .oneshot(register("flow%40example.COM"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert_eq!(queue.depth().await.unwrap(), 1);
+
+    let delivery = queue.receive(Duration::ZERO).await.unwrap().unwrap();
+    let outcome = deliverer.handle(delivery.job).await.unwrap();
+    assert!(
+        matches!(outcome, worker::Outcome::Sent { .. }),
+        "{outcome:?}"
+    );
+    // A redelivery of the same job does not send again.
+    assert!(matches!(
+        deliverer.handle(delivery.job).await.unwrap(),
+        worker::Outcome::Skipped(_)
+    ));
+    let sent = mailer.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to.as_str(), "Flow@example.com");
+    let link = sent[0].action_url.clone().unwrap();
+    let path = link
+        .strip_prefix("http://127.0.0.1:5003")
+        .unwrap()
+        .to_owned();
+
+    let user = services
+        .store
+        .find_by_email(&EmailAddress::parse("flow@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.email_sent && !user.confirmed);
+
+    clock.advance(chrono::TimeDelta::seconds(60));
+    let reply = app
+        .clone()
+        .oneshot(Request::get(&path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert!(
+        reply.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("flash=confirmed;")
+    );
+    let reply = app
+        .clone()
+        .oneshot(Request::get(&path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        reply.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("flash=already-confirmed;")
+    );
+
+    let user = services
+        .store
+        .find_by_email(&user.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.confirmed && user.confirmed_on.is_some());
+
+    // After the link's lifetime, a fresh link is needed.
+    clock.advance(chrono::TimeDelta::seconds(3600));
+    let reply = app
+        .oneshot(Request::get(&path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        reply.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("flash=invalid-link;")
+    );
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+async fn http(addr: SocketAddr, request: String) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+}
+
+fn post(form: &str) -> String {
+    format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(settings: &Settings) -> Running {
+    let services = Services::from_settings(settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let settings = settings.clone();
+    let task =
+        tokio::spawn(async move { server::serve(&settings, services, listener, stopped).await });
+    Running { addr, stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Waits (bounded) for the file transport to write `count` messages; returns their paths.
+async fn wait_for_mail(dir: &Path, count: usize) -> Vec<PathBuf> {
+    for _ in 0..1000 {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if files.len() >= count {
+            files.sort();
+            return files;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("expected {count} email file(s) in {}", dir.display());
+}
+
+fn link_in(eml: &Path) -> String {
+    let text = std::fs::read_to_string(eml).unwrap();
+    let start = text
+        .find("http://127.0.0.1:5003/confirm/")
+        .expect("the email holds the link");
+    text[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_serves_registers_mails_and_confirms_over_http_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(dir.path(), &[("SHOW_USERS", "true")]);
+    let app = start(&settings).await;
+
+    let (status, head, _) = http(app.addr, post("email=restart%40example.com")).await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("flash=registered"), "{head}");
+
+    let files = wait_for_mail(&dir.path().join("mail"), 1).await;
+    let link = link_in(&files[0]);
+    let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
+    let (status, head, _) = http(app.addr, get(path)).await;
+    assert_eq!(status, 303);
+    assert!(head.contains("flash=confirmed"), "{head}");
+    let (_, _, body) = http(app.addr, get("/")).await;
+    assert!(body.contains("restart@example.com"));
+    app.stop().await;
+
+    // Restart on the same database: the data is still there.
+    let app = start(&settings).await;
+    let (status, _, body) = http(app.addr, get("/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<td>restart@example.com</td><td>True</td><td>True</td>"),
+        "{body}"
+    );
+    let (_, head, _) = http(app.addr, get(path)).await;
+    assert!(head.contains("flash=already-confirmed"), "{head}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_owed_before_a_restart_is_sent_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(dir.path(), &[]);
+    // Commit a registration while no delivery runs (as if the process died right after).
+    let store = settings.connect_store().await.unwrap();
+    let email = EmailAddress::parse("owed@example.com").unwrap();
+    store.register(&email, chrono::Utc::now()).await.unwrap();
+    drop(store);
+
+    let app = start(&settings).await;
+    let files = wait_for_mail(&dir.path().join("mail"), 1).await;
+    assert_eq!(files.len(), 1);
+    let link = link_in(&files[0]);
+    let (_, head, _) = http(
+        app.addr,
+        get(link.strip_prefix("http://127.0.0.1:5003").unwrap()),
+    )
+    .await;
+    assert!(head.contains("flash=confirmed"), "{head}");
+    app.stop().await;
+
+    let store = settings.connect_store().await.unwrap();
+    assert_eq!(
+        store.confirm(&email, chrono::Utc::now()).await.unwrap(),
+        ConfirmOutcome::AlreadyConfirmed
+    );
+}

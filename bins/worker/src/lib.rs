@@ -1,0 +1,444 @@
+//! The delivery worker: everything between "an email is owed" and "it was sent".
+//!
+//! [`Deliverer::handle`] takes one job: it claims the message row (compare-and-set with a lease,
+//! so a redelivered job never sends twice), makes a fresh confirmation token *at send time* (a
+//! retried email never carries a stale link), renders `templates/email/confirm/`, sends, and
+//! records the outcome: `sent` (and the user's `email_sent`), `retrying` with exponential
+//! backoff and jitter, or `dead`. [`run`] consumes a queue with bounded concurrency and drains
+//! in-flight jobs on shutdown; [`run_sweeper`] republishes what is due, so nothing owed is lost
+//! when the queue forgets (restart, outage). `server` runs both in-process when no Redis is
+//! configured; the `worker` binary runs them standalone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{Clock, ConfirmationTokens, MessageId, MessageKind, OwedMessage};
+use mailer::{MailError, Mailer, Message, Templates};
+use queue::{Job, JobQueue};
+use serde::Serialize;
+use store::{Claim, MessageStore, StoreError};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// The email templates compiled into the binary; a directory can override any of them.
+pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "email/confirm/subject.txt",
+        include_str!("../../../templates/email/confirm/subject.txt"),
+    ),
+    (
+        "email/confirm/body.txt",
+        include_str!("../../../templates/email/confirm/body.txt"),
+    ),
+    (
+        "email/confirm/body.html",
+        include_str!("../../../templates/email/confirm/body.html"),
+    ),
+];
+
+/// How long a claimed message is reserved for the worker that claimed it.
+pub const DEFAULT_LEASE: TimeDelta = TimeDelta::seconds(120);
+
+/// How often the sweeper looks for due messages.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How failed sends are retried: exponential backoff from `base`, capped at `max`, with jitter
+/// (each delay is drawn from its upper half), at most `max_attempts` attempts in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    /// 30 s, 1 min, 2 min … capped at 2 h: ten attempts spread over about four hours.
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(2 * 3600),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the next attempt after `attempts` failed ones, or `None` when no
+    /// attempt is left. `jitter` in `[0, 1]` picks a point in the upper half of the delay.
+    pub fn next_delay(&self, attempts: u32, jitter: f64) -> Option<Duration> {
+        if attempts >= self.max_attempts {
+            return None;
+        }
+        let exp = attempts.saturating_sub(1).min(31);
+        let full = self.base.saturating_mul(1u32 << exp).min(self.max);
+        Some(full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0)))
+    }
+}
+
+/// What the delivery needs to know besides its collaborators.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Public root URL of the server, used to build links (`https://example.com`).
+    pub base_url: String,
+    /// How long a confirmation link stays valid, in seconds.
+    pub token_max_age: u64,
+    /// How long a claimed message is reserved for one worker before another may take it over.
+    pub lease: TimeDelta,
+    pub retry: RetryPolicy,
+}
+
+/// What happened to one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent {
+        provider_message_id: Option<String>,
+    },
+    /// Already sent, not due, leased elsewhere, or gone: nothing to do.
+    Skipped(&'static str),
+    /// A transient failure; the sweeper republishes the message at `at`.
+    Retrying {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// A permanent failure or the last attempt failed; the message stops.
+    Dead {
+        error: String,
+    },
+}
+
+/// Why a job could not be handled at all (its message stays owed and is swept later).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Handles one job at a time; share it behind an `Arc` for concurrency.
+#[derive(Debug)]
+pub struct Deliverer {
+    messages: Arc<dyn MessageStore>,
+    mailer: Arc<dyn Mailer>,
+    templates: Templates,
+    tokens: ConfirmationTokens,
+    clock: Arc<dyn Clock>,
+    config: DeliveryConfig,
+}
+
+#[derive(Serialize)]
+struct ConfirmContext<'a> {
+    confirm_url: &'a str,
+    expires_in: String,
+}
+
+impl Deliverer {
+    pub fn new(
+        messages: Arc<dyn MessageStore>,
+        mailer: Arc<dyn Mailer>,
+        templates: Templates,
+        tokens: ConfirmationTokens,
+        clock: Arc<dyn Clock>,
+        config: DeliveryConfig,
+    ) -> Self {
+        Self {
+            messages,
+            mailer,
+            templates,
+            tokens,
+            clock,
+            config,
+        }
+    }
+
+    /// A deliverer configured from the settings (BASE_URL, TOKEN_MAX_AGE, TEMPLATE_DIR).
+    pub fn from_settings(
+        settings: &settings::Settings,
+        messages: Arc<dyn MessageStore>,
+        mailer: Arc<dyn Mailer>,
+        tokens: ConfirmationTokens,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let config = DeliveryConfig {
+            base_url: settings.base_url.clone(),
+            token_max_age: settings.token_max_age,
+            lease: DEFAULT_LEASE,
+            retry: RetryPolicy::default(),
+        };
+        let templates = Templates::new(EMAIL_TEMPLATES, settings.template_dir.clone());
+        Self::new(messages, mailer, templates, tokens, clock, config)
+    }
+
+    /// The provider name of the mailer, for logs.
+    pub fn provider(&self) -> &'static str {
+        self.mailer.provider()
+    }
+
+    /// Claims, renders, sends and records one owed message.
+    pub async fn handle(&self, job: Job) -> Result<Outcome, WorkerError> {
+        let id = job.message_id;
+        let now = self.clock.now();
+        let message = match self.messages.claim(id, now, self.config.lease).await? {
+            Claim::Claimed(message) => message,
+            Claim::AlreadySent => return Ok(Outcome::Skipped("already sent")),
+            Claim::NotClaimable => {
+                return Ok(Outcome::Skipped("not due or taken by another worker"));
+            }
+            Claim::Missing => return Ok(Outcome::Skipped("message no longer exists")),
+        };
+        tracing::info!(
+            message_id = %id,
+            to = %message.recipient.masked(),
+            attempt = message.attempts,
+            provider = self.mailer.provider(),
+            "job started"
+        );
+        let email = match self.render(&message, now) {
+            Ok(email) => email,
+            // A broken template override: retry later, once the operator has fixed it.
+            Err(error) => return self.failed(&message, MailError::Transient(error)).await,
+        };
+        match self.mailer.send(&email).await {
+            Ok(sent) => {
+                self.messages
+                    .mark_sent(id, sent.provider_message_id.clone(), self.clock.now())
+                    .await?;
+                Ok(Outcome::Sent {
+                    provider_message_id: sent.provider_message_id,
+                })
+            }
+            Err(error) => self.failed(&message, error).await,
+        }
+    }
+
+    fn render(&self, message: &OwedMessage, now: DateTime<Utc>) -> Result<Message, String> {
+        match message.kind {
+            MessageKind::Confirm => {
+                let token = self.tokens.issue(&message.recipient, now.timestamp());
+                let confirm_url = format!(
+                    "{}/confirm/{token}",
+                    self.config.base_url.trim_end_matches('/')
+                );
+                let ctx = ConfirmContext {
+                    confirm_url: &confirm_url,
+                    expires_in: human_duration(self.config.token_max_age),
+                };
+                let rendered = self
+                    .templates
+                    .render_email("email/confirm", &ctx)
+                    .map_err(|e| e.to_string())?;
+                Ok(Message {
+                    to: message.recipient.clone(),
+                    subject: rendered.subject,
+                    text: rendered.text,
+                    html: rendered.html,
+                    action_url: Some(confirm_url),
+                })
+            }
+        }
+    }
+
+    async fn failed(
+        &self,
+        message: &OwedMessage,
+        error: MailError,
+    ) -> Result<Outcome, WorkerError> {
+        let now = self.clock.now();
+        let text = error.to_string();
+        let delay = match &error {
+            MailError::Transient(_) => self
+                .config
+                .retry
+                .next_delay(message.attempts, rand::random::<f64>()),
+            MailError::Permanent(_) => None,
+        };
+        match delay.and_then(|d| TimeDelta::from_std(d).ok()) {
+            Some(delay) => {
+                let at = now + delay;
+                self.messages
+                    .mark_retry(message.id, text.clone(), at, now)
+                    .await?;
+                Ok(Outcome::Retrying { at, error: text })
+            }
+            None => {
+                self.messages
+                    .mark_dead(message.id, text.clone(), now)
+                    .await?;
+                Ok(Outcome::Dead { error: text })
+            }
+        }
+    }
+}
+
+/// "1 hour", "90 minutes", "45 seconds".
+pub fn human_duration(seconds: u64) -> String {
+    let plural = |n: u64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => plural(s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
+}
+
+/// Logs one line per outcome, like RQ's `Job OK`; never the address or the token.
+fn log_outcome(id: MessageId, result: &Result<Outcome, WorkerError>) {
+    match result {
+        Ok(Outcome::Sent {
+            provider_message_id,
+        }) => {
+            tracing::info!(message_id = %id, provider_message_id = provider_message_id.as_deref().unwrap_or("-"), "Job OK: sent");
+        }
+        Ok(Outcome::Skipped(why)) => tracing::info!(message_id = %id, reason = why, "Job skipped"),
+        Ok(Outcome::Retrying { at, error }) => {
+            tracing::warn!(message_id = %id, retry_at = %at, %error, "Job failed: will retry");
+        }
+        Ok(Outcome::Dead { error }) => {
+            tracing::error!(message_id = %id, %error, "Job failed: dead")
+        }
+        Err(error) => tracing::error!(message_id = %id, %error, "Job error: left for the sweeper"),
+    }
+}
+
+/// How the run loop behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct RunConfig {
+    /// Jobs handled at once.
+    pub concurrency: usize,
+    /// How long to wait for in-flight jobs on shutdown.
+    pub drain_timeout: Duration,
+    /// Longest single wait on the queue (bounds shutdown latency).
+    pub poll: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            drain_timeout: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Consumes `queue` until `shutdown` turns true, then stops taking jobs and waits (up to the
+/// drain timeout) for the ones in flight. Every delivery is acknowledged after it is handled;
+/// a message whose handling failed stays owed in the database and is swept again.
+pub async fn run(
+    queue: Arc<dyn JobQueue>,
+    deliverer: Arc<Deliverer>,
+    config: RunConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    tracing::info!(
+        concurrency = config.concurrency,
+        provider = deliverer.provider(),
+        "delivery started"
+    );
+    loop {
+        // `wait_for` also returns when the sender is gone: that is a shutdown too.
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+        };
+        let received = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            received = queue.receive(config.poll) => received,
+        };
+        // Reap finished tasks so the set does not grow.
+        while in_flight.try_join_next().is_some() {}
+        match received {
+            Ok(Some(delivery)) => {
+                let queue = Arc::clone(&queue);
+                let deliverer = Arc::clone(&deliverer);
+                in_flight.spawn(async move {
+                    let result = deliverer.handle(delivery.job).await;
+                    log_outcome(delivery.job.message_id, &result);
+                    if let Err(error) = queue.ack(&delivery).await {
+                        tracing::warn!(message_id = %delivery.job.message_id, %error, "ack failed; the job may be delivered again");
+                    }
+                    drop(permit);
+                });
+            }
+            Ok(None) => {}
+            Err(queue::QueueError::Closed) => break,
+            Err(error) => {
+                tracing::warn!(%error, "queue receive failed; retrying shortly");
+                tokio::time::sleep(config.poll).await;
+            }
+        }
+    }
+    let pending = in_flight.len();
+    if pending > 0 {
+        tracing::info!(pending, "shutting down: waiting for jobs in flight");
+    }
+    let drained = tokio::time::timeout(config.drain_timeout, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = in_flight.len(),
+            "drain timeout: unfinished jobs stay owed and will be retried"
+        );
+        in_flight.abort_all();
+    }
+    tracing::info!("delivery stopped");
+}
+
+/// Publishes every message that is due now (at most `batch`); returns how many were published.
+pub async fn sweep_once(
+    messages: &dyn MessageStore,
+    queue: &dyn JobQueue,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<usize, StoreError> {
+    let due = messages.due(now, batch).await?;
+    let mut published = 0;
+    for message_id in due {
+        match queue.publish(Job { message_id }).await {
+            Ok(()) => published += 1,
+            Err(error) => {
+                tracing::warn!(%message_id, %error, "sweeper could not publish; will try again next sweep");
+                break;
+            }
+        }
+    }
+    Ok(published)
+}
+
+/// Sweeps at once, then every `interval`, until `shutdown` turns true.
+pub async fn run_sweeper(
+    messages: Arc<dyn MessageStore>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const BATCH: u64 = 1000;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = ticker.tick() => {}
+        }
+        match sweep_once(messages.as_ref(), queue.as_ref(), clock.now(), BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(published = n, "sweeper republished due messages"),
+            Err(error) => tracing::warn!(%error, "sweep failed; will try again"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

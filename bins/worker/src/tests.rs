@@ -1,0 +1,324 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use domain::{EmailAddress, ManualClock, MessageStatus, UserId};
+use mailer::{MemoryMailer, MockMailer};
+use mockall::predicate::eq;
+use queue::EmbeddedQueue;
+use store::MockMessageStore;
+
+use super::*;
+
+const NOW: i64 = 1_700_000_000;
+
+fn owed(id: i64, attempts: u32) -> OwedMessage {
+    OwedMessage {
+        id: MessageId(id),
+        user_id: UserId(1),
+        kind: MessageKind::Confirm,
+        recipient: EmailAddress::parse("Someone@Example.com").unwrap(),
+        status: MessageStatus::Sending,
+        attempts,
+        created_at: DateTime::from_timestamp(NOW - 10, 0).unwrap(),
+    }
+}
+
+fn config() -> DeliveryConfig {
+    DeliveryConfig {
+        base_url: "http://127.0.0.1:5003/".into(),
+        token_max_age: 3600,
+        lease: TimeDelta::seconds(120),
+        retry: RetryPolicy::default(),
+    }
+}
+
+fn tokens() -> ConfirmationTokens {
+    ConfirmationTokens::new(&["test-secret"]).unwrap()
+}
+
+fn deliverer(messages: MockMessageStore, mailer: Arc<dyn Mailer>) -> Deliverer {
+    Deliverer::new(
+        Arc::new(messages),
+        mailer,
+        Templates::new(EMAIL_TEMPLATES, None),
+        tokens(),
+        Arc::new(ManualClock::at_unix(NOW)),
+        config(),
+    )
+}
+
+#[tokio::test]
+async fn sends_a_fresh_link_and_records_the_send() {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_claim()
+        .with(
+            eq(MessageId(7)),
+            eq(DateTime::from_timestamp(NOW, 0).unwrap()),
+            eq(TimeDelta::seconds(120)),
+        )
+        .times(1)
+        .returning(|_, _, _| Ok(Claim::Claimed(owed(7, 1))));
+    messages
+        .expect_mark_sent()
+        .withf(|id, provider, _| *id == MessageId(7) && provider.as_deref() == Some("memory-1"))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let mailer = Arc::new(MemoryMailer::new());
+    let d = deliverer(messages, mailer.clone());
+
+    let outcome = d
+        .handle(Job {
+            message_id: MessageId(7),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Sent {
+            provider_message_id: Some("memory-1".into())
+        }
+    );
+
+    let sent = mailer.messages();
+    assert_eq!(sent.len(), 1);
+    let email = &sent[0];
+    assert_eq!(email.to.as_str(), "Someone@example.com");
+    assert_eq!(email.subject, "Confirm Your Account");
+    let link = email.action_url.clone().unwrap();
+    let token = link
+        .strip_prefix("http://127.0.0.1:5003/confirm/")
+        .expect("link on BASE_URL without a double slash");
+    assert!(email.text.contains(&link));
+    assert!(email.text.contains("1 hour"));
+    assert!(
+        email
+            .html
+            .as_ref()
+            .unwrap()
+            .contains(&format!("href=\"{}", link.replace('/', "&#x2f;")))
+    );
+    let verified = tokens().check(token, Some(3600), NOW).unwrap();
+    assert_eq!(verified.payload, "Someone@example.com");
+    assert_eq!(verified.issued_at, NOW as u64);
+}
+
+#[tokio::test]
+async fn skips_without_sending_when_the_claim_fails() {
+    for claim in [Claim::AlreadySent, Claim::NotClaimable, Claim::Missing] {
+        let mut messages = MockMessageStore::new();
+        let c = claim.clone();
+        messages
+            .expect_claim()
+            .returning(move |_, _, _| Ok(c.clone()));
+        let mut mailer = MockMailer::new();
+        mailer.expect_send().never();
+        mailer.expect_provider().return_const("mock");
+        let d = deliverer(messages, Arc::new(mailer));
+        assert!(
+            matches!(
+                d.handle(Job {
+                    message_id: MessageId(1)
+                })
+                .await
+                .unwrap(),
+                Outcome::Skipped(_)
+            ),
+            "{claim:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn transient_failure_schedules_a_retry_within_the_backoff_window() {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_claim()
+        .returning(|_, _, _| Ok(Claim::Claimed(owed(3, 1))));
+    messages
+        .expect_mark_retry()
+        .withf(|id, error, at, now| {
+            let wait = *at - *now;
+            *id == MessageId(3)
+                && error.contains("421")
+                && wait >= TimeDelta::seconds(15)
+                && wait <= TimeDelta::seconds(30)
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut mailer = MockMailer::new();
+    mailer
+        .expect_send()
+        .times(1)
+        .returning(|_| Err(MailError::Transient("421 try later".into())));
+    mailer.expect_provider().return_const("mock");
+    let d = deliverer(messages, Arc::new(mailer));
+    assert!(matches!(
+        d.handle(Job {
+            message_id: MessageId(3)
+        })
+        .await
+        .unwrap(),
+        Outcome::Retrying { .. }
+    ));
+}
+
+#[tokio::test]
+async fn permanent_failure_or_last_attempt_goes_dead() {
+    for (attempts, error) in [
+        (1, MailError::Permanent("550 no such user".into())),
+        (10, MailError::Transient("timeout".into())),
+    ] {
+        let mut messages = MockMessageStore::new();
+        messages
+            .expect_claim()
+            .returning(move |_, _, _| Ok(Claim::Claimed(owed(4, attempts))));
+        messages
+            .expect_mark_dead()
+            .withf(|id, _, _| *id == MessageId(4))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        messages.expect_mark_retry().never();
+        let mut mailer = MockMailer::new();
+        let e = error.clone();
+        mailer
+            .expect_send()
+            .times(1)
+            .returning(move |_| Err(e.clone()));
+        mailer.expect_provider().return_const("mock");
+        let d = deliverer(messages, Arc::new(mailer));
+        assert!(
+            matches!(
+                d.handle(Job {
+                    message_id: MessageId(4)
+                })
+                .await
+                .unwrap(),
+                Outcome::Dead { .. }
+            ),
+            "{error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn store_failure_on_claim_is_an_error_and_sends_nothing() {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_claim()
+        .returning(|_, _, _| Err(StoreError::Corrupt("test".into())));
+    let mut mailer = MockMailer::new();
+    mailer.expect_send().never();
+    mailer.expect_provider().return_const("mock");
+    let d = deliverer(messages, Arc::new(mailer));
+    assert!(
+        d.handle(Job {
+            message_id: MessageId(1)
+        })
+        .await
+        .is_err()
+    );
+}
+
+#[test]
+fn retry_policy_backs_off_exponentially_with_a_cap_and_a_limit() {
+    let p = RetryPolicy {
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(600),
+        max_attempts: 6,
+    };
+    assert_eq!(p.next_delay(1, 1.0), Some(Duration::from_secs(30)));
+    assert_eq!(p.next_delay(1, 0.0), Some(Duration::from_secs(15)));
+    assert_eq!(p.next_delay(2, 1.0), Some(Duration::from_secs(60)));
+    assert_eq!(p.next_delay(3, 1.0), Some(Duration::from_secs(120)));
+    assert_eq!(p.next_delay(5, 1.0), Some(Duration::from_secs(480)));
+    assert_eq!(
+        p.next_delay(5, 2.0),
+        Some(Duration::from_secs(480)),
+        "jitter is clamped"
+    );
+    assert_eq!(p.next_delay(6, 1.0), None);
+    let big = RetryPolicy {
+        max_attempts: 1000,
+        ..p
+    };
+    assert_eq!(big.next_delay(200, 1.0), Some(Duration::from_secs(600)));
+
+    // The default spreads ten attempts over a few hours.
+    let d = RetryPolicy::default();
+    let total: Duration = (1..d.max_attempts)
+        .filter_map(|n| d.next_delay(n, 1.0))
+        .sum();
+    assert!(
+        total > Duration::from_secs(3 * 3600) && total < Duration::from_secs(6 * 3600),
+        "{total:?}"
+    );
+}
+
+#[test]
+fn human_durations() {
+    assert_eq!(human_duration(3600), "1 hour");
+    assert_eq!(human_duration(7200), "2 hours");
+    assert_eq!(human_duration(90 * 60), "90 minutes");
+    assert_eq!(human_duration(60), "1 minute");
+    assert_eq!(human_duration(45), "45 seconds");
+}
+
+#[tokio::test]
+async fn sweep_publishes_due_messages_and_stops_at_a_full_queue() {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_due()
+        .returning(|_, _| Ok(vec![MessageId(1), MessageId(2), MessageId(3)]));
+    let queue = EmbeddedQueue::with_capacity(2);
+    let now = DateTime::from_timestamp(NOW, 0).unwrap();
+    assert_eq!(sweep_once(&messages, &queue, now, 100).await.unwrap(), 2);
+    assert_eq!(queue.depth().await.unwrap(), 2);
+}
+
+// Paused time: the polling below advances the virtual clock only, no wall time passes.
+#[tokio::test(start_paused = true)]
+async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_claim()
+        .returning(|id, _, _| Ok(Claim::Claimed(owed(id.0, 1))));
+    messages
+        .expect_mark_sent()
+        .times(3)
+        .returning(|_, _, _| Ok(()));
+    let mailer = Arc::new(MemoryMailer::new());
+    let d = Arc::new(deliverer(messages, mailer.clone()));
+    let queue = Arc::new(EmbeddedQueue::new());
+    for n in 1..=3 {
+        queue
+            .publish(Job {
+                message_id: MessageId(n),
+            })
+            .await
+            .unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let config = RunConfig {
+        concurrency: 2,
+        drain_timeout: Duration::from_secs(5),
+        poll: Duration::from_millis(20),
+    };
+    let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
+    // Wait until all three were sent (event-driven: poll the mailer, bounded).
+    for _ in 0..500 {
+        if mailer.messages().len() == 3 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(mailer.messages().len(), 3);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("run stops on shutdown")
+        .unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}

@@ -1,0 +1,294 @@
+//! Email addresses: parsed once at the edge, trusted everywhere after.
+
+use std::fmt;
+
+/// Longest address SMTP can carry (RFC 5321 §4.5.3.1.3: a 256-octet path minus the brackets).
+pub const MAX_ADDRESS_LEN: usize = 254;
+/// Longest local part (RFC 5321 §4.5.3.1.1).
+pub const MAX_LOCAL_LEN: usize = 64;
+/// Longest domain label (RFC 1035).
+const MAX_LABEL_LEN: usize = 63;
+
+/// Why a string is not an address we accept. The messages are safe to show to the visitor:
+/// they never repeat the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("Please enter an email address.")]
+    Empty,
+    #[error("That email address is too long (at most 254 characters).")]
+    TooLong,
+    #[error("The part before the @ is too long (at most 64 characters).")]
+    LocalPartTooLong,
+    #[error("The email address contains a line break or another control character.")]
+    ControlCharacter,
+    #[error(
+        "Please enter just the address (like name@example.com), without a name or angle brackets."
+    )]
+    DisplayName,
+    #[error("The email address must contain exactly one @.")]
+    BadAt,
+    #[error("The part before the @ contains characters that are not allowed.")]
+    InvalidLocalPart,
+    #[error("The domain after the @ is not valid.")]
+    InvalidDomain,
+}
+
+/// A syntactically valid email address.
+///
+/// The local part is kept exactly as typed (some mail systems treat it case-sensitively, so we
+/// send to what the visitor typed); the domain is lower-cased and IDNA-encoded (punycode), so
+/// `Ünïcode@Bücher.Example` becomes `Ünïcode@xn--bcher-kva.example`... except that non-ASCII
+/// local parts are refused, since few providers accept SMTPUTF8. [`EmailAddress::key`] is the
+/// case-insensitive identity: `Case@Example.com` and `case@example.com` are one account.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress {
+    /// `local@domain`, local as typed, domain normalised.
+    address: String,
+    /// Byte offset of the `@` in `address`.
+    at: usize,
+}
+
+impl EmailAddress {
+    /// Parses and normalises an address typed by a person. This is the only way to get one.
+    pub fn parse(input: &str) -> Result<Self, EmailError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        // Reject before doing any work on absurd input; IDNA can only make a domain longer
+        // than its Unicode form, except for case folding, so this is a safe early bound.
+        if input.len() > MAX_ADDRESS_LEN * 4 {
+            return Err(EmailError::TooLong);
+        }
+        if input.chars().any(char::is_control) {
+            return Err(EmailError::ControlCharacter);
+        }
+        if input.contains(['<', '>']) || input.contains('"') {
+            return Err(EmailError::DisplayName);
+        }
+        let mut parts = input.split('@');
+        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(EmailError::BadAt);
+        };
+        if local.len() > MAX_LOCAL_LEN {
+            return Err(EmailError::LocalPartTooLong);
+        }
+        if !is_dot_atom(local) {
+            return Err(EmailError::InvalidLocalPart);
+        }
+        let domain = normalise_domain(domain)?;
+        let address = format!("{local}@{domain}");
+        if address.len() > MAX_ADDRESS_LEN {
+            return Err(EmailError::TooLong);
+        }
+        Ok(Self {
+            address,
+            at: local.len(),
+        })
+    }
+
+    /// The address to send to: local part as typed, domain normalised.
+    pub fn as_str(&self) -> &str {
+        &self.address
+    }
+
+    /// The local part, as typed.
+    pub fn local_part(&self) -> &str {
+        &self.address[..self.at]
+    }
+
+    /// The domain, lower-case ASCII (IDNA-encoded).
+    pub fn domain(&self) -> &str {
+        &self.address[self.at + 1..]
+    }
+
+    /// The case-insensitive identity of the account: the whole address in lower case.
+    pub fn key(&self) -> String {
+        self.address.to_ascii_lowercase()
+    }
+
+    /// A form safe for logs: first character of the local part, then `***@domain`.
+    pub fn masked(&self) -> String {
+        let first = self.local_part().chars().next().unwrap_or('*');
+        format!("{first}***@{}", self.domain())
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.address)
+    }
+}
+
+/// Debug output is masked so that an address never lands in a log through `{:?}`.
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EmailAddress").field(&self.masked()).finish()
+    }
+}
+
+impl AsRef<str> for EmailAddress {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// RFC 5322 `dot-atom-text` in ASCII: atoms of `atext` separated by single dots.
+fn is_dot_atom(local: &str) -> bool {
+    const SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+    !local.is_empty()
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || SPECIALS.contains(&b))
+        })
+}
+
+/// Lower-cases and IDNA-encodes a domain, then checks it is a plausible public host name.
+fn normalise_domain(domain: &str) -> Result<String, EmailError> {
+    if domain.is_empty() || domain.starts_with('[') {
+        // Address literals (`user@[192.0.2.1]`) are not accepted for sign-ups.
+        return Err(EmailError::InvalidDomain);
+    }
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?;
+    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii).to_owned();
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return Err(EmailError::InvalidDomain);
+    }
+    let label_ok = |label: &&str| {
+        !label.is_empty()
+            && label.len() <= MAX_LABEL_LEN
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !labels.iter().all(label_ok) {
+        return Err(EmailError::InvalidDomain);
+    }
+    // A top-level domain is never all digits; this refuses bare IPv4 addresses.
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(EmailError::InvalidDomain);
+    }
+    Ok(ascii)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn accepts_ordinary_addresses_and_trims() {
+        let a = ok("  michael@realpython.com \t");
+        assert_eq!(a.as_str(), "michael@realpython.com");
+        assert_eq!(a.local_part(), "michael");
+        assert_eq!(a.domain(), "realpython.com");
+        assert_eq!(
+            ok("a.b+tag!x@sub.example.co.uk").as_str(),
+            "a.b+tag!x@sub.example.co.uk"
+        );
+    }
+
+    #[test]
+    fn keeps_local_case_lowercases_domain_and_keys_case_insensitively() {
+        let a = ok("Mixed.Case+tag@Example.ORG");
+        assert_eq!(a.as_str(), "Mixed.Case+tag@example.org");
+        assert_eq!(a.key(), "mixed.case+tag@example.org");
+        assert_eq!(ok("Case@Example.com").key(), ok("case@example.com").key());
+        assert_ne!(ok("Case@Example.com"), ok("case@example.com"));
+    }
+
+    #[test]
+    fn idna_encodes_the_domain() {
+        let a = ok("user@Bücher.Example");
+        assert_eq!(a.domain(), "xn--bcher-kva.example");
+        assert_eq!(ok("user@xn--bcher-kva.example"), a);
+    }
+
+    #[test]
+    fn rejects_bad_shapes_with_specific_errors() {
+        use EmailError::*;
+        let cases: &[(&str, EmailError)] = &[
+            ("", Empty),
+            ("   ", Empty),
+            ("plainaddress", BadAt),
+            ("a@b@example.com", BadAt),
+            ("@example.com", InvalidLocalPart),
+            ("user@", InvalidDomain),
+            (".user@example.com", InvalidLocalPart),
+            ("user.@example.com", InvalidLocalPart),
+            ("us..er@example.com", InvalidLocalPart),
+            ("us er@example.com", InvalidLocalPart),
+            ("usér@example.com", InvalidLocalPart),
+            ("user@localhost", InvalidDomain),
+            ("user@-example.com", InvalidDomain),
+            ("user@exa_mple.com", InvalidDomain),
+            ("user@example..com", InvalidDomain),
+            ("user@[192.0.2.1]", InvalidDomain),
+            ("user@192.0.2.1", InvalidDomain),
+            ("Joe <joe@example.com>", DisplayName),
+            ("<joe@example.com>", DisplayName),
+            ("\"joe\"@example.com", DisplayName),
+            (
+                "joe@example.com\r\nBcc: victim@example.com",
+                ControlCharacter,
+            ),
+            ("joe\n@example.com", ControlCharacter),
+            ("jo\u{0}e@example.com", ControlCharacter),
+            ("jo\u{85}e@example.com", ControlCharacter),
+        ];
+        for (input, want) in cases {
+            assert_eq!(EmailAddress::parse(input), Err(*want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn enforces_rfc_5321_lengths() {
+        let local64 = "a".repeat(64);
+        assert!(EmailAddress::parse(&format!("{local64}@example.com")).is_ok());
+        assert_eq!(
+            EmailAddress::parse(&format!("{}@example.com", "a".repeat(65))),
+            Err(EmailError::LocalPartTooLong)
+        );
+        // 254 octets exactly: 64 + 1 + 189.
+        let domain189 = format!(
+            "{}.{}.{}.com",
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
+        assert_eq!(domain189.len(), 189);
+        let max = format!("{local64}@{domain189}");
+        assert_eq!(max.len(), 254);
+        assert!(EmailAddress::parse(&max).is_ok());
+        let over = format!("{local64}@e.{domain189}");
+        assert_eq!(EmailAddress::parse(&over), Err(EmailError::TooLong));
+        assert_eq!(
+            EmailAddress::parse(&"x".repeat(100_000)),
+            Err(EmailError::TooLong)
+        );
+    }
+
+    #[test]
+    fn error_messages_never_echo_input() {
+        let err = EmailAddress::parse("<script>@example.com").unwrap_err();
+        assert!(!err.to_string().contains("script"));
+    }
+
+    #[test]
+    fn debug_and_masked_hide_the_address() {
+        let a = ok("secret.person@example.com");
+        assert_eq!(a.masked(), "s***@example.com");
+        assert!(!format!("{a:?}").contains("secret.person"));
+    }
+}

@@ -1,0 +1,163 @@
+//! RFC 5322 message building, shared by the transports that speak MIME (file, SMTP).
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+
+use crate::{MailError, Message};
+
+/// The From mailbox and the domain used in our Message-IDs.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    mailbox: Mailbox,
+}
+
+/// A From address that cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "invalid sender address (MAIL_FROM): expected `name@example.com` or `Name <name@example.com>`"
+)]
+pub struct SenderError;
+
+impl Sender {
+    /// Parses `name@example.com` or `Display Name <name@example.com>`.
+    pub fn parse(from: &str) -> Result<Self, SenderError> {
+        let mailbox: Mailbox = from.trim().parse().map_err(|_| SenderError)?;
+        Ok(Self { mailbox })
+    }
+
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    /// The bare address, as SES wants it in `FromEmailAddress`.
+    pub fn to_header_value(&self) -> String {
+        self.mailbox.to_string()
+    }
+
+    /// A fresh globally unique Message-ID on the sender's domain.
+    pub fn new_message_id(&self) -> String {
+        format!(
+            "<{}@{}>",
+            uuid::Uuid::new_v4().simple(),
+            self.mailbox.email.domain()
+        )
+    }
+}
+
+/// Builds the RFC 5322 form of a message: multipart/alternative text + HTML when there is HTML,
+/// with our own Message-ID (returned alongside the bytes' structure).
+pub fn build_mime(
+    sender: &Sender,
+    message: &Message,
+    message_id: &str,
+) -> Result<lettre::Message, MailError> {
+    let to = lettre::Address::new(message.to.local_part(), message.to.domain()).map_err(|e| {
+        MailError::Permanent(format!("recipient rejected by the MIME builder: {e}"))
+    })?;
+    let builder = lettre::Message::builder()
+        .from(sender.mailbox().clone())
+        .to(Mailbox::new(None, to))
+        .subject(message.subject.clone())
+        .message_id(Some(message_id.to_owned()));
+    let plain = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(readable_body(&message.text));
+    let built = match &message.html {
+        Some(html) => builder.multipart(
+            MultiPart::alternative().singlepart(plain).singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(readable_body(html)),
+            ),
+        ),
+        None => builder.singlepart(plain),
+    };
+    built.map_err(|e| MailError::Permanent(format!("could not build the message: {e}")))
+}
+
+/// Plain 7bit when RFC 5322 allows it (ASCII without NUL or bare CR, lines of at most 998
+/// octets), so links stay whole and clickable even in a raw `.eml`; lettre's own chooser would
+/// switch to quoted-printable past 76 characters and break them across lines. Anything else is
+/// left to lettre (quoted-printable or base64).
+fn readable_body(content: &str) -> Body {
+    let seven_bit = content.is_ascii()
+        && !content.contains(['\0', '\r'])
+        && content.split('\n').all(|line| line.len() <= 998);
+    if seven_bit {
+        let crlf = content.replace('\n', "\r\n");
+        return Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit);
+    }
+    Body::new(content.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::EmailAddress;
+
+    use super::*;
+
+    #[test]
+    fn builds_multipart_alternative_with_our_message_id() {
+        let sender = Sender::parse("Confirm Bot <no-reply@example.com>").unwrap();
+        let id = sender.new_message_id();
+        assert!(id.starts_with('<') && id.ends_with("@example.com>"));
+        let msg = Message {
+            to: EmailAddress::parse("User@Example.com").unwrap(),
+            subject: "Confirm Your Account".into(),
+            text: "Hello\nhttp://x/confirm/abc\n".into(),
+            html: Some("<p>Hello</p>".into()),
+            action_url: None,
+        };
+        let bytes = String::from_utf8(build_mime(&sender, &msg, &id).unwrap().formatted()).unwrap();
+        assert!(bytes.contains("To: User@example.com"), "{bytes}");
+        assert!(
+            bytes.contains("From: \"Confirm Bot\" <no-reply@example.com>"),
+            "{bytes}"
+        );
+        assert!(bytes.contains(&format!("Message-ID: {id}")), "{bytes}");
+        assert!(bytes.contains("multipart/alternative"));
+        assert!(bytes.contains("Content-Type: text/plain; charset=utf-8"));
+        assert!(bytes.contains("Content-Type: text/html; charset=utf-8"));
+        assert!(bytes.contains("http://x/confirm/abc"));
+    }
+
+    #[test]
+    fn long_ascii_lines_stay_whole_and_non_ascii_is_encoded() {
+        let sender = Sender::parse("no-reply@example.com").unwrap();
+        let link = format!("http://127.0.0.1:5003/confirm/{}", "A".repeat(120));
+        let msg = Message {
+            to: EmailAddress::parse("u@example.com").unwrap(),
+            subject: "S".into(),
+            text: format!("Click:\n{link}\n"),
+            html: Some(format!("<a href=\"{link}\">x</a>")),
+            action_url: None,
+        };
+        let bytes = String::from_utf8(
+            build_mime(&sender, &msg, "<id@example.com>")
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert_eq!(bytes.matches(&link).count(), 2, "{bytes}");
+        assert!(bytes.contains("Content-Transfer-Encoding: 7bit"));
+
+        let msg = Message {
+            text: "Grüße".into(),
+            html: None,
+            ..msg
+        };
+        let bytes = String::from_utf8(
+            build_mime(&sender, &msg, "<id@example.com>")
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert!(!bytes.contains("Grüße"), "non-ASCII is transfer-encoded");
+    }
+
+    #[test]
+    fn rejects_bad_sender() {
+        assert!(Sender::parse("not an address").is_err());
+        assert!(Sender::parse("").is_err());
+    }
+}

@@ -1,0 +1,58 @@
+#![doc = include_str!("../README.md")]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::MessageId;
+use serde::{Deserialize, Serialize};
+
+mod embedded;
+
+pub use embedded::EmbeddedQueue;
+
+/// One unit of work: "send owed message N". The message row in the database says what to send;
+/// the job only points at it, so a lost job loses nothing (the sweeper republishes the row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Job {
+    pub message_id: MessageId,
+}
+
+/// A job handed to a consumer, to be acknowledged once handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub job: Job,
+    /// Opaque handle the queue needs to acknowledge this delivery.
+    pub receipt: String,
+}
+
+/// Why the queue could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue holds as many jobs as it may; the job was NOT enqueued.
+    #[error("queue is full ({0} jobs)")]
+    Full(usize),
+    /// The queue was closed (the process is shutting down).
+    #[error("queue is closed")]
+    Closed,
+    /// The transport failed (connection refused, timeout, protocol error).
+    #[error("queue transport error: {0}")]
+    Transport(String),
+}
+
+/// A job queue with at-least-once delivery: a delivery that is never acknowledged may be handed
+/// out again. Publishing returns `Ok` only when the job was really enqueued.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait JobQueue: Send + Sync + std::fmt::Debug {
+    /// Enqueues a job.
+    async fn publish(&self, job: Job) -> Result<(), QueueError>;
+
+    /// Waits up to `wait` for a job; `Ok(None)` when none arrived in time.
+    async fn receive(&self, wait: Duration) -> Result<Option<Delivery>, QueueError>;
+
+    /// Acknowledges a delivery: it will not be handed out again.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Number of jobs waiting (not counting ones handed out and not yet acknowledged).
+    async fn depth(&self) -> Result<u64, QueueError>;
+}

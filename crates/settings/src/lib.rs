@@ -1,0 +1,272 @@
+#![doc = include_str!("../README.md")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use domain::ConfirmationTokens;
+use mailer::{FileMailer, Mailer, Sender};
+use queue::{EmbeddedQueue, JobQueue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use store::SeaStore;
+
+pub mod telemetry;
+
+/// The defaults, compiled in so the binaries run from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Used in `local` when no SECRET_KEY is set. Never accepted in production.
+pub const DEVELOPMENT_SECRET_KEY: &str = "development-only-secret-key-do-not-use-in-production";
+
+/// The shortest SECRET_KEY production accepts.
+pub const MIN_SECRET_KEY_LEN: usize = 32;
+
+const DEFAULT_MAIL_FROM: &str = "Confirmation Service <no-reply@example.com>";
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error(
+        "the database at DATABASE_URL is not migrated ({0} pending migration(s)); run `server migrate` first"
+    )]
+    NotMigrated(usize),
+}
+
+/// Where the service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppEnv {
+    Local,
+    Production,
+}
+
+/// How email leaves the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailerKind {
+    File,
+    Smtp,
+    Ses,
+}
+
+/// Every setting, from `config/default.toml`, then `config/<APP_ENV>.toml` (optional), then
+/// environment variables. See the configuration reference in the README.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub listen_addr: String,
+    pub base_url: String,
+    pub database_url: SecretString,
+    pub redis_url: Option<SecretString>,
+    pub secret_key: Option<SecretString>,
+    /// Older keys, comma-separated, oldest first; they verify links but never sign.
+    pub secret_key_fallbacks: SecretString,
+    pub token_max_age: u64,
+    pub mailer: MailerKind,
+    pub mail_from: Option<String>,
+    pub ses_email_source: Option<String>,
+    pub ses_region: Option<String>,
+    pub mail_file_dir: PathBuf,
+    pub show_users: Option<bool>,
+    pub template_dir: Option<PathBuf>,
+    pub worker_concurrency: usize,
+}
+
+/// The keys to sign and verify links with, and whether the development key is in use.
+#[derive(Debug)]
+pub struct SigningKeys {
+    pub tokens: ConfirmationTokens,
+    pub using_development_key: bool,
+}
+
+impl Settings {
+    /// Loads from the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_from(std::env::vars().collect())
+    }
+
+    /// Loads from the given environment variables (tests pass their own).
+    pub fn load_from(env: HashMap<String, String>) -> Result<Self, SettingsError> {
+        // Empty variables count as unset, so `SECRET_KEY=` in a compose file means "none".
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let app_env = env
+            .get("APP_ENV")
+            .map(|v| v.to_ascii_lowercase())
+            .unwrap_or_else(|| "local".to_owned());
+        if !matches!(app_env.as_str(), "local" | "production") {
+            return Err(SettingsError::Invalid(format!(
+                "APP_ENV must be `local` or `production`, not {app_env:?}"
+            )));
+        }
+        let settings: Self = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::with_name(&format!("config/{app_env}")).required(false))
+            .add_source(config::Environment::default().source(Some(env)))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |msg: String| Err(SettingsError::Invalid(msg));
+        if self.listen_addr.parse::<SocketAddr>().is_err() {
+            return invalid(format!(
+                "LISTEN_ADDR {:?} is not an address like 127.0.0.1:5003",
+                self.listen_addr
+            ));
+        }
+        let base = &self.base_url;
+        if !(base.starts_with("http://") || base.starts_with("https://"))
+            || base.contains(['?', '#', ' '])
+        {
+            return invalid(format!(
+                "BASE_URL {base:?} must be an http(s) URL without query or fragment"
+            ));
+        }
+        if self.token_max_age == 0 {
+            return invalid("TOKEN_MAX_AGE must be at least 1 second".into());
+        }
+        if self.worker_concurrency == 0 || self.worker_concurrency > 1024 {
+            return invalid("WORKER_CONCURRENCY must be between 1 and 1024".into());
+        }
+        self.sender()?;
+        self.signing_keys()?;
+        Ok(())
+    }
+
+    /// Whether the home page lists registered users.
+    pub fn show_users(&self) -> bool {
+        self.show_users.unwrap_or(self.app_env == AppEnv::Local)
+    }
+
+    /// The From mailbox: MAIL_FROM, else the tutorial's SES_EMAIL_SOURCE, else a placeholder.
+    pub fn sender(&self) -> Result<Sender, SettingsError> {
+        let from = self
+            .mail_from
+            .as_deref()
+            .or(self.ses_email_source.as_deref())
+            .unwrap_or(DEFAULT_MAIL_FROM);
+        Sender::parse(from).map_err(|e| SettingsError::Invalid(e.to_string()))
+    }
+
+    /// The confirmation-token codec: fallbacks (oldest first) verify, SECRET_KEY signs.
+    ///
+    /// In production a missing or short SECRET_KEY is an error; in local the development key
+    /// is used (the caller should warn).
+    pub fn signing_keys(&self) -> Result<SigningKeys, SettingsError> {
+        let (keys, using_development_key) = self.secret_keys()?;
+        let raw: Vec<&str> = keys.iter().map(|k| k.expose_secret()).collect();
+        let tokens =
+            ConfirmationTokens::new(&raw).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        Ok(SigningKeys {
+            tokens,
+            using_development_key,
+        })
+    }
+
+    /// The raw key list, oldest first (SECRET_KEY_FALLBACKS, then SECRET_KEY), and whether the
+    /// development key stands in for a missing SECRET_KEY. Same rules as [`Self::signing_keys`].
+    pub fn secret_keys(&self) -> Result<(Vec<SecretString>, bool), SettingsError> {
+        let primary = self
+            .secret_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned());
+        let (primary, using_development_key) = match (primary, self.app_env) {
+            (Some(key), AppEnv::Production) if key.chars().count() < MIN_SECRET_KEY_LEN => {
+                return Err(SettingsError::Invalid(format!(
+                    "SECRET_KEY is too short for production: use at least {MIN_SECRET_KEY_LEN} random characters \
+                     (keep an old short key in SECRET_KEY_FALLBACKS so links already sent keep working)"
+                )));
+            }
+            (Some(key), _) => (key, false),
+            (None, AppEnv::Production) => {
+                return Err(SettingsError::Invalid(format!(
+                    "SECRET_KEY is required when APP_ENV=production (at least {MIN_SECRET_KEY_LEN} random characters)"
+                )));
+            }
+            (None, AppEnv::Local) => (DEVELOPMENT_SECRET_KEY.to_owned(), true),
+        };
+        let mut keys: Vec<SecretString> = self
+            .secret_key_fallbacks
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(SecretString::from)
+            .collect();
+        keys.push(SecretString::from(primary));
+        Ok((keys, using_development_key))
+    }
+
+    /// Connects to DATABASE_URL. SQLite (the embedded default) is migrated on the spot;
+    /// PostgreSQL must have been migrated with `server migrate`.
+    pub async fn connect_store(&self) -> Result<SeaStore, SettingsError> {
+        let store = SeaStore::connect(self.database_url.expose_secret()).await?;
+        if store.is_sqlite() {
+            store.migrate().await?;
+        } else {
+            let pending = store.pending_migrations().await?;
+            if !pending.is_empty() {
+                return Err(SettingsError::NotMigrated(pending.len()));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Connects to DATABASE_URL without checking migrations (for `server migrate`).
+    pub async fn connect_store_unchecked(&self) -> Result<SeaStore, SettingsError> {
+        Ok(SeaStore::connect(self.database_url.expose_secret()).await?)
+    }
+
+    /// The mailer MAILER selects.
+    pub fn build_mailer(&self) -> Result<Arc<dyn Mailer>, SettingsError> {
+        match self.mailer {
+            MailerKind::File => Ok(Arc::new(FileMailer::new(
+                &self.mail_file_dir,
+                self.sender()?,
+            ))),
+            MailerKind::Smtp | MailerKind::Ses => Err(SettingsError::Invalid(format!(
+                "MAILER={} is not available in this version; use MAILER=file",
+                if self.mailer == MailerKind::Smtp {
+                    "smtp"
+                } else {
+                    "ses"
+                }
+            ))),
+        }
+    }
+
+    /// Whether delivery runs inside `server` (no REDIS_URL) or in a separate `worker`.
+    pub fn embedded_queue(&self) -> bool {
+        self.redis_url.is_none()
+    }
+
+    /// The queue REDIS_URL selects; `None` means the embedded queue.
+    pub fn build_queue(&self) -> Result<Arc<dyn JobQueue>, SettingsError> {
+        match &self.redis_url {
+            None => Ok(Arc::new(EmbeddedQueue::new())),
+            Some(_) => Err(SettingsError::Invalid(
+                "REDIS_URL is set, but this version has only the embedded queue; unset REDIS_URL"
+                    .into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,5 @@
+//! SeaORM entities for the tables created by the `migration` crate. Private to this crate: the
+//! rest of the service sees only domain types.
+
+pub(crate) mod email_message;
+pub(crate) mod user;

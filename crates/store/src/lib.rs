@@ -1,0 +1,123 @@
+#![doc = include_str!("../README.md")]
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{EmailAddress, MessageId, OwedMessage, User};
+
+mod entities;
+mod sea;
+
+pub use sea::SeaStore;
+
+/// What went wrong talking to the database. Never shown to visitors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// A row holds something this version cannot read (an unknown status, a bad address).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The result of a registration attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// A new user and the confirmation email owed to them were committed together.
+    Created { user: User, message: MessageId },
+    /// An account with the same (case-insensitive) address exists; nothing was written.
+    AlreadyRegistered,
+}
+
+/// The result of confirming an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    Confirmed,
+    AlreadyConfirmed,
+    /// No user has this address (never registered, or deleted).
+    NotFound,
+}
+
+/// Users: registration, lookup, confirmation.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait UserStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new user and a `queued` confirmation message for them in one transaction.
+    /// If the address's key is taken, writes nothing and returns `AlreadyRegistered`.
+    async fn register(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Registration, StoreError>;
+
+    /// The user whose address has the same key, if any.
+    async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
+
+    /// Marks the user with this address confirmed (atomically: two concurrent clicks give one
+    /// `Confirmed` and one `AlreadyConfirmed`).
+    async fn confirm(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<ConfirmOutcome, StoreError>;
+
+    /// The newest users first, at most `limit`.
+    async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError>;
+}
+
+/// The result of trying to claim an owed message for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the message until `now + lease` and must send it, then record the outcome.
+    Claimed(OwedMessage),
+    /// Already sent: acknowledge the job and do nothing.
+    AlreadySent,
+    /// Dead, not yet due for a retry, or leased by another worker: acknowledge and leave it to
+    /// the sweeper.
+    NotClaimable,
+    /// No such message (its user was deleted).
+    Missing,
+}
+
+/// Owed email messages (the outbox): the database is the record of what is owed.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MessageStore: Send + Sync + std::fmt::Debug {
+    /// Compare-and-set to `sending` with a lease, counting one more attempt. Succeeds only for a
+    /// message that is `queued`, `retrying` with its next attempt time reached, or `sending`
+    /// with an expired lease.
+    async fn claim(
+        &self,
+        id: MessageId,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Claim, StoreError>;
+
+    /// Records a successful send (and sets the user's `email_sent`), in one transaction.
+    async fn mark_sent(
+        &self,
+        id: MessageId,
+        provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a transient failure; the message becomes due again at `retry_at`.
+    async fn mark_retry(
+        &self,
+        id: MessageId,
+        error: String,
+        retry_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a permanent failure (or exhausted retries); the message stops.
+    async fn mark_dead(
+        &self,
+        id: MessageId,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Messages that should be (re)published now, oldest due first: `queued` or `retrying` whose
+    /// next attempt time has come, and `sending` whose lease has expired.
+    async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<MessageId>, StoreError>;
+}

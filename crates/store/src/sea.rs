@@ -1,0 +1,703 @@
+//! The SeaORM adapter: [`UserStore`] and [`MessageStore`] on PostgreSQL or SQLite.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use domain::{EmailAddress, MessageId, MessageKind, MessageStatus, OwedMessage, User, UserId};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection,
+    DatabaseConnectionType, DatabaseTransaction, DbBackend, DbErr, EntityTrait, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Set, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+use crate::entities::{email_message, user};
+use crate::{Claim, ConfirmOutcome, MessageStore, Registration, StoreError, UserStore};
+
+/// How long SQLite waits for another connection's write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pool size for a SQLite file (one writer at a time anyway; WAL lets readers run alongside).
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// Pool size for PostgreSQL.
+const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// How long to wait for a connection (new or from the pool) before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `last_error` is cut to this many characters.
+const MAX_ERROR_CHARS: usize = 1000;
+
+/// [`UserStore`] and [`MessageStore`] over a SeaORM connection pool (PostgreSQL or SQLite).
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct SeaStore {
+    db: DatabaseConnection,
+}
+
+/// Never prints the connection (its options may hold the URL, and the URL a password).
+impl fmt::Debug for SeaStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeaStore")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SeaORM quotes the whole connection string in some errors (a URL it cannot parse, or one
+/// without a driver); the URL may hold a password, so such an error is rewritten without it.
+fn redact_url(err: DbErr, url: &str) -> DbErr {
+    let message = err.to_string();
+    if url.is_empty() || !message.contains(url) {
+        return err;
+    }
+    DbErr::Conn(RuntimeErr::Internal(message.replace(url, "<database URL>")))
+}
+
+/// Where a SQLite URL points.
+#[derive(Debug, PartialEq, Eq)]
+enum SqliteTarget {
+    Memory,
+    File(PathBuf),
+}
+
+/// Reads the target of a `sqlite:` URL, or `None` for any other scheme.
+fn sqlite_target(url: &str) -> Option<SqliteTarget> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (rest, ""),
+    };
+    let in_memory = path.is_empty()
+        || path == ":memory:"
+        || query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("mode=memory"));
+    Some(if in_memory {
+        SqliteTarget::Memory
+    } else {
+        SqliteTarget::File(PathBuf::from(path))
+    })
+}
+
+impl SeaStore {
+    /// Connects to `postgres://…` or `sqlite://…` (e.g. `sqlite://var/app.db?mode=rwc` or
+    /// `sqlite::memory:`).
+    ///
+    /// For a SQLite file, the parent directory is created if missing (the file itself is created
+    /// only if the URL says `mode=rwc`), and every connection enables foreign keys, the WAL
+    /// journal and a 5 s busy timeout. An in-memory SQLite database lives in its single
+    /// connection, which is therefore never recycled.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        match sqlite_target(url) {
+            Some(SqliteTarget::Memory) => {
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.foreign_keys(true).busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    });
+            }
+            Some(SqliteTarget::File(path)) => {
+                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        DbErr::Custom(format!(
+                            "cannot create the directory {} for the SQLite database: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                options
+                    .max_connections(SQLITE_MAX_CONNECTIONS)
+                    .map_sqlx_sqlite_opts(|o| {
+                        o.foreign_keys(true)
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
+                            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    });
+            }
+            None => {
+                options.max_connections(POSTGRES_MAX_CONNECTIONS);
+            }
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(|e| redact_url(e, url))?;
+        Ok(Self::new(db))
+    }
+
+    /// Wraps an existing connection (which should have been opened with the settings of
+    /// [`SeaStore::connect`]). Note that SeaORM panics when building a query for a
+    /// `DatabaseConnection::default()` (disconnected) connection, so pass a connected one.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The underlying connection, for health checks, tests and one-off SQL.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Whether this store talks to SQLite (otherwise PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.backend() == Some(DbBackend::Sqlite)
+    }
+
+    /// The backend, or `None` for a disconnected connection. (Unlike
+    /// `DatabaseConnection::get_database_backend`, this never panics.)
+    fn backend(&self) -> Option<DbBackend> {
+        match &self.db.inner {
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => Some(DbBackend::Postgres),
+            DatabaseConnectionType::SqlxSqlitePoolConnection(_) => Some(DbBackend::Sqlite),
+            _ => None,
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The names of the migrations not yet applied, oldest first. Does not write anything (not
+    /// even the migrations table).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Migrator::get_pending_migrations_read_only(&self.db)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting up to the busy timeout, so that it cannot fail half-way when
+    /// upgrading a read to a write.
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+}
+
+/// Timestamps are stored to the microsecond (PostgreSQL's precision), on every backend alike.
+fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// Cuts `s` to at most `max` characters.
+fn truncate_chars(mut s: String, max: usize) -> String {
+    if let Some((end, _)) = s.char_indices().nth(max) {
+        s.truncate(end);
+    }
+    s
+}
+
+fn user_from_model(m: user::Model) -> Result<User, StoreError> {
+    let email = EmailAddress::parse(&m.email)
+        .map_err(|_| StoreError::Corrupt(format!("user {} has an invalid email address", m.id)))?;
+    Ok(User {
+        id: UserId(m.id),
+        email,
+        confirmed: m.confirmed,
+        email_sent: m.email_sent,
+        registered_on: m.registered_on,
+        confirmed_on: m.confirmed_on,
+    })
+}
+
+fn parse_status(id: i64, status: &str) -> Result<MessageStatus, StoreError> {
+    MessageStatus::from_str(status)
+        .map_err(|e| StoreError::Corrupt(format!("email message {id}: {e}")))
+}
+
+fn message_from_model(m: email_message::Model) -> Result<OwedMessage, StoreError> {
+    let recipient = EmailAddress::parse(&m.recipient).map_err(|_| {
+        StoreError::Corrupt(format!("email message {} has an invalid recipient", m.id))
+    })?;
+    let kind = MessageKind::from_str(&m.kind)
+        .map_err(|e| StoreError::Corrupt(format!("email message {}: {e}", m.id)))?;
+    let status = parse_status(m.id, &m.status)?;
+    let attempts = u32::try_from(m.attempts).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "email message {} has a negative attempt count",
+            m.id
+        ))
+    })?;
+    Ok(OwedMessage {
+        id: MessageId(m.id),
+        user_id: UserId(m.user_id),
+        kind,
+        recipient,
+        status,
+        attempts,
+        created_at: m.created_at,
+    })
+}
+
+fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Rolls back, ignoring failure: used on paths that already have an answer or an error, where
+/// the transaction would be rolled back on drop anyway.
+async fn abandon(txn: DatabaseTransaction) {
+    if let Err(e) = txn.rollback().await {
+        tracing::debug!(error = %e, "rollback failed");
+    }
+}
+
+/// The condition under which a message may be claimed at `now`: `queued` (whatever its next
+/// attempt time), `retrying` with its next attempt time reached, or `sending` with an expired
+/// lease.
+fn claimable_at(now: DateTime<Utc>) -> Condition {
+    use email_message::Column;
+    Condition::any()
+        .add(Column::Status.eq(MessageStatus::Queued.as_str()))
+        .add(
+            Condition::all()
+                .add(Column::Status.eq(MessageStatus::Retrying.as_str()))
+                .add(Column::NextAttemptAt.lte(now)),
+        )
+        .add(lease_expired_at(now))
+}
+
+/// The condition under which a message is due for (re)publishing at `now`: `queued` or
+/// `retrying` with its next attempt time reached, or `sending` with an expired lease.
+fn due_at(now: DateTime<Utc>) -> Condition {
+    use email_message::Column;
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(Column::Status.is_in([
+                    MessageStatus::Queued.as_str(),
+                    MessageStatus::Retrying.as_str(),
+                ]))
+                .add(Column::NextAttemptAt.lte(now)),
+        )
+        .add(lease_expired_at(now))
+}
+
+fn lease_expired_at(now: DateTime<Utc>) -> Condition {
+    use email_message::Column;
+    Condition::all()
+        .add(Column::Status.eq(MessageStatus::Sending.as_str()))
+        .add(Column::LeaseUntil.lte(now))
+}
+
+#[async_trait]
+impl UserStore for SeaStore {
+    async fn register(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Registration, StoreError> {
+        let now = ts(now);
+        let key = email.key();
+        let txn = self.begin_write().await?;
+
+        let existing = user::Entity::find()
+            .filter(user::Column::EmailKey.eq(key.as_str()))
+            .one(&txn)
+            .await;
+        match existing {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                abandon(txn).await;
+                return Ok(Registration::AlreadyRegistered);
+            }
+            Err(e) => {
+                abandon(txn).await;
+                return Err(e.into());
+            }
+        }
+
+        let inserted = user::ActiveModel {
+            id: NotSet,
+            email: Set(email.as_str().to_owned()),
+            email_key: Set(key),
+            confirmed: Set(false),
+            email_sent: Set(false),
+            registered_on: Set(now),
+            confirmed_on: Set(None),
+        }
+        .insert(&txn)
+        .await;
+        let user_row = match inserted {
+            Ok(row) => row,
+            // Someone registered the same address between our check and our insert.
+            Err(e) if is_unique_violation(&e) => {
+                abandon(txn).await;
+                return Ok(Registration::AlreadyRegistered);
+            }
+            Err(e) => {
+                abandon(txn).await;
+                return Err(e.into());
+            }
+        };
+
+        let message = email_message::ActiveModel {
+            id: NotSet,
+            user_id: Set(user_row.id),
+            kind: Set(MessageKind::Confirm.as_str().to_owned()),
+            recipient: Set(email.as_str().to_owned()),
+            status: Set(MessageStatus::Queued.as_str().to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            lease_until: Set(None),
+            last_error: Set(None),
+            provider_message_id: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            sent_at: Set(None),
+        }
+        .insert(&txn)
+        .await;
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                abandon(txn).await;
+                return Err(e.into());
+            }
+        };
+
+        let user = user_from_model(user_row)?;
+        txn.commit().await?;
+        tracing::debug!(user = %user.id, message = message.id, email = %email.masked(), "registered");
+        Ok(Registration::Created {
+            user,
+            message: MessageId(message.id),
+        })
+    }
+
+    async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        user::Entity::find()
+            .filter(user::Column::EmailKey.eq(email.key()))
+            .one(&self.db)
+            .await?
+            .map(user_from_model)
+            .transpose()
+    }
+
+    async fn confirm(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<ConfirmOutcome, StoreError> {
+        let key = email.key();
+        let result = user::Entity::update_many()
+            .col_expr(user::Column::Confirmed, Expr::value(true))
+            .col_expr(user::Column::ConfirmedOn, Expr::value(ts(now)))
+            .filter(user::Column::EmailKey.eq(key.as_str()))
+            .filter(user::Column::Confirmed.eq(false))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected > 0 {
+            return Ok(ConfirmOutcome::Confirmed);
+        }
+        let exists = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::EmailKey.eq(key))
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?;
+        Ok(match exists {
+            Some(_) => ConfirmOutcome::AlreadyConfirmed,
+            None => ConfirmOutcome::NotFound,
+        })
+    }
+
+    async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {
+        user::Entity::find()
+            .order_by_desc(user::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(user_from_model)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl MessageStore for SeaStore {
+    async fn claim(
+        &self,
+        id: MessageId,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Claim, StoreError> {
+        let now = ts(now);
+        let lease_until = ts(now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC));
+        // In a transaction so that the row read back is the one this claim wrote.
+        let txn = self.begin_write().await?;
+        match claim_in(&txn, id, now, lease_until).await {
+            Ok(claim) => {
+                txn.commit().await?;
+                if let Claim::Claimed(m) = &claim {
+                    tracing::debug!(message = %m.id, attempts = m.attempts, %lease_until, "claimed");
+                }
+                Ok(claim)
+            }
+            Err(e) => {
+                abandon(txn).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn mark_sent(
+        &self,
+        id: MessageId,
+        provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use email_message::Column;
+        let now = ts(now);
+        let txn = self.begin_write().await?;
+        let result = async {
+            let user_id = email_message::Entity::find_by_id(id.0)
+                .select_only()
+                .column(Column::UserId)
+                .into_tuple::<i64>()
+                .one(&txn)
+                .await?;
+            let Some(user_id) = user_id else {
+                tracing::warn!(message = %id, "mark_sent for a message that no longer exists");
+                return Ok::<(), DbErr>(());
+            };
+            email_message::Entity::update_many()
+                .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
+                .col_expr(Column::SentAt, Expr::value(now))
+                .col_expr(Column::ProviderMessageId, Expr::value(provider_message_id))
+                .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::Id.eq(id.0))
+                .exec(&txn)
+                .await?;
+            user::Entity::update_many()
+                .col_expr(user::Column::EmailSent, Expr::value(true))
+                .filter(user::Column::Id.eq(user_id))
+                .exec(&txn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(txn.commit().await?),
+            Err(e) => {
+                abandon(txn).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn mark_retry(
+        &self,
+        id: MessageId,
+        error: String,
+        retry_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use email_message::Column;
+        let now = ts(now);
+        let result = email_message::Entity::update_many()
+            .col_expr(
+                Column::Status,
+                Expr::value(MessageStatus::Retrying.as_str()),
+            )
+            .col_expr(Column::NextAttemptAt, Expr::value(ts(retry_at)))
+            .col_expr(
+                Column::LastError,
+                Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
+            )
+            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(id.0))
+            // A late failure report never undoes a send recorded by another worker.
+            .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            tracing::warn!(message = %id, "mark_retry changed nothing (message sent or gone)");
+        }
+        Ok(())
+    }
+
+    async fn mark_dead(
+        &self,
+        id: MessageId,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use email_message::Column;
+        let now = ts(now);
+        let result = email_message::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(MessageStatus::Dead.as_str()))
+            .col_expr(
+                Column::LastError,
+                Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
+            )
+            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(id.0))
+            // A late failure report never undoes a send recorded by another worker.
+            .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            tracing::warn!(message = %id, "mark_dead changed nothing (message sent or gone)");
+        }
+        Ok(())
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<MessageId>, StoreError> {
+        use email_message::Column;
+        let ids = email_message::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(due_at(ts(now)))
+            .order_by_asc(Column::NextAttemptAt)
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .into_tuple::<i64>()
+            .all(&self.db)
+            .await?;
+        Ok(ids.into_iter().map(MessageId).collect())
+    }
+}
+
+/// The body of [`MessageStore::claim`], inside its transaction.
+async fn claim_in(
+    txn: &DatabaseTransaction,
+    id: MessageId,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Claim, StoreError> {
+    use email_message::Column;
+    let result = email_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(MessageStatus::Sending.as_str()))
+        .col_expr(Column::LeaseUntil, Expr::value(lease_until))
+        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id.0))
+        .filter(claimable_at(now))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 1 {
+        let row = email_message::Entity::find_by_id(id.0)
+            .one(txn)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("email message {id} vanished while being claimed"))
+            })?;
+        return Ok(Claim::Claimed(message_from_model(row)?));
+    }
+    let status = email_message::Entity::find_by_id(id.0)
+        .select_only()
+        .column(Column::Status)
+        .into_tuple::<String>()
+        .one(txn)
+        .await?;
+    Ok(match status {
+        None => Claim::Missing,
+        Some(status) => match parse_status(id.0, &status)? {
+            MessageStatus::Sent => Claim::AlreadySent,
+            _ => Claim::NotClaimable,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_targets() {
+        assert_eq!(sqlite_target("postgres://u:p@h/db"), None);
+        assert_eq!(sqlite_target("sqlite::memory:"), Some(SqliteTarget::Memory));
+        assert_eq!(
+            sqlite_target("sqlite://:memory:"),
+            Some(SqliteTarget::Memory)
+        );
+        assert_eq!(
+            sqlite_target("sqlite:file:x?mode=memory&cache=shared"),
+            Some(SqliteTarget::Memory)
+        );
+        assert_eq!(
+            sqlite_target("sqlite://var/app.db?mode=rwc"),
+            Some(SqliteTarget::File(PathBuf::from("var/app.db")))
+        );
+        assert_eq!(
+            sqlite_target("sqlite:///tmp/x/app.db"),
+            Some(SqliteTarget::File(PathBuf::from("/tmp/x/app.db")))
+        );
+        assert_eq!(
+            sqlite_target("sqlite:app.db"),
+            Some(SqliteTarget::File(PathBuf::from("app.db")))
+        );
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate_chars("héllo".to_owned(), 2), "hé");
+        assert_eq!(truncate_chars("short".to_owned(), 10), "short");
+        let long = "é".repeat(1500);
+        assert_eq!(
+            truncate_chars(long, MAX_ERROR_CHARS).chars().count(),
+            MAX_ERROR_CHARS
+        );
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds() {
+        let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(ts(t).timestamp_subsec_nanos(), 123_456_000);
+    }
+
+    #[tokio::test]
+    async fn connection_errors_do_not_repeat_the_url() {
+        for url in [
+            "postgres://user:hunter2@[::1/db",
+            "mysql://user:hunter2@localhost/db",
+            "nonsense:hunter2",
+        ] {
+            let err = SeaStore::connect(url).await.unwrap_err();
+            let message = err.to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_connection() {
+        let store = SeaStore::new(DatabaseConnection::default());
+        assert_eq!(format!("{store:?}"), "SeaStore { backend: None, .. }");
+        assert!(!store.is_sqlite());
+    }
+}

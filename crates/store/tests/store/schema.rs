@@ -1,0 +1,158 @@
+//! Migrations, connection settings and persistence.
+
+use domain::{MessageStatus, UserId};
+use sea_orm::{ConnectionTrait, Statement};
+use store::{MessageStore, SeaStore, UserStore};
+
+use crate::common::{self, TestDb, backend_tests, email, register, t0};
+
+const INITIAL: &str = "m20261121_000001_create_users_and_email_messages";
+
+/// Against an unmigrated database: everything pending, then nothing once migrated.
+async fn pending_until_migrated(store: &SeaStore) {
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        vec![INITIAL.to_owned()]
+    );
+    store.migrate().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    // Idempotent.
+    store.migrate().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    assert_eq!(common::count(store, "users").await, 0);
+    assert_eq!(common::count(store, "email_messages").await, 0);
+}
+
+#[tokio::test]
+async fn sqlite_pending_until_migrated() {
+    let db = TestDb::sqlite(false).await;
+    pending_until_migrated(&db.store).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_pending_until_migrated() {
+    let Some(db) = TestDb::postgres(false).await else {
+        eprintln!(
+            "skipping: set {} to run it on PostgreSQL",
+            common::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    pending_until_migrated(&db.store).await;
+    db.finish().await;
+}
+
+async fn ping_and_backend(store: &SeaStore) {
+    store.ping().await.unwrap();
+    let debug = format!("{store:?}");
+    assert!(debug.starts_with("SeaStore"), "{debug}");
+    assert!(
+        !debug.contains("://"),
+        "Debug must not show the URL: {debug}"
+    );
+    let expect_sqlite = store.connection().get_database_backend() == sea_orm::DbBackend::Sqlite;
+    assert_eq!(store.is_sqlite(), expect_sqlite);
+}
+
+async fn schema_rejects_duplicate_keys_and_cascades(store: &SeaStore) {
+    let (user, message) = register(store, "someone@example.com", t0()).await;
+    // The unique index holds even for a writer that bypasses the store.
+    let duplicate = store
+        .connection()
+        .execute_unprepared(&format!(
+            "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
+             SELECT 'SOMEONE@example.com', email_key, confirmed, email_sent, registered_on FROM users WHERE id = {}",
+            user.id
+        ))
+        .await;
+    assert!(duplicate.is_err(), "email_key must be unique");
+    common::exec(store, &format!("DELETE FROM users WHERE id = {}", user.id)).await;
+    assert_eq!(
+        common::count(store, "email_messages").await,
+        0,
+        "message {message} cascades"
+    );
+}
+
+backend_tests!(ping_and_backend, schema_rejects_duplicate_keys_and_cascades);
+
+#[tokio::test]
+async fn sqlite_file_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::sqlite_url(&dir, "reopen.db");
+    let (user, message) = {
+        let store = SeaStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let (user, message) = register(&store, "Keep.Me@Example.com", t0()).await;
+        store.connection().clone().close().await.unwrap();
+        (user, message)
+    };
+    let store = SeaStore::connect(&url).await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    let found = store
+        .find_by_email(&email("keep.me@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, user);
+    assert_eq!(found.email.as_str(), "Keep.Me@example.com");
+    assert_eq!(store.due(t0(), 10).await.unwrap(), vec![message]);
+    let claimed = common::claim_ok(&store, message, t0()).await;
+    assert_eq!(
+        (claimed.user_id, claimed.status),
+        (UserId(user.id.0), MessageStatus::Sending)
+    );
+    store.connection().clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_connect_creates_the_directory_and_sets_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("var").join("data");
+    let url = format!("sqlite://{}?mode=rwc", nested.join("app.db").display());
+    let store = SeaStore::connect(&url).await.unwrap();
+    assert!(nested.is_dir());
+    assert!(store.is_sqlite());
+    let db = store.connection();
+    let pragma = async |name: &str| {
+        db.query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("PRAGMA {name}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let fk = pragma("foreign_keys")
+        .await
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(fk, 1);
+    let journal = pragma("journal_mode")
+        .await
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    assert_eq!(journal.to_ascii_lowercase(), "wal");
+    let busy = pragma("busy_timeout")
+        .await
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(busy, 5000);
+    store.connection().clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data() {
+    let store = SeaStore::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let (user, _) = register(&store, "mem@example.com", t0()).await;
+    // Several round trips, possibly from different tasks: still one database.
+    let other = store.clone();
+    let found = tokio::spawn(async move { other.find_by_email(&email("MEM@example.com")).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, Some(user));
+    assert_eq!(common::count(&store, "users").await, 1);
+}

@@ -1,0 +1,205 @@
+//! `UserStore` on every backend.
+
+use std::collections::HashSet;
+
+use domain::{MessageKind, MessageStatus};
+use store::{ConfirmOutcome, Registration, SeaStore, StoreError, UserStore};
+
+use crate::common::{self, backend_tests, email, fresh_address, register, secs, t0};
+
+async fn register_creates_user_and_queued_message(store: &SeaStore) {
+    let (user, message) = register(store, "Mixed.Case@Example.COM", t0()).await;
+    assert_eq!(user.email.as_str(), "Mixed.Case@example.com");
+    assert!(!user.confirmed);
+    assert!(!user.email_sent);
+    assert_eq!(user.registered_on, t0());
+    assert_eq!(user.confirmed_on, None);
+    assert_eq!(common::count(store, "users").await, 1);
+    assert_eq!(common::count(store, "email_messages").await, 1);
+
+    let key: String = sea_user_column(store, user.id.0, "email_key").await;
+    assert_eq!(key, "mixed.case@example.com");
+    let status: String = common::message_column(store, message, "status").await;
+    assert_eq!(status, MessageStatus::Queued.as_str());
+    let kind: String = common::message_column(store, message, "kind").await;
+    assert_eq!(kind, MessageKind::Confirm.as_str());
+    let recipient: String = common::message_column(store, message, "recipient").await;
+    assert_eq!(recipient, "Mixed.Case@example.com");
+    let attempts: i32 = common::message_column(store, message, "attempts").await;
+    assert_eq!(attempts, 0);
+    let next: chrono::DateTime<chrono::Utc> =
+        common::message_column(store, message, "next_attempt_at").await;
+    assert_eq!(next, t0());
+    let user_id: i64 = common::message_column(store, message, "user_id").await;
+    assert_eq!(user_id, user.id.0);
+
+    // Found case-insensitively, and exactly as returned.
+    let found = store
+        .find_by_email(&email("mixed.case@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(found, Some(user));
+    assert_eq!(
+        store
+            .find_by_email(&email("nobody@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn second_registration_in_other_case_writes_nothing(store: &SeaStore) {
+    register(store, "person@example.com", t0()).await;
+    let again = store
+        .register(&email("PERSON@Example.com"), t0() + secs(5.0))
+        .await
+        .unwrap();
+    assert_eq!(again, Registration::AlreadyRegistered);
+    assert_eq!(common::count(store, "users").await, 1);
+    assert_eq!(common::count(store, "email_messages").await, 1);
+    // A different address still registers.
+    register(store, "person2@example.com", t0()).await;
+    assert_eq!(common::count(store, "users").await, 2);
+}
+
+async fn concurrent_registrations_create_one(store: &SeaStore) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            // Same account, differing in case.
+            let address = if i % 2 == 0 {
+                "race@example.com"
+            } else {
+                "RACE@example.com"
+            };
+            tokio::spawn(async move { store.register(&email(address), t0()).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Registration::Created { .. } => created += 1,
+            Registration::AlreadyRegistered => {}
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(common::count(store, "users").await, 1);
+    assert_eq!(common::count(store, "email_messages").await, 1);
+}
+
+async fn confirm_outcomes(store: &SeaStore) {
+    let (user, _) = register(store, "Confirm.Me@example.com", t0()).await;
+    let at = t0() + secs(90.5);
+    assert_eq!(
+        store
+            .confirm(&email("confirm.me@EXAMPLE.com"), at)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Confirmed
+    );
+    let confirmed = store.find_by_email(&user.email).await.unwrap().unwrap();
+    assert!(confirmed.confirmed);
+    assert_eq!(confirmed.confirmed_on, Some(at));
+
+    let later = at + secs(60.0);
+    assert_eq!(
+        store.confirm(&user.email, later).await.unwrap(),
+        ConfirmOutcome::AlreadyConfirmed
+    );
+    let still = store.find_by_email(&user.email).await.unwrap().unwrap();
+    assert_eq!(
+        still.confirmed_on,
+        Some(at),
+        "a second confirmation keeps the first time"
+    );
+
+    assert_eq!(
+        store
+            .confirm(&email("stranger@example.com"), at)
+            .await
+            .unwrap(),
+        ConfirmOutcome::NotFound
+    );
+}
+
+async fn concurrent_confirms_confirm_once(store: &SeaStore) {
+    let (user, _) = register(store, "click@example.com", t0()).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let address = user.email.clone();
+            tokio::spawn(async move { store.confirm(&address, t0() + secs(f64::from(i))).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().unwrap());
+    }
+    let confirmed = outcomes
+        .iter()
+        .filter(|o| **o == ConfirmOutcome::Confirmed)
+        .count();
+    let already = outcomes
+        .iter()
+        .filter(|o| **o == ConfirmOutcome::AlreadyConfirmed)
+        .count();
+    assert_eq!((confirmed, already), (1, 7), "{outcomes:?}");
+}
+
+async fn recent_users_newest_first_with_limit(store: &SeaStore) {
+    assert!(store.recent_users(10).await.unwrap().is_empty());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (user, _) = register(store, &fresh_address("recent"), t0() + secs(f64::from(i))).await;
+        ids.push(user.id);
+    }
+    let recent: Vec<_> = store
+        .recent_users(3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(recent, vec![ids[4], ids[3], ids[2]]);
+    let all = store.recent_users(100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all.iter().map(|u| u.id).collect::<HashSet<_>>().len(), 5);
+    assert!(store.recent_users(0).await.unwrap().is_empty());
+}
+
+async fn unreadable_user_is_corrupt_without_the_address(store: &SeaStore) {
+    common::exec(
+        store,
+        "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
+         VALUES ('secret-not-an-address', 'secret-not-an-address', FALSE, FALSE, '2026-11-21T10:00:00+00:00')",
+    )
+    .await;
+    let err = store.recent_users(10).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(!err.to_string().contains("secret"), "{err}");
+}
+
+/// One column of one `users` row, read with raw SQL.
+async fn sea_user_column<T: sea_orm::TryGetable>(store: &SeaStore, id: i64, column: &str) -> T {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = store.connection();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT {column} FROM users WHERE id = {id}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<T>("", column).unwrap()
+}
+
+backend_tests!(
+    register_creates_user_and_queued_message,
+    second_registration_in_other_case_writes_nothing,
+    concurrent_registrations_create_one,
+    confirm_outcomes,
+    concurrent_confirms_confirm_once,
+    recent_users_newest_first_with_limit,
+    unreadable_user_is_corrupt_without_the_address,
+);

@@ -1,0 +1,33 @@
+//! The one error type of the web layer: logged once, shown to the visitor as a generic page.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+const GENERIC_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title>\
+<link rel=\"stylesheet\" href=\"/static/main.css\"></head><body><main class=\"container\"><h1>Something went wrong</h1>\
+<p>Something went wrong on our side. Please try again in a moment.</p><p><a href=\"/\">Back to the home page</a></p>\
+</main></body></html>";
+
+/// An internal failure while handling a request. The details go to the log, never to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("template: {0}")]
+    Template(#[from] mailer::TemplateError),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "request failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            GENERIC_PAGE,
+        )
+            .into_response()
+    }
+}

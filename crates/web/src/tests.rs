@@ -1,0 +1,451 @@
+//! Handler tests through `oneshot`, with mocked store and queue: no socket, no database.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::DateTime;
+use domain::{EmailAddress, ManualClock, MessageId, User, UserId};
+use http_body_util::BodyExt;
+use queue::{Job, MockJobQueue, QueueError};
+use store::{ConfirmOutcome, MockUserStore, Registration, StoreError};
+use tower::ServiceExt;
+
+use super::*;
+
+const NOW: i64 = 1_700_000_000;
+const KEY: &str = "test-secret-key";
+
+fn tokens() -> ConfirmationTokens {
+    ConfirmationTokens::new(&[KEY]).unwrap()
+}
+
+fn state(users: MockUserStore, queue: MockJobQueue, show_users: bool) -> AppState {
+    AppState {
+        users: Arc::new(users),
+        queue: Arc::new(queue),
+        tokens: Arc::new(tokens()),
+        clock: Arc::new(ManualClock::at_unix(NOW)),
+        pages: Templates::new(PAGE_TEMPLATES, None),
+        config: Arc::new(WebConfig {
+            show_users,
+            ..WebConfig::default()
+        }),
+    }
+}
+
+fn user(id: i64, email: &str, confirmed: bool) -> User {
+    User {
+        id: UserId(id),
+        email: EmailAddress::parse(email).unwrap(),
+        confirmed,
+        email_sent: true,
+        registered_on: DateTime::from_timestamp(NOW, 0).unwrap(),
+        confirmed_on: None,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> Option<&str> {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+    }
+    fn cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn send(state: AppState, request: Request<Body>) -> Reply {
+    let response = router(state).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_form(body: impl Into<String>) -> Request<Body> {
+    Request::post("/")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.into()))
+        .unwrap()
+}
+
+fn no_users() -> MockUserStore {
+    let mut users = MockUserStore::new();
+    users.expect_recent_users().never();
+    users.expect_register().never();
+    users.expect_confirm().never();
+    users
+}
+
+fn idle_queue() -> MockJobQueue {
+    let mut queue = MockJobQueue::new();
+    queue.expect_publish().never();
+    queue
+}
+
+#[tokio::test]
+async fn home_shows_the_form_and_hides_users_by_default() {
+    let reply = send(state(no_users(), idle_queue(), false), get("/")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.contains("<h1>Register</h1>"));
+    assert!(reply.body.contains("name=\"email\""));
+    assert!(reply.body.contains("href=\"/static/main.css\""));
+    assert!(!reply.body.contains("Registered Users"));
+    assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(reply.headers[header::REFERRER_POLICY], "no-referrer");
+    assert!(
+        reply.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+}
+
+#[tokio::test]
+async fn home_lists_newest_users_escaped_when_enabled() {
+    let mut users = MockUserStore::new();
+    users
+        .expect_recent_users()
+        .with(mockall::predicate::eq(50))
+        .times(1)
+        .returning(|_| {
+            Ok(vec![
+                user(2, "x&y@example.com", true),
+                user(1, "a@example.com", false),
+            ])
+        });
+    let reply = send(state(users, idle_queue(), true), get("/")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.contains("<h2>Registered Users</h2>"));
+    for heading in ["ID", "Email", "Confirm Email Sent?", "Confirmed?"] {
+        assert!(
+            reply.body.contains(&format!("<th>{heading}</th>")),
+            "{heading}"
+        );
+    }
+    assert!(reply.body.contains("x&amp;y@example.com"));
+    let (first, second) = (
+        reply.body.find("x&amp;y").unwrap(),
+        reply.body.find("a@example.com").unwrap(),
+    );
+    assert!(first < second, "newest first");
+}
+
+#[tokio::test]
+async fn registering_stores_publishes_and_redirects_with_the_flash() {
+    let mut users = MockUserStore::new();
+    users
+        .expect_register()
+        .withf(|email, now| email.as_str() == "New@example.com" && now.timestamp() == NOW)
+        .times(1)
+        .returning(|email, _| {
+            Ok(Registration::Created {
+                user: user(5, email.as_str(), false),
+                message: MessageId(9),
+            })
+        });
+    let mut queue = MockJobQueue::new();
+    queue
+        .expect_publish()
+        .with(mockall::predicate::eq(Job {
+            message_id: MessageId(9),
+        }))
+        .times(1)
+        .returning(|_| Ok(()));
+    let reply = send(
+        state(users, queue, false),
+        post_form("email=+New%40EXAMPLE.com+"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), Some("/"));
+    assert!(
+        reply
+            .cookies()
+            .iter()
+            .any(|c| c.starts_with("flash=registered;"))
+    );
+}
+
+#[tokio::test]
+async fn existing_address_gets_exactly_the_same_response_and_nothing_is_queued() {
+    let mut users = MockUserStore::new();
+    users
+        .expect_register()
+        .times(1)
+        .returning(|_, _| Ok(Registration::AlreadyRegistered));
+    let existing = send(
+        state(users, idle_queue(), false),
+        post_form("email=old%40example.com"),
+    )
+    .await;
+
+    let mut users = MockUserStore::new();
+    users.expect_register().returning(|e, _| {
+        Ok(Registration::Created {
+            user: user(1, e.as_str(), false),
+            message: MessageId(1),
+        })
+    });
+    let mut queue = MockJobQueue::new();
+    queue.expect_publish().returning(|_| Ok(()));
+    let fresh = send(
+        state(users, queue, false),
+        post_form("email=new%40example.com"),
+    )
+    .await;
+
+    assert_eq!(existing.status, fresh.status);
+    assert_eq!(existing.location(), fresh.location());
+    assert_eq!(existing.cookies(), fresh.cookies());
+    assert_eq!(existing.body, fresh.body);
+}
+
+#[tokio::test]
+async fn a_failing_or_hanging_queue_does_not_fail_the_registration() {
+    let mut users = MockUserStore::new();
+    users.expect_register().returning(|e, _| {
+        Ok(Registration::Created {
+            user: user(1, e.as_str(), false),
+            message: MessageId(1),
+        })
+    });
+    let mut queue = MockJobQueue::new();
+    queue
+        .expect_publish()
+        .times(1)
+        .returning(|_| Err(QueueError::Transport("connection refused".into())));
+    let reply = send(
+        state(users, queue, false),
+        post_form("email=a%40example.com"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn invalid_addresses_re_render_the_form_with_422() {
+    let long = format!("{}@example.com", "a".repeat(300));
+    let cases = [
+        ("email=not-an-address", "exactly one @", true),
+        ("email=", "Please enter an email address.", true),
+        ("", "Please enter an email address.", true),
+        (
+            "email=a%40b%0D%0ABcc%3A+x%40evil.com",
+            "control character",
+            false,
+        ),
+        ("email=Joe+%3Cjoe%40example.com%3E", "without a name", true),
+        (
+            "email=%3Cscript%3Ealert(1)%3C%2Fscript%3E%40example.com",
+            "angle brackets",
+            true,
+        ),
+    ];
+    for (body, message, _) in cases {
+        let reply = send(state(no_users(), idle_queue(), false), post_form(body)).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(reply.body.contains(message), "{body}: {}", reply.body);
+        assert!(
+            !reply.body.contains("<script>"),
+            "input must be escaped: {body}"
+        );
+    }
+    let reply = send(
+        state(no_users(), idle_queue(), false),
+        post_form(format!("email={long}")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.body.contains("too long"));
+    assert!(
+        !reply.body.contains(&"a".repeat(300)),
+        "oversized input is not echoed"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_or_oversized_forms_get_a_clear_4xx() {
+    let reply = send(
+        state(no_users(), idle_queue(), false),
+        Request::post("/")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(reply.body.contains("could not be read"));
+
+    let reply = send(
+        state(no_users(), idle_queue(), false),
+        post_form(format!("email={}", "a".repeat(BODY_LIMIT + 1))),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_store_failure_is_a_generic_500_without_details() {
+    let mut users = MockUserStore::new();
+    users
+        .expect_register()
+        .returning(|_, _| Err(StoreError::Corrupt("secret internal detail".into())));
+    let reply = send(
+        state(users, idle_queue(), false),
+        post_form("email=a%40example.com"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.body.contains("Something went wrong"));
+    assert!(!reply.body.contains("secret internal detail"));
+}
+
+#[tokio::test]
+async fn flash_is_shown_once_and_cleared() {
+    let request = Request::get("/")
+        .header(header::COOKIE, "flash=confirmed")
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(state(no_users(), idle_queue(), false), request).await;
+    assert!(
+        reply
+            .body
+            .contains("You have confirmed your account. Thanks!")
+    );
+    assert!(reply.body.contains("alert-success"));
+    assert!(
+        reply
+            .cookies()
+            .iter()
+            .any(|c| c.starts_with("flash=;") && c.contains("Max-Age=0"))
+    );
+}
+
+async fn confirm_with(token: &str, outcome: Option<ConfirmOutcome>) -> Reply {
+    let mut users = MockUserStore::new();
+    match outcome {
+        Some(outcome) => {
+            users
+                .expect_confirm()
+                .withf(|email, _| email.as_str() == "test@test.com")
+                .times(1)
+                .returning(move |_, _| Ok(outcome));
+        }
+        None => {
+            users.expect_confirm().never();
+        }
+    }
+    send(
+        state(users, idle_queue(), false),
+        get(&format!("/confirm/{token}")),
+    )
+    .await
+}
+
+fn flash_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), Some("/"));
+    reply
+        .cookies()
+        .into_iter()
+        .find(|c| c.starts_with("flash="))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn confirm_link_outcomes() {
+    let email = EmailAddress::parse("test@test.com").unwrap();
+    let fresh = tokens().issue(&email, NOW - 10);
+    assert!(
+        flash_of(&confirm_with(&fresh, Some(ConfirmOutcome::Confirmed)).await)
+            .starts_with("flash=confirmed;")
+    );
+    assert!(
+        flash_of(&confirm_with(&fresh, Some(ConfirmOutcome::AlreadyConfirmed)).await)
+            .starts_with("flash=already-confirmed;")
+    );
+    // A valid link for a deleted user: the invalid message, never a 500.
+    assert!(
+        flash_of(&confirm_with(&fresh, Some(ConfirmOutcome::NotFound)).await)
+            .starts_with("flash=invalid-link;")
+    );
+}
+
+#[tokio::test]
+async fn bad_links_never_reach_the_store() {
+    let email = EmailAddress::parse("test@test.com").unwrap();
+    let expired = tokens().issue(&email, NOW - 3601);
+    let future = tokens().issue(&email, NOW + 60);
+    let other_key = ConfirmationTokens::new(&["another-key"])
+        .unwrap()
+        .issue(&email, NOW);
+    let mut tampered = tokens().issue(&email, NOW);
+    tampered.insert(1, 'x');
+    let number_payload = domain::TimedSerializer::new(&[KEY], ConfirmationTokens::SALT)
+        .unwrap()
+        .sign(&serde_json::json!(42), NOW as u64);
+    let not_an_address = domain::TimedSerializer::new(&[KEY], ConfirmationTokens::SALT)
+        .unwrap()
+        .sign(&serde_json::json!("nope"), NOW as u64);
+    let huge = "a".repeat(5000);
+    for token in [
+        expired.as_str(),
+        future.as_str(),
+        other_key.as_str(),
+        tampered.as_str(),
+        number_payload.as_str(),
+        not_an_address.as_str(),
+        "invalid",
+        "a.b.c",
+        "%FF%FE",
+        "%C3%A9.%C3%A9.%C3%A9",
+        huge.as_str(),
+    ] {
+        let reply = confirm_with(token, None).await;
+        assert!(
+            flash_of(&reply).starts_with("flash=invalid-link;"),
+            "{token}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_static_and_unknown_routes() {
+    let reply = send(state(no_users(), idle_queue(), false), get("/healthz")).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ok"));
+    let reply = send(
+        state(no_users(), idle_queue(), false),
+        get("/static/main.css"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.headers[header::CONTENT_TYPE],
+        "text/css; charset=utf-8"
+    );
+    assert!(reply.body.contains(".alert-success"));
+    let reply = send(state(no_users(), idle_queue(), false), get("/nope")).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(reply.body.contains("Page not found"));
+}

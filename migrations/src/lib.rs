@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_users_and_email_messages;
+
+/// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
+/// or remove one that has been released.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261121_000001_create_users_and_email_messages::Migration,
+        )]
+    }
+}
