@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use domain::{Clock, ConfirmationTokens};
 use mailer::{Mailer, Templates};
 use queue::JobQueue;
@@ -35,7 +37,12 @@ impl Services {
             );
         }
         Ok(Self {
-            store: Arc::new(settings.connect_store().await?),
+            store: Arc::new(
+                settings
+                    .connect_store()
+                    .await
+                    .context("cannot use the database at DATABASE_URL")?,
+            ),
             queue: settings.build_queue()?,
             mailer: settings.build_mailer()?,
             tokens: keys.tokens,
