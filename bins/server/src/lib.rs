@@ -1,4 +1,4 @@
-//! Wiring for the `server` binary, in a library so tests can start the real thing.
+#![doc = include_str!("../README.md")]
 
 use std::sync::Arc;
 

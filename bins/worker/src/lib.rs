@@ -1,13 +1,4 @@
-//! The delivery worker: everything between "an email is owed" and "it was sent".
-//!
-//! [`Deliverer::handle`] takes one job: it claims the message row (compare-and-set with a lease,
-//! so a redelivered job never sends twice), makes a fresh confirmation token *at send time* (a
-//! retried email never carries a stale link), renders `templates/email/confirm/`, sends, and
-//! records the outcome: `sent` (and the user's `email_sent`), `retrying` with exponential
-//! backoff and jitter, or `dead`. [`run`] consumes a queue with bounded concurrency and drains
-//! in-flight jobs on shutdown; [`run_sweeper`] republishes what is due, so nothing owed is lost
-//! when the queue forgets (restart, outage). `server` runs both in-process when no Redis is
-//! configured; the `worker` binary runs them standalone.
+#![doc = include_str!("../README.md")]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -202,6 +202,42 @@ impl SeaStore {
     }
 }
 
+impl SeaStore {
+    /// Records a failed attempt: `status` (retrying or dead), the error, and for a retry the next
+    /// attempt time; releases the lease. A late failure report never undoes a send recorded by
+    /// another worker, so rows already `sent` are left alone.
+    async fn record_failure(
+        &self,
+        id: MessageId,
+        status: MessageStatus,
+        retry_at: Option<DateTime<Utc>>,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use email_message::Column;
+        let mut update = email_message::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                Column::LastError,
+                Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
+            )
+            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(Column::UpdatedAt, Expr::value(ts(now)));
+        if let Some(at) = retry_at {
+            update = update.col_expr(Column::NextAttemptAt, Expr::value(ts(at)));
+        }
+        let result = update
+            .filter(Column::Id.eq(id.0))
+            .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 0 {
+            tracing::warn!(message = %id, %status, "failure not recorded: message already sent or gone");
+        }
+        Ok(())
+    }
+}
+
 /// Timestamps are stored to the microsecond (PostgreSQL's precision), on every backend alike.
 fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
@@ -524,29 +560,8 @@ impl MessageStore for SeaStore {
         retry_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        use email_message::Column;
-        let now = ts(now);
-        let result = email_message::Entity::update_many()
-            .col_expr(
-                Column::Status,
-                Expr::value(MessageStatus::Retrying.as_str()),
-            )
-            .col_expr(Column::NextAttemptAt, Expr::value(ts(retry_at)))
-            .col_expr(
-                Column::LastError,
-                Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
-            )
-            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Id.eq(id.0))
-            // A late failure report never undoes a send recorded by another worker.
-            .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
-            .exec(&self.db)
-            .await?;
-        if result.rows_affected == 0 {
-            tracing::warn!(message = %id, "mark_retry changed nothing (message sent or gone)");
-        }
-        Ok(())
+        self.record_failure(id, MessageStatus::Retrying, Some(retry_at), error, now)
+            .await
     }
 
     async fn mark_dead(
@@ -555,25 +570,8 @@ impl MessageStore for SeaStore {
         error: String,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        use email_message::Column;
-        let now = ts(now);
-        let result = email_message::Entity::update_many()
-            .col_expr(Column::Status, Expr::value(MessageStatus::Dead.as_str()))
-            .col_expr(
-                Column::LastError,
-                Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
-            )
-            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Id.eq(id.0))
-            // A late failure report never undoes a send recorded by another worker.
-            .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
-            .exec(&self.db)
-            .await?;
-        if result.rows_affected == 0 {
-            tracing::warn!(message = %id, "mark_dead changed nothing (message sent or gone)");
-        }
-        Ok(())
+        self.record_failure(id, MessageStatus::Dead, None, error, now)
+            .await
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<MessageId>, StoreError> {
