@@ -157,6 +157,76 @@ async fn register_deliver_and_confirm_in_process() {
     );
 }
 
+#[tokio::test]
+async fn a_valid_link_for_a_deleted_user_is_refused_and_a_new_registration_gets_a_fresh_one() {
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_for(dir.path(), &[]);
+    let mailer = Arc::new(MemoryMailer::new());
+    let queue = Arc::new(EmbeddedQueue::new());
+    let services = Services {
+        store: Arc::new(settings.connect_store().await.unwrap()),
+        queue: queue.clone(),
+        mailer: mailer.clone(),
+        tokens: settings.signing_keys().unwrap().tokens,
+        clock: Arc::new(domain::SystemClock),
+    };
+    let app = web::router(server::app_state(&settings, &services));
+    let deliverer = worker::Deliverer::from_settings(
+        &settings,
+        services.store.clone(),
+        mailer.clone(),
+        services.tokens.clone(),
+        services.clock.clone(),
+    );
+    let register = || {
+        Request::post("/")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("email=gone%40example.com"))
+            .unwrap()
+    };
+    let confirm = |link: &str| {
+        let path = link
+            .strip_prefix("http://127.0.0.1:5003")
+            .unwrap()
+            .to_owned();
+        Request::get(path).body(Body::empty()).unwrap()
+    };
+    let flash = |reply: &axum::response::Response| {
+        reply.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    app.clone().oneshot(register()).await.unwrap();
+    let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
+    deliverer.handle(job).await.unwrap();
+    let old_link = mailer.messages()[0].action_url.clone().unwrap();
+
+    services
+        .store
+        .connection()
+        .execute_unprepared("DELETE FROM users WHERE email_key = 'gone@example.com'")
+        .await
+        .unwrap();
+    let reply = app.clone().oneshot(confirm(&old_link)).await.unwrap();
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert!(flash(&reply).starts_with("flash=invalid-link;"));
+
+    // Registering again owes (and sends) a new email whose link works.
+    app.clone().oneshot(register()).await.unwrap();
+    let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
+    assert!(matches!(
+        deliverer.handle(job).await.unwrap(),
+        worker::Outcome::Sent { .. }
+    ));
+    let new_link = mailer.messages()[1].action_url.clone().unwrap();
+    let reply = app.oneshot(confirm(&new_link)).await.unwrap();
+    assert!(flash(&reply).starts_with("flash=confirmed;"));
+}
+
 /// A minimal HTTP/1.1 client: one request per connection.
 async fn http(addr: SocketAddr, request: String) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
