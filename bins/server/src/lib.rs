@@ -2,54 +2,14 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-
-use domain::{Clock, ConfirmationTokens};
 use mailer::{Mailer, Templates};
-use queue::JobQueue;
 use settings::Settings;
-use store::SeaStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use web::{AppState, PAGE_TEMPLATES, WebConfig};
-use worker::{Deliverer, RunConfig};
+pub use worker::{Services, report, shutdown_signal};
 
 pub mod token_tool;
-
-/// The adapters the server runs on.
-#[derive(Debug, Clone)]
-pub struct Services {
-    pub store: Arc<SeaStore>,
-    pub queue: Arc<dyn JobQueue>,
-    pub mailer: Arc<dyn Mailer>,
-    pub tokens: ConfirmationTokens,
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Services {
-    /// Builds every adapter from the settings (connecting to, and for SQLite migrating, the
-    /// database).
-    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let keys = settings.signing_keys()?;
-        if keys.using_development_key {
-            tracing::warn!(
-                "SECRET_KEY is not set: using the development key. Links are forgeable; set SECRET_KEY outside local development"
-            );
-        }
-        Ok(Self {
-            store: Arc::new(
-                settings
-                    .connect_store()
-                    .await
-                    .context("cannot use the database at DATABASE_URL")?,
-            ),
-            queue: settings.build_queue()?,
-            mailer: settings.build_mailer()?,
-            tokens: keys.tokens,
-            clock: Arc::new(domain::SystemClock),
-        })
-    }
-}
 
 /// The web application state for these settings and services.
 pub fn app_state(settings: &Settings, services: &Services) -> AppState {
@@ -68,83 +28,68 @@ pub fn app_state(settings: &Settings, services: &Services) -> AppState {
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true. Without Redis it also runs the
-/// delivery loop and the sweeper in-process, and waits for emails in flight before returning.
+/// Serves HTTP on `listener` until `shutdown` turns true.
+///
+/// With `in_process_mailer` (the embedded default, no REDIS_URL) it also runs delivery — the
+/// consumer loop and the sweeper — and waits for emails in flight before returning. With Redis
+/// it passes `None`: the separate `worker` process delivers, and the server only publishes.
 pub async fn serve(
     settings: &Settings,
     services: Services,
+    in_process_mailer: Option<Arc<dyn Mailer>>,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut background = tokio::task::JoinSet::new();
-    if settings.embedded_queue() {
-        let deliverer = Arc::new(Deliverer::from_settings(
-            settings,
-            services.store.clone(),
-            services.mailer.clone(),
-            services.tokens.clone(),
-            services.clock.clone(),
-        ));
-        let run_config = RunConfig {
-            concurrency: settings.worker_concurrency,
-            ..RunConfig::default()
-        };
-        background.spawn(worker::run(
-            services.queue.clone(),
-            deliverer,
-            run_config,
-            shutdown.clone(),
-        ));
-        background.spawn(worker::run_sweeper(
-            services.store.clone(),
-            services.queue.clone(),
-            services.clock.clone(),
-            worker::DEFAULT_SWEEP_INTERVAL,
-            shutdown.clone(),
-        ));
+    let delivery = in_process_mailer.map(|mailer| {
         tracing::info!(
-            "no REDIS_URL: delivering email in-process (MAILER={:?})",
-            settings.mailer
+            provider = mailer.provider(),
+            "delivering email in-process (no REDIS_URL)"
         );
-    }
+        let (settings, services, shutdown) = (settings.clone(), services.clone(), shutdown.clone());
+        tokio::spawn(async move { worker::deliver(&settings, &services, mailer, shutdown).await })
+    });
     let router = web::router(app_state(settings, &services));
     let mut stop = shutdown.clone();
-    let addr = listener.local_addr()?;
-    tracing::info!("listening on http://{addr}");
+    tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
-    while background.join_next().await.is_some() {}
+    if let Some(delivery) = delivery {
+        delivery.await??;
+    }
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+/// Checks that a server listening on `addr` answers `GET /healthz` with 200 within `timeout`.
+/// An unspecified listen address (`0.0.0.0`, `::`) is probed on loopback.
+pub async fn probe(addr: std::net::SocketAddr, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
     }
-    tracing::info!("shutdown requested");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from {addr} within {timeout:?}"))??;
+    anyhow::ensure!(
+        &head[9..12] == b"200",
+        "{addr} answered {}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(())
 }

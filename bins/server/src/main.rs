@@ -24,6 +24,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations to DATABASE_URL.
     Migrate,
+    /// Exit 0 if the server on LISTEN_ADDR answers `GET /healthz` (for container healthchecks).
+    Healthcheck,
     /// Sign or verify itsdangerous URLSafeTimedSerializer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -36,48 +38,26 @@ fn main() -> ExitCode {
         return token_tool::run(command);
     }
     settings::telemetry::init();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| {
-            runtime.block_on(async {
-                match cli.command {
-                    None | Some(Command::Serve) => serve().await,
-                    Some(Command::Migrate) => migrate().await,
-                    Some(Command::Token(_)) => Ok(()),
-                }
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{}", report(&error));
-            ExitCode::FAILURE
+    worker::run_main(async {
+        match cli.command {
+            None | Some(Command::Serve) => serve().await,
+            Some(Command::Migrate) => migrate().await,
+            Some(Command::Healthcheck) => healthcheck().await,
+            Some(Command::Token(_)) => Ok(()),
         }
-    }
-}
-
-/// The error and its causes on one line, skipping causes whose text a previous one already
-/// includes (many database errors repeat their source in their own message).
-fn report(error: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    })
 }
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let services = server::Services::from_settings(&settings).await?;
+    let services = server::Services::from_settings(&settings)
+        .await
+        .context("cannot start")?;
+    let mailer = if settings.embedded_queue() {
+        Some(settings.build_mailer().await?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&settings.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", settings.listen_addr))?;
@@ -86,7 +66,13 @@ async fn serve() -> anyhow::Result<()> {
         server::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    server::serve(&settings, services, listener, stopped).await
+    server::serve(&settings, services, mailer, listener, stopped).await
+}
+
+async fn healthcheck() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let addr: std::net::SocketAddr = settings.listen_addr.parse()?;
+    server::probe(addr, std::time::Duration::from_secs(3)).await
 }
 
 async fn migrate() -> anyhow::Result<()> {

@@ -48,7 +48,6 @@ async fn register_deliver_and_confirm_in_process() {
     let services = Services {
         store: Arc::new(settings.connect_store().await.unwrap()),
         queue: queue.clone(),
-        mailer: mailer.clone(),
         tokens: settings.signing_keys().unwrap().tokens,
         clock: clock.clone(),
     };
@@ -168,7 +167,6 @@ async fn a_valid_link_for_a_deleted_user_is_refused_and_a_new_registration_gets_
     let services = Services {
         store: Arc::new(settings.connect_store().await.unwrap()),
         queue: queue.clone(),
-        mailer: mailer.clone(),
         tokens: settings.signing_keys().unwrap().tokens,
         clock: Arc::new(domain::SystemClock),
     };
@@ -262,12 +260,14 @@ struct Running {
 
 async fn start(settings: &Settings) -> Running {
     let services = Services::from_settings(settings).await.unwrap();
+    let mailer = settings.build_mailer().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
     let settings = settings.clone();
-    let task =
-        tokio::spawn(async move { server::serve(&settings, services, listener, stopped).await });
+    let task = tokio::spawn(async move {
+        server::serve(&settings, services, Some(mailer), listener, stopped).await
+    });
     Running { addr, stop, task }
 }
 

@@ -8,7 +8,8 @@ use domain::{Clock, ConfirmationTokens, MessageId, MessageKind, OwedMessage};
 use mailer::{MailError, Mailer, Message, Templates};
 use queue::{Job, JobQueue};
 use serde::Serialize;
-use store::{Claim, MessageStore, StoreError};
+use settings::{Settings, SettingsError};
+use store::{Claim, MessageStore, SeaStore, StoreError};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -28,7 +29,7 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// How long a claimed message is reserved for the worker that claimed it.
+/// How long a claimed message is reserved for the worker that claimed it (SEND_LEASE).
 pub const DEFAULT_LEASE: TimeDelta = TimeDelta::seconds(120);
 
 /// How often the sweeper looks for due messages.
@@ -103,6 +104,8 @@ pub enum Outcome {
 pub enum WorkerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
 }
 
 /// Handles one job at a time; share it behind an `Arc` for concurrency.
@@ -143,7 +146,7 @@ impl Deliverer {
 
     /// A deliverer configured from the settings (BASE_URL, TOKEN_MAX_AGE, TEMPLATE_DIR).
     pub fn from_settings(
-        settings: &settings::Settings,
+        settings: &Settings,
         messages: Arc<dyn MessageStore>,
         mailer: Arc<dyn Mailer>,
         tokens: ConfirmationTokens,
@@ -152,7 +155,11 @@ impl Deliverer {
         let config = DeliveryConfig {
             base_url: settings.base_url.clone(),
             token_max_age: settings.token_max_age,
-            lease: DEFAULT_LEASE,
+            lease: settings
+                .send_lease()
+                .ok()
+                .and_then(|lease| TimeDelta::from_std(lease).ok())
+                .unwrap_or(DEFAULT_LEASE),
             retry: RetryPolicy::default(),
         };
         let templates = Templates::new(EMAIL_TEMPLATES, settings.template_dir.clone());
@@ -235,12 +242,19 @@ impl Deliverer {
     ) -> Result<Outcome, WorkerError> {
         let now = self.clock.now();
         let text = error.to_string();
-        let delay = match &error {
-            MailError::Transient(_) => self
-                .config
+        if let MailError::Account(reason) = &error {
+            tracing::error!(
+                provider = self.mailer.provider(),
+                %reason,
+                "the email provider refuses to send for this account: operator action needed"
+            );
+        }
+        let delay = if error.is_transient() {
+            self.config
                 .retry
-                .next_delay(message.attempts, rand::random::<f64>()),
-            MailError::Permanent(_) => None,
+                .next_delay(message.attempts, rand::random::<f64>())
+        } else {
+            None
         };
         match delay.and_then(|d| TimeDelta::from_std(d).ok()) {
             Some(delay) => {
@@ -385,14 +399,42 @@ pub async fn run(
     tracing::info!("delivery stopped");
 }
 
-/// Publishes every message that is due now (at most `batch`); returns how many were published.
+/// How the sweeper works.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepConfig {
+    /// Time between sweeps.
+    pub interval: Duration,
+    /// How far behind `now` a message must be due before the sweeper republishes it. With Redis
+    /// this leaves the server's own publish time to arrive; the embedded queue drops duplicates
+    /// itself and needs none.
+    pub grace: TimeDelta,
+    /// Most messages republished by one sweep.
+    pub batch: u64,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_SWEEP_INTERVAL,
+            grace: TimeDelta::zero(),
+            batch: 1000,
+        }
+    }
+}
+
+/// Publishes messages that are due (at most `batch`), but only when no job is waiting in the
+/// queue: while the queue has work, whatever is due will be reached anyway or swept once it
+/// drains, and duplicates do not pile up behind a backlog. Returns how many were published.
 pub async fn sweep_once(
     messages: &dyn MessageStore,
     queue: &dyn JobQueue,
     now: DateTime<Utc>,
-    batch: u64,
-) -> Result<usize, StoreError> {
-    let due = messages.due(now, batch).await?;
+    config: SweepConfig,
+) -> Result<usize, WorkerError> {
+    if queue.depth().await? > 0 {
+        return Ok(0);
+    }
+    let due = messages.due(now - config.grace, config.batch).await?;
     let mut published = 0;
     for message_id in due {
         match queue.publish(Job { message_id }).await {
@@ -406,16 +448,15 @@ pub async fn sweep_once(
     Ok(published)
 }
 
-/// Sweeps at once, then every `interval`, until `shutdown` turns true.
+/// Sweeps at once, then every `config.interval`, until `shutdown` turns true.
 pub async fn run_sweeper(
     messages: Arc<dyn MessageStore>,
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
-    interval: Duration,
+    config: SweepConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    const BATCH: u64 = 1000;
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -423,12 +464,152 @@ pub async fn run_sweeper(
             _ = shutdown.wait_for(|stop| *stop) => break,
             _ = ticker.tick() => {}
         }
-        match sweep_once(messages.as_ref(), queue.as_ref(), clock.now(), BATCH).await {
+        match sweep_once(messages.as_ref(), queue.as_ref(), clock.now(), config).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(published = n, "sweeper republished due messages"),
             Err(error) => tracing::warn!(%error, "sweep failed; will try again"),
         }
     }
+}
+
+/// The adapters delivery (and the web server) run on.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub store: Arc<SeaStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub tokens: ConfirmationTokens,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    /// Connects the database (SQLite migrates itself; PostgreSQL must be migrated) and the
+    /// queue, and loads the signing keys.
+    pub async fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        let keys = settings.signing_keys()?;
+        if keys.using_development_key {
+            tracing::warn!(
+                "SECRET_KEY is not set: using the development key. Links are forgeable; set SECRET_KEY outside local development"
+            );
+        }
+        Ok(Self {
+            store: Arc::new(settings.connect_store().await?),
+            queue: settings.build_queue().await?,
+            tokens: keys.tokens,
+            clock: Arc::new(domain::SystemClock),
+        })
+    }
+}
+
+/// Runs delivery (the consumer loop and the sweeper) with `mailer` until `shutdown` turns true,
+/// then drains the emails in flight (bounded by WORKER_SHUTDOWN_TIMEOUT).
+pub async fn deliver(
+    settings: &Settings,
+    services: &Services,
+    mailer: Arc<dyn Mailer>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), SettingsError> {
+    let deliverer = Arc::new(Deliverer::from_settings(
+        settings,
+        services.store.clone(),
+        mailer,
+        services.tokens.clone(),
+        services.clock.clone(),
+    ));
+    let run_config = RunConfig {
+        concurrency: settings.worker_concurrency,
+        drain_timeout: settings.shutdown_timeout()?,
+        ..RunConfig::default()
+    };
+    let interval = settings.sweep_interval()?;
+    let sweep = SweepConfig {
+        interval,
+        // With Redis, give the server's own publish time to arrive before sweeping a message.
+        grace: if settings.embedded_queue() {
+            TimeDelta::zero()
+        } else {
+            TimeDelta::from_std(interval * 2).unwrap_or(TimeDelta::seconds(30))
+        },
+        ..SweepConfig::default()
+    };
+    tokio::join!(
+        run(
+            services.queue.clone(),
+            deliverer,
+            run_config,
+            shutdown.clone()
+        ),
+        run_sweeper(
+            services.store.clone(),
+            services.queue.clone(),
+            services.clock.clone(),
+            sweep,
+            shutdown
+        ),
+    );
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (the signal both binaries stop on).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Runs a binary's async entry point on a multi-threaded runtime; logs a failure on one line
+/// and turns it into exit status 1.
+pub fn run_main(main: impl Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(main));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{}", report(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, skipping causes whose text a previous one already
+/// includes (many database errors repeat their source in their own message).
+pub fn report(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]

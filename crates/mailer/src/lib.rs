@@ -6,11 +6,15 @@ use domain::EmailAddress;
 mod file;
 mod memory;
 mod mime;
+mod ses;
+mod smtp;
 mod templates;
 
 pub use file::FileMailer;
 pub use memory::MemoryMailer;
 pub use mime::{Sender, SenderError, build_mime};
+pub use ses::SesMailer;
+pub use smtp::{SmtpConfigError, SmtpMailer, SmtpSecurity};
 pub use templates::{RenderedEmail, TemplateError, Templates};
 
 /// One email to send: already rendered, addressed to one recipient.
@@ -53,11 +57,17 @@ pub enum MailError {
     /// Retrying will not help: rejected recipient or content, 5xx SMTP replies.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The provider refuses to send anything for this account (SES sending paused, account
+    /// suspended, sender identity not verified): no message can go out until an operator acts.
+    /// Worth retrying later, but it concerns every message, not this one.
+    #[error("account: {0}")]
+    Account(String),
 }
 
 impl MailError {
+    /// Whether retrying this message later may succeed (transient and account-level failures).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::Account(_))
     }
 }
 

@@ -29,7 +29,7 @@ impl Sender {
         &self.mailbox
     }
 
-    /// The bare address, as SES wants it in `FromEmailAddress`.
+    /// The mailbox as a header value: `"Name" <addr@example.com>` or `addr@example.com`.
     pub fn to_header_value(&self) -> String {
         self.mailbox.to_string()
     }

@@ -7,8 +7,10 @@ use domain::MessageId;
 use serde::{Deserialize, Serialize};
 
 mod embedded;
+mod redis;
 
 pub use embedded::EmbeddedQueue;
+pub use redis::{RedisQueue, RedisQueueConfig};
 
 /// One unit of work: "send owed message N". The message row in the database says what to send;
 /// the job only points at it, so a lost job loses nothing (the sweeper republishes the row).

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::ConfirmationTokens;
-use mailer::{FileMailer, Mailer, Sender};
-use queue::{EmbeddedQueue, JobQueue};
+use mailer::{FileMailer, Mailer, Sender, SesMailer, SmtpMailer};
+use queue::{EmbeddedQueue, JobQueue, RedisQueue, RedisQueueConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use store::SeaStore;
@@ -78,6 +79,17 @@ pub struct Settings {
     pub show_users: Option<bool>,
     pub template_dir: Option<PathBuf>,
     pub worker_concurrency: usize,
+    /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…:465`, or `smtp://host:1025`.
+    pub smtp_url: Option<SecretString>,
+    /// SES configuration set to send with (event publishing, dedicated IPs), if any.
+    pub ses_configuration_set: Option<String>,
+    /// How long a stopping worker waits for emails in flight, e.g. `30s`.
+    pub worker_shutdown_timeout: String,
+    /// How often the sweeper looks for messages that are due or stuck, e.g. `15s`.
+    pub sweep_interval: String,
+    /// How long a worker holds a message it is sending before another may take it over
+    /// (after a crash), e.g. `2m`. Must exceed the longest send.
+    pub send_lease: String,
 }
 
 /// The keys to sign and verify links with, and whether the development key is in use.
@@ -146,6 +158,12 @@ impl Settings {
         }
         self.sender()?;
         self.signing_keys()?;
+        self.shutdown_timeout()?;
+        self.sweep_interval()?;
+        self.send_lease()?;
+        if self.mailer == MailerKind::Smtp && self.smtp_url.is_none() {
+            return invalid("MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)".into());
+        }
         Ok(())
     }
 
@@ -234,21 +252,29 @@ impl Settings {
     }
 
     /// The mailer MAILER selects.
-    pub fn build_mailer(&self) -> Result<Arc<dyn Mailer>, SettingsError> {
-        match self.mailer {
-            MailerKind::File => Ok(Arc::new(FileMailer::new(
-                &self.mail_file_dir,
-                self.sender()?,
-            ))),
-            MailerKind::Smtp | MailerKind::Ses => Err(SettingsError::Invalid(format!(
-                "MAILER={} is not available in this version; use MAILER=file",
-                if self.mailer == MailerKind::Smtp {
-                    "smtp"
-                } else {
-                    "ses"
-                }
-            ))),
-        }
+    pub async fn build_mailer(&self) -> Result<Arc<dyn Mailer>, SettingsError> {
+        let sender = self.sender()?;
+        Ok(match self.mailer {
+            MailerKind::File => Arc::new(FileMailer::new(&self.mail_file_dir, sender)),
+            MailerKind::Smtp => {
+                let url = self.smtp_url.as_ref().ok_or_else(|| {
+                    SettingsError::Invalid(
+                        "MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)".into(),
+                    )
+                })?;
+                let mailer = SmtpMailer::from_url(url.expose_secret(), sender)
+                    .map_err(|e| SettingsError::Invalid(format!("SMTP_URL: {e}")))?;
+                Arc::new(mailer)
+            }
+            MailerKind::Ses => Arc::new(
+                SesMailer::from_env(
+                    self.ses_region.clone(),
+                    sender,
+                    self.ses_configuration_set.clone(),
+                )
+                .await,
+            ),
+        })
     }
 
     /// Whether delivery runs inside `server` (no REDIS_URL) or in a separate `worker`.
@@ -256,16 +282,83 @@ impl Settings {
         self.redis_url.is_none()
     }
 
-    /// The queue REDIS_URL selects; `None` means the embedded queue.
-    pub fn build_queue(&self) -> Result<Arc<dyn JobQueue>, SettingsError> {
+    /// The queue REDIS_URL selects: Redis Streams, or the embedded queue when unset.
+    pub async fn build_queue(&self) -> Result<Arc<dyn JobQueue>, SettingsError> {
         match &self.redis_url {
             None => Ok(Arc::new(EmbeddedQueue::new())),
-            Some(_) => Err(SettingsError::Invalid(
-                "REDIS_URL is set, but this version has only the embedded queue; unset REDIS_URL"
-                    .into(),
-            )),
+            Some(url) => {
+                let config = RedisQueueConfig {
+                    // A job handed out and never acknowledged goes to another worker when the
+                    // message's lease would have expired anyway.
+                    claim_idle: self.send_lease()?,
+                    ..RedisQueueConfig::default()
+                };
+                let queue = RedisQueue::connect(url.expose_secret(), config)
+                    .await
+                    .map_err(|e| SettingsError::Invalid(format!("REDIS_URL: {e}")))?;
+                Ok(Arc::new(queue))
+            }
         }
     }
+
+    /// WORKER_SHUTDOWN_TIMEOUT as a duration.
+    pub fn shutdown_timeout(&self) -> Result<Duration, SettingsError> {
+        duration_setting("WORKER_SHUTDOWN_TIMEOUT", &self.worker_shutdown_timeout)
+    }
+
+    /// SWEEP_INTERVAL as a duration (at least 100 ms).
+    pub fn sweep_interval(&self) -> Result<Duration, SettingsError> {
+        let interval = duration_setting("SWEEP_INTERVAL", &self.sweep_interval)?;
+        if interval < Duration::from_millis(100) {
+            return Err(SettingsError::Invalid(
+                "SWEEP_INTERVAL must be at least 100ms".into(),
+            ));
+        }
+        Ok(interval)
+    }
+
+    /// SEND_LEASE as a duration (at least 1 s).
+    pub fn send_lease(&self) -> Result<Duration, SettingsError> {
+        let lease = duration_setting("SEND_LEASE", &self.send_lease)?;
+        if lease < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid(
+                "SEND_LEASE must be at least 1s".into(),
+            ));
+        }
+        Ok(lease)
+    }
+}
+
+fn duration_setting(name: &str, value: &str) -> Result<Duration, SettingsError> {
+    parse_duration(value).map_err(|e| SettingsError::Invalid(format!("{name}: {e}")))
+}
+
+/// Parses a duration such as `500ms`, `30s`, `15m`, `2h` or `1d` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 15m, 2h or 1d"))?;
+    let unit_ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    value
+        .checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[cfg(test)]

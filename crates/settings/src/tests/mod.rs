@@ -139,21 +139,68 @@ fn empty_variables_count_as_unset() {
     assert!(s.signing_keys().unwrap().using_development_key);
 }
 
+#[tokio::test]
+async fn mailer_and_queue_follow_the_settings() {
+    let err = load(&[("MAILER", "smtp")]).unwrap_err().to_string();
+    assert!(err.contains("SMTP_URL"), "{err}");
+    let err = load(&[
+        ("MAILER", "smtp"),
+        ("SMTP_URL", "http://user:hunter2@mail.example.com"),
+    ])
+    .unwrap()
+    .build_mailer()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("SMTP_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let s = load(&[("MAILER", "smtp"), ("SMTP_URL", "smtp://127.0.0.1:2525")]).unwrap();
+    assert_eq!(s.build_mailer().await.unwrap().provider(), "smtp");
+    let s = load(&[("MAILER", "ses"), ("SES_REGION", "us-east-2")]).unwrap();
+    assert_eq!(s.build_mailer().await.unwrap().provider(), "ses");
+    assert_eq!(
+        load(&[]).unwrap().build_mailer().await.unwrap().provider(),
+        "file"
+    );
+
+    // An unreachable Redis is a clear start-up error that does not show the password.
+    let s = load(&[("REDIS_URL", "redis://user:hunter2@127.0.0.1:1")]).unwrap();
+    assert!(!s.embedded_queue());
+    let err = s.build_queue().await.unwrap_err().to_string();
+    assert!(
+        err.contains("REDIS_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+    assert!(load(&[]).unwrap().build_queue().await.is_ok());
+}
+
 #[test]
-fn adapters_not_in_this_version_say_so() {
-    let s = load(&[("MAILER", "smtp")]).unwrap();
-    assert!(
-        s.build_mailer()
-            .unwrap_err()
-            .to_string()
-            .contains("MAILER=smtp")
+fn durations_parse_with_units() {
+    use std::time::Duration;
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+    assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+    assert_eq!(parse_duration(" 15m "), Ok(Duration::from_secs(900)));
+    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+    for bad in [
+        "",
+        "s",
+        "-1s",
+        "1.5s",
+        "10 parsecs",
+        "99999999999999999999d",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+    let err = load(&[("WORKER_SHUTDOWN_TIMEOUT", "soon")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WORKER_SHUTDOWN_TIMEOUT"), "{err}");
+    assert_eq!(
+        load(&[]).unwrap().shutdown_timeout().unwrap(),
+        Duration::from_secs(30)
     );
-    let s = load(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
-    assert!(
-        s.build_queue()
-            .unwrap_err()
-            .to_string()
-            .contains("REDIS_URL")
-    );
-    assert!(load(&[]).unwrap().build_mailer().is_ok());
 }
