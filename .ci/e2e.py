@@ -319,7 +319,12 @@ def scenario_ses(top, n):
     links = wait_until(f"{n} emails recorded by moto", recorded, 90)
     for a in sorted(wanted):
         confirm(top.web_port, links[a])
-    log(f"ses: {n} emails recorded by moto's SES v2, {n} links confirmed")
+    with_id = int(psql(top.admin, top.db,
+        "select count(*) from email_messages where status = 'sent' and provider_message_id is not null "
+        "and recipient like 'ses-%'"))
+    if with_id != n:
+        fail(f"{with_id} of {n} SES messages have a provider message id")
+    log(f"ses: {n} emails recorded by moto's SES v2, {n} links confirmed, SES message ids recorded")
 
 
 def main():

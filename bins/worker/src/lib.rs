@@ -172,39 +172,56 @@ impl Deliverer {
     }
 
     /// Claims, renders, sends and records one owed message.
+    /// Logs one line when the job starts and one with its outcome (message id and masked
+    /// recipient, never the address or the token).
     pub async fn handle(&self, job: Job) -> Result<Outcome, WorkerError> {
         let id = job.message_id;
         let now = self.clock.now();
-        let message = match self.messages.claim(id, now, self.config.lease).await? {
-            Claim::Claimed(message) => message,
-            Claim::AlreadySent => return Ok(Outcome::Skipped("already sent")),
-            Claim::NotClaimable => {
-                return Ok(Outcome::Skipped("not due or taken by another worker"));
+        let skipped = match self.messages.claim(id, now, self.config.lease).await? {
+            Claim::Claimed(message) => {
+                tracing::info!(
+                    message_id = %id,
+                    to = %message.recipient.masked(),
+                    attempt = message.attempts,
+                    provider = self.mailer.provider(),
+                    "job started"
+                );
+                let outcome = self.send_claimed(&message, now).await?;
+                log_outcome(id, &message.recipient.masked(), &outcome);
+                return Ok(outcome);
             }
-            Claim::Missing => return Ok(Outcome::Skipped("message no longer exists")),
+            Claim::AlreadySent => "already sent",
+            Claim::NotClaimable => "not due or taken by another worker",
+            Claim::Missing => "message no longer exists",
         };
-        tracing::info!(
-            message_id = %id,
-            to = %message.recipient.masked(),
-            attempt = message.attempts,
-            provider = self.mailer.provider(),
-            "job started"
-        );
-        let email = match self.render(&message, now) {
+        tracing::info!(message_id = %id, reason = skipped, "Job skipped");
+        Ok(Outcome::Skipped(skipped))
+    }
+
+    async fn send_claimed(
+        &self,
+        message: &OwedMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, WorkerError> {
+        let email = match self.render(message, now) {
             Ok(email) => email,
             // A broken template override: retry later, once the operator has fixed it.
-            Err(error) => return self.failed(&message, MailError::Transient(error)).await,
+            Err(error) => return self.failed(message, MailError::Transient(error)).await,
         };
         match self.mailer.send(&email).await {
             Ok(sent) => {
                 self.messages
-                    .mark_sent(id, sent.provider_message_id.clone(), self.clock.now())
+                    .mark_sent(
+                        message.id,
+                        sent.provider_message_id.clone(),
+                        self.clock.now(),
+                    )
                     .await?;
                 Ok(Outcome::Sent {
                     provider_message_id: sent.provider_message_id,
                 })
             }
-            Err(error) => self.failed(&message, error).await,
+            Err(error) => self.failed(message, error).await,
         }
     }
 
@@ -290,22 +307,24 @@ pub fn human_duration(seconds: u64) -> String {
     }
 }
 
-/// Logs one line per outcome, like RQ's `Job OK`; never the address or the token.
-fn log_outcome(id: MessageId, result: &Result<Outcome, WorkerError>) {
-    match result {
-        Ok(Outcome::Sent {
+/// One line per outcome, like RQ's `Job OK`; never the address or the token.
+fn log_outcome(id: MessageId, to: &str, outcome: &Outcome) {
+    match outcome {
+        Outcome::Sent {
             provider_message_id,
-        }) => {
-            tracing::info!(message_id = %id, provider_message_id = provider_message_id.as_deref().unwrap_or("-"), "Job OK: sent");
+        } => tracing::info!(
+            message_id = %id,
+            %to,
+            provider_message_id = provider_message_id.as_deref().unwrap_or("-"),
+            "Job OK: sent"
+        ),
+        Outcome::Skipped(why) => tracing::info!(message_id = %id, %to, reason = why, "Job skipped"),
+        Outcome::Retrying { at, error } => {
+            tracing::warn!(message_id = %id, %to, retry_at = %at, %error, "Job failed: will retry");
         }
-        Ok(Outcome::Skipped(why)) => tracing::info!(message_id = %id, reason = why, "Job skipped"),
-        Ok(Outcome::Retrying { at, error }) => {
-            tracing::warn!(message_id = %id, retry_at = %at, %error, "Job failed: will retry");
+        Outcome::Dead { error } => {
+            tracing::error!(message_id = %id, %to, %error, "Job failed: dead")
         }
-        Ok(Outcome::Dead { error }) => {
-            tracing::error!(message_id = %id, %error, "Job failed: dead")
-        }
-        Err(error) => tracing::error!(message_id = %id, %error, "Job error: left for the sweeper"),
     }
 }
 
@@ -365,8 +384,9 @@ pub async fn run(
                 let queue = Arc::clone(&queue);
                 let deliverer = Arc::clone(&deliverer);
                 in_flight.spawn(async move {
-                    let result = deliverer.handle(delivery.job).await;
-                    log_outcome(delivery.job.message_id, &result);
+                    if let Err(error) = deliverer.handle(delivery.job).await {
+                        tracing::error!(message_id = %delivery.job.message_id, %error, "Job error: left for the sweeper");
+                    }
                     if let Err(error) = queue.ack(&delivery).await {
                         tracing::warn!(message_id = %delivery.job.message_id, %error, "ack failed; the job may be delivered again");
                     }
