@@ -32,6 +32,16 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
 /// How long a claimed message is reserved for the worker that claimed it (SEND_LEASE).
 pub const DEFAULT_LEASE: TimeDelta = TimeDelta::seconds(120);
 
+/// How long sending stops after an account-level failure (ACCOUNT_PAUSE).
+pub const DEFAULT_ACCOUNT_PAUSE: TimeDelta = TimeDelta::minutes(5);
+
+/// A validated setting as a `TimeDelta`, or the default.
+fn to_delta(value: Option<Duration>, default: TimeDelta) -> TimeDelta {
+    value
+        .and_then(|d| TimeDelta::from_std(d).ok())
+        .unwrap_or(default)
+}
+
 /// How often the sweeper looks for due messages.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -78,6 +88,10 @@ pub struct DeliveryConfig {
     /// How long a claimed message is reserved for one worker before another may take it over.
     pub lease: TimeDelta,
     pub retry: RetryPolicy,
+    /// Most messages per second this deliverer sends, across all its tasks (`None`: no limit).
+    pub max_rate: Option<f64>,
+    /// How long sending stops after an account-level provider failure.
+    pub account_pause: TimeDelta,
 }
 
 /// What happened to one job.
@@ -117,6 +131,38 @@ pub struct Deliverer {
     tokens: ConfirmationTokens,
     clock: Arc<dyn Clock>,
     config: DeliveryConfig,
+    limiter: Option<RateLimiter>,
+    /// Set after an account-level failure: no message is claimed before this time.
+    paused_until: std::sync::Mutex<Option<DateTime<Utc>>>,
+}
+
+/// Spaces sends evenly so that at most `rate` start in any second, across every task sharing
+/// it: each send reserves the next free slot, `1 / rate` seconds after the previous one.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter for `rate` messages per second (`rate` > 0).
+    pub fn per_second(rate: f64) -> Self {
+        Self {
+            interval: Duration::from_secs_f64(1.0 / rate.max(1e-6)),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this caller's slot.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 #[derive(Serialize)]
@@ -134,6 +180,7 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
         config: DeliveryConfig,
     ) -> Self {
+        let limiter = config.max_rate.map(RateLimiter::per_second);
         Self {
             messages,
             mailer,
@@ -141,7 +188,29 @@ impl Deliverer {
             tokens,
             clock,
             config,
+            limiter,
+            paused_until: std::sync::Mutex::new(None),
         }
+    }
+
+    /// How much longer sending is paused after an account-level failure, if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = (*self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))?;
+        (until - self.clock.now())
+            .to_std()
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
+
+    fn pause_until(&self, until: DateTime<Utc>) {
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *paused = Some(paused.map_or(until, |current| current.max(until)));
     }
 
     /// A deliverer configured from the settings (BASE_URL, TOKEN_MAX_AGE, TEMPLATE_DIR).
@@ -152,16 +221,24 @@ impl Deliverer {
         tokens: ConfirmationTokens,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // Settings were validated when loaded; the defaults only stand in for the impossible.
+        let retry = settings
+            .retry()
+            .map(|r| RetryPolicy {
+                base: r.base,
+                max: r.max,
+                max_attempts: r.max_attempts,
+            })
+            .unwrap_or_default();
         let config = DeliveryConfig {
             base_url: settings.base_url.clone(),
             token_max_age: settings.token_max_age,
-            lease: settings
-                .send_lease()
-                .ok()
-                .and_then(|lease| TimeDelta::from_std(lease).ok())
-                .unwrap_or(DEFAULT_LEASE),
-            retry: RetryPolicy::default(),
+            lease: to_delta(settings.send_lease().ok(), DEFAULT_LEASE),
+            retry,
+            max_rate: settings.mail_max_rate().ok().flatten(),
+            account_pause: to_delta(settings.account_pause().ok(), DEFAULT_ACCOUNT_PAUSE),
         };
+
         let templates = Templates::new(EMAIL_TEMPLATES, settings.template_dir.clone());
         Self::new(messages, mailer, templates, tokens, clock, config)
     }
@@ -177,6 +254,13 @@ impl Deliverer {
     pub async fn handle(&self, job: Job) -> Result<Outcome, WorkerError> {
         let id = job.message_id;
         let now = self.clock.now();
+        if self.paused_for().is_some() {
+            // Not claimed: the message stays owed and is swept again once sending resumes.
+            tracing::info!(message_id = %id, "Job skipped: sending is paused");
+            return Ok(Outcome::Skipped(
+                "sending paused after an account-level failure",
+            ));
+        }
         let skipped = match self.messages.claim(id, now, self.config.lease).await? {
             Claim::Claimed(message) => {
                 tracing::info!(
@@ -208,6 +292,9 @@ impl Deliverer {
             // A broken template override: retry later, once the operator has fixed it.
             Err(error) => return self.failed(message, MailError::Transient(error)).await,
         };
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire().await;
+        }
         match self.mailer.send(&email).await {
             Ok(sent) => {
                 self.messages
@@ -259,23 +346,31 @@ impl Deliverer {
     ) -> Result<Outcome, WorkerError> {
         let now = self.clock.now();
         let text = error.to_string();
-        if let MailError::Account(reason) = &error {
-            tracing::error!(
-                provider = self.mailer.provider(),
-                %reason,
-                "the email provider refuses to send for this account: operator action needed"
-            );
-        }
-        let delay = if error.is_transient() {
-            self.config
+        let retry_at = match &error {
+            // Every message would fail the same way: stop sending for a while and retry this one
+            // when sending resumes, whatever its attempt count, instead of burning the retries of
+            // every message owed.
+            MailError::Account(reason) => {
+                let until = now + self.config.account_pause;
+                self.pause_until(until);
+                tracing::error!(
+                    provider = self.mailer.provider(),
+                    %reason,
+                    paused_until = %until,
+                    "the email provider refuses to send for this account: sending paused, operator action needed"
+                );
+                Some(until)
+            }
+            MailError::Transient(_) => self
+                .config
                 .retry
                 .next_delay(message.attempts, rand::random::<f64>())
-        } else {
-            None
+                .and_then(|d| TimeDelta::from_std(d).ok())
+                .map(|delay| now + delay),
+            MailError::Permanent(_) => None,
         };
-        match delay.and_then(|d| TimeDelta::from_std(d).ok()) {
-            Some(delay) => {
-                let at = now + delay;
+        match retry_at {
+            Some(at) => {
                 self.messages
                     .mark_retry(message.id, text.clone(), at, now)
                     .await?;
@@ -366,6 +461,14 @@ pub async fn run(
         "delivery started"
     );
     loop {
+        if let Some(pause) = deliverer.paused_for() {
+            // Leave jobs in the queue while the provider refuses the account.
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(pause.min(config.poll)) => continue,
+            }
+        }
         // `wait_for` also returns when the sender is gone: that is a shutdown too.
         let permit = tokio::select! {
             biased;

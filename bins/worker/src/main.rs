@@ -28,6 +28,37 @@ enum Command {
     Run,
     /// Exit 0 if the database and the queue answer (for container healthchecks).
     Healthcheck,
+    /// Inspect and recover dead messages (permanent failures, or retries exhausted).
+    #[command(subcommand)]
+    Dead(DeadCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadCommand {
+    /// List dead messages, most recent failure first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Requeue one dead message (by id), or all of them: attempts start again from zero.
+    Requeue {
+        /// The message id (from `worker dead list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Requeue every dead message.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete dead messages that failed longer ago than a duration (e.g. 30d, 12h).
+    Purge {
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        older_than: std::time::Duration,
+    },
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    settings::parse_duration(text)
 }
 
 fn main() -> ExitCode {
@@ -37,6 +68,7 @@ fn main() -> ExitCode {
         match cli.command {
             None | Some(Command::Run) => run().await,
             Some(Command::Healthcheck) => healthcheck().await,
+            Some(Command::Dead(command)) => dead(command).await,
         }
     })
 }
@@ -48,6 +80,98 @@ async fn healthcheck() -> anyhow::Result<()> {
     let queue = settings.build_queue().await?;
     queue.depth().await?;
     Ok(())
+}
+
+async fn dead(command: DeadCommand) -> anyhow::Result<()> {
+    use store::MessageStore;
+
+    let settings = Settings::load()?;
+    let store = settings
+        .connect_store()
+        .await
+        .context("cannot use the database at DATABASE_URL")?;
+    let now = chrono::Utc::now();
+    match command {
+        DeadCommand::List { limit } => print_dead(&store.dead(limit).await?),
+        DeadCommand::Requeue { id, all } => {
+            let id = if all { None } else { id.map(domain::MessageId) };
+            let requeued = store.requeue_dead(id, now).await?;
+            if let (Some(id), true) = (id, requeued.is_empty()) {
+                anyhow::bail!("message {id} is not dead (see `worker dead list`)");
+            }
+            let published = if settings.embedded_queue() {
+                0
+            } else {
+                let queue = settings.build_queue().await?;
+                let mut published = 0;
+                for message_id in &requeued {
+                    // A failed publish is not lost: the row is queued and the sweeper finds it.
+                    if queue
+                        .publish(queue::Job {
+                            message_id: *message_id,
+                        })
+                        .await
+                        .is_ok()
+                    {
+                        published += 1;
+                    }
+                }
+                published
+            };
+            say(&format!(
+                "requeued {} message(s){}",
+                requeued.len(),
+                if settings.embedded_queue() {
+                    String::from("; the server's delivery loop will send them")
+                } else {
+                    format!(", {published} published to the queue (the sweeper picks up the rest)")
+                }
+            ));
+        }
+        DeadCommand::Purge { older_than } => {
+            let cutoff = now - chrono::TimeDelta::from_std(older_than)?;
+            let purged = store.purge_dead(cutoff).await?;
+            say(&format!(
+                "purged {purged} dead message(s) last changed before {}",
+                cutoff.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Command output goes to stdout (logs go to stderr).
+#[expect(clippy::print_stdout, reason = "this is the command's output")]
+fn say(line: &str) {
+    println!("{line}");
+}
+
+fn print_dead(messages: &[domain::MessageRecord]) {
+    if messages.is_empty() {
+        say("no dead messages");
+        return;
+    }
+    say(&format!(
+        "{:>8}  {:<32}  {:>8}  {:<20}  LAST ERROR",
+        "ID", "RECIPIENT", "ATTEMPTS", "FAILED AT (UTC)"
+    ));
+    for m in messages {
+        let error: String = m
+            .last_error
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(120)
+            .collect();
+        say(&format!(
+            "{:>8}  {:<32}  {:>8}  {:<20}  {error}",
+            m.id,
+            m.recipient.masked(),
+            m.attempts,
+            m.updated_at.format("%Y-%m-%d %H:%M:%S"),
+        ));
+    }
 }
 
 async fn run() -> anyhow::Result<()> {

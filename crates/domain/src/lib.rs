@@ -8,6 +8,6 @@ pub mod user;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN};
-pub use message::{MessageId, MessageKind, MessageStatus, OwedMessage};
+pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
 pub use token::{ConfirmationTokens, NoSecretKey, TimedSerializer, TokenError, Verified};
 pub use user::{User, UserId};

@@ -90,6 +90,26 @@ pub struct Settings {
     /// How long a worker holds a message it is sending before another may take it over
     /// (after a crash), e.g. `2m`. Must exceed the longest send.
     pub send_lease: String,
+    /// First retry delay after a transient failure, e.g. `30s`; doubles per attempt.
+    pub retry_base_delay: String,
+    /// Longest delay between two attempts, e.g. `2h`.
+    pub retry_max_delay: String,
+    /// Attempts in all before a message is dead.
+    pub retry_max_attempts: u32,
+    /// Messages per second one worker may send, across its tasks; 0 = no limit.
+    pub mail_max_rate: f64,
+    /// Longest time one SMTP send may take, e.g. `30s`.
+    pub smtp_timeout: String,
+    /// How long a worker stops sending after an account-level provider failure, e.g. `5m`.
+    pub account_pause: String,
+}
+
+/// The retry policy settings: first delay, cap, attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub base: Duration,
+    pub max: Duration,
+    pub max_attempts: u32,
 }
 
 /// The keys to sign and verify links with, and whether the development key is in use.
@@ -161,6 +181,10 @@ impl Settings {
         self.shutdown_timeout()?;
         self.sweep_interval()?;
         self.send_lease()?;
+        self.retry()?;
+        self.mail_max_rate()?;
+        self.smtp_timeout()?;
+        self.account_pause()?;
         if self.mailer == MailerKind::Smtp && self.smtp_url.is_none() {
             return invalid("MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)".into());
         }
@@ -262,8 +286,10 @@ impl Settings {
                         "MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)".into(),
                     )
                 })?;
+                let timeout = self.smtp_timeout()?;
                 let mailer = SmtpMailer::from_url(url.expose_secret(), sender)
-                    .map_err(|e| SettingsError::Invalid(format!("SMTP_URL: {e}")))?;
+                    .map_err(|e| SettingsError::Invalid(format!("SMTP_URL: {e}")))?
+                    .with_timeouts(timeout.min(Duration::from_secs(10)), timeout);
                 Arc::new(mailer)
             }
             MailerKind::Ses => Arc::new(
@@ -315,6 +341,48 @@ impl Settings {
             ));
         }
         Ok(interval)
+    }
+
+    /// RETRY_BASE_DELAY, RETRY_MAX_DELAY and RETRY_MAX_ATTEMPTS.
+    pub fn retry(&self) -> Result<RetrySettings, SettingsError> {
+        let base = duration_setting("RETRY_BASE_DELAY", &self.retry_base_delay)?;
+        let max = duration_setting("RETRY_MAX_DELAY", &self.retry_max_delay)?;
+        if base.is_zero() || max < base {
+            return Err(SettingsError::Invalid(
+                "RETRY_BASE_DELAY must be above zero and at most RETRY_MAX_DELAY".into(),
+            ));
+        }
+        if self.retry_max_attempts == 0 {
+            return Err(SettingsError::Invalid(
+                "RETRY_MAX_ATTEMPTS must be at least 1".into(),
+            ));
+        }
+        Ok(RetrySettings {
+            base,
+            max,
+            max_attempts: self.retry_max_attempts,
+        })
+    }
+
+    /// MAIL_MAX_RATE, `None` when unlimited.
+    pub fn mail_max_rate(&self) -> Result<Option<f64>, SettingsError> {
+        let rate = self.mail_max_rate;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(SettingsError::Invalid(
+                "MAIL_MAX_RATE must be a number of messages per second, 0 for no limit".into(),
+            ));
+        }
+        Ok((rate > 0.0).then_some(rate))
+    }
+
+    /// SMTP_TIMEOUT as a duration.
+    pub fn smtp_timeout(&self) -> Result<Duration, SettingsError> {
+        duration_setting("SMTP_TIMEOUT", &self.smtp_timeout)
+    }
+
+    /// ACCOUNT_PAUSE as a duration.
+    pub fn account_pause(&self) -> Result<Duration, SettingsError> {
+        duration_setting("ACCOUNT_PAUSE", &self.account_pause)
     }
 
     /// SEND_LEASE as a duration (at least 1 s).

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, OwedMessage, User};
+use domain::{EmailAddress, MessageId, MessageRecord, OwedMessage, User};
 
 mod entities;
 mod sea;
@@ -12,11 +12,55 @@ pub use sea::SeaStore;
 /// What went wrong talking to the database. Never shown to visitors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached right now (refused, timed out, connection lost): worth
+    /// retrying shortly, and a web request should answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(sea_orm::DbErr),
     /// A row holds something this version cannot read (an unknown status, a bad address).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+impl From<sea_orm::DbErr> for StoreError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::{DbErr, RuntimeErr};
+        let unavailable = match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+                matches!(
+                    e.as_ref(),
+                    sea_orm::sqlx::Error::Io(_)
+                        | sea_orm::sqlx::Error::PoolTimedOut
+                        | sea_orm::sqlx::Error::PoolClosed
+                        | sea_orm::sqlx::Error::WorkerCrashed
+                        | sea_orm::sqlx::Error::Tls(_)
+                ) || is_shutdown(e.as_ref())
+            }
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// PostgreSQL's "the server is shutting down / restarting" errors (class 57P: operator
+/// intervention) and "cannot connect now".
+fn is_shutdown(err: &sea_orm::sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("57P") || code == "08006" || code == "08001")
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unreachable (rather than a bad query or row).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 /// The result of a registration attempt.
@@ -120,4 +164,19 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
     /// Messages that should be (re)published now, oldest due first: `queued` or `retrying` whose
     /// next attempt time has come, and `sending` whose lease has expired.
     async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<MessageId>, StoreError>;
+
+    /// Dead messages, most recently failed first, at most `limit`.
+    async fn dead(&self, limit: u64) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Gives dead messages a fresh start: status `queued`, attempts 0, due at `now`, error kept
+    /// for the record. `None` requeues every dead message. Returns the ids requeued (a message
+    /// that is not dead is left alone).
+    async fn requeue_dead(
+        &self,
+        id: Option<MessageId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError>;
+
+    /// Deletes dead messages whose last change is older than `before`; returns how many.
+    async fn purge_dead(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, MessageKind, MessageStatus, OwedMessage, User, UserId};
+use domain::{
+    EmailAddress, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage, User, UserId,
+};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -290,6 +292,28 @@ fn message_from_model(m: email_message::Model) -> Result<OwedMessage, StoreError
         status,
         attempts,
         created_at: m.created_at,
+    })
+}
+
+fn record_from_model(m: email_message::Model) -> Result<MessageRecord, StoreError> {
+    let next_attempt_at = m.next_attempt_at;
+    let last_error = m.last_error.clone();
+    let provider_message_id = m.provider_message_id.clone();
+    let (updated_at, sent_at) = (m.updated_at, m.sent_at);
+    let owed = message_from_model(m)?;
+    Ok(MessageRecord {
+        id: owed.id,
+        user_id: owed.user_id,
+        kind: owed.kind,
+        recipient: owed.recipient,
+        status: owed.status,
+        attempts: owed.attempts,
+        last_error,
+        provider_message_id,
+        next_attempt_at,
+        created_at: owed.created_at,
+        updated_at,
+        sent_at,
     })
 }
 
@@ -588,6 +612,72 @@ impl MessageStore for SeaStore {
             .await?;
         Ok(ids.into_iter().map(MessageId).collect())
     }
+
+    async fn dead(&self, limit: u64) -> Result<Vec<MessageRecord>, StoreError> {
+        use email_message::Column;
+        email_message::Entity::find()
+            .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+            .order_by_desc(Column::UpdatedAt)
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(record_from_model)
+            .collect()
+    }
+
+    async fn requeue_dead(
+        &self,
+        id: Option<MessageId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        use email_message::Column;
+        let now = ts(now);
+        let txn = self.begin_write().await?;
+        let mut find = email_message::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Status.eq(MessageStatus::Dead.as_str()));
+        if let Some(id) = id {
+            find = find.filter(Column::Id.eq(id.0));
+        }
+        let ids: Vec<i64> = match find.into_tuple::<i64>().all(&txn).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                abandon(txn).await;
+                return Err(e.into());
+            }
+        };
+        if !ids.is_empty() {
+            let updated = email_message::Entity::update_many()
+                .col_expr(Column::Status, Expr::value(MessageStatus::Queued.as_str()))
+                .col_expr(Column::Attempts, Expr::value(0))
+                .col_expr(Column::NextAttemptAt, Expr::value(now))
+                .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::Id.is_in(ids.clone()))
+                .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+                .exec(&txn)
+                .await;
+            if let Err(e) = updated {
+                abandon(txn).await;
+                return Err(e.into());
+            }
+        }
+        txn.commit().await?;
+        Ok(ids.into_iter().map(MessageId).collect())
+    }
+
+    async fn purge_dead(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        use email_message::Column;
+        let result = email_message::Entity::delete_many()
+            .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+            .filter(Column::UpdatedAt.lt(ts(before)))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
 }
 
 /// The body of [`MessageStore::claim`], inside its transaction.
@@ -634,6 +724,14 @@ async fn claim_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_unavailable_not_a_generic_error() {
+        let err = SeaStore::connect("postgres://postgres@127.0.0.1:1/none")
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+    }
 
     #[test]
     fn sqlite_targets() {

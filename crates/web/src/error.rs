@@ -17,8 +17,31 @@ pub enum AppError {
     Template(#[from] mailer::TemplateError),
 }
 
+const UNAVAILABLE_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title>\
+<link rel=\"stylesheet\" href=\"/static/main.css\"></head><body><main class=\"container\"><h1>Temporarily unavailable</h1>\
+<p>We cannot take registrations for a moment. Nothing was saved; please try again in a few seconds.</p>\
+<p><a href=\"/\">Back to the home page</a></p></main></body></html>";
+
+/// Seconds a client is asked to wait when the database is unreachable.
+const RETRY_AFTER_SECONDS: &str = "5";
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        if let Self::Store(error) = &self
+            && error.is_unavailable()
+        {
+            tracing::warn!(%error, "database unavailable: answering 503");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::RETRY_AFTER, RETRY_AFTER_SECONDS),
+                ],
+                UNAVAILABLE_PAGE,
+            )
+                .into_response();
+        }
         tracing::error!(error = %self, "request failed");
         (
             StatusCode::INTERNAL_SERVER_ERROR,

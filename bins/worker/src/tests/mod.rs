@@ -30,6 +30,8 @@ fn config() -> DeliveryConfig {
         token_max_age: 3600,
         lease: TimeDelta::seconds(120),
         retry: RetryPolicy::default(),
+        max_rate: None,
+        account_pause: TimeDelta::seconds(300),
     }
 }
 
@@ -347,4 +349,102 @@ async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
         .expect("run stops on shutdown")
         .unwrap();
     assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+// Paused time: sleeps advance the virtual clock instantly, no wall time passes.
+#[tokio::test(start_paused = true)]
+async fn rate_limiter_never_lets_more_than_the_rate_start_in_any_second() {
+    let limiter = Arc::new(RateLimiter::per_second(20.0));
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let limiter = Arc::clone(&limiter);
+        tasks.spawn(async move {
+            let mut times = Vec::new();
+            for _ in 0..25 {
+                limiter.acquire().await;
+                times.push(tokio::time::Instant::now() - start);
+            }
+            times
+        });
+    }
+    let mut times: Vec<Duration> = Vec::new();
+    while let Some(t) = tasks.join_next().await {
+        times.extend(t.unwrap());
+    }
+    times.sort();
+    assert_eq!(times.len(), 200);
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|u| **u < *t + Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 20,
+            "{in_window} sends in the second after {t:?}"
+        );
+    }
+    // And it does not throttle below the rate: 200 sends take about 10 s.
+    let total = *times.last().unwrap();
+    assert!(
+        total >= Duration::from_millis(9_900) && total < Duration::from_millis(10_100),
+        "{total:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_failure_pauses_sending_without_burning_retries() {
+    let clock = Arc::new(ManualClock::at_unix(NOW));
+    let mut messages = MockMessageStore::new();
+    // The last allowed attempt: an ordinary transient failure would make it dead.
+    messages
+        .expect_claim()
+        .times(1)
+        .returning(|_, _, _| Ok(Claim::Claimed(owed(5, 10))));
+    messages
+        .expect_mark_retry()
+        .withf(|id, error, at, now| {
+            *id == MessageId(5)
+                && error.contains("sending paused")
+                && *at - *now == TimeDelta::seconds(300)
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    messages.expect_mark_dead().never();
+    let mut mailer = MockMailer::new();
+    mailer.expect_send().times(1).returning(|_| {
+        Err(MailError::Account(
+            "SES sending paused for the account".into(),
+        ))
+    });
+    mailer.expect_provider().return_const("mock");
+    let d = Deliverer::new(
+        Arc::new(messages),
+        Arc::new(mailer),
+        Templates::new(EMAIL_TEMPLATES, None),
+        tokens(),
+        clock.clone(),
+        config(),
+    );
+    assert!(matches!(
+        d.handle(Job {
+            message_id: MessageId(5)
+        })
+        .await
+        .unwrap(),
+        Outcome::Retrying { .. }
+    ));
+    assert_eq!(d.paused_for(), Some(Duration::from_secs(300)));
+
+    // While paused, nothing is claimed or sent (the mocks allow one claim and one send only).
+    let next = d
+        .handle(Job {
+            message_id: MessageId(6),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(next, Outcome::Skipped(_)), "{next:?}");
+
+    clock.advance(TimeDelta::seconds(300));
+    assert_eq!(d.paused_for(), None);
 }

@@ -124,11 +124,53 @@ fn bad_values_are_clear_errors() {
         (&[("MAILER", "carrier-pigeon")], "mailer"),
         (&[("MAIL_FROM", "not an address")], "MAIL_FROM"),
         (&[("WORKER_CONCURRENCY", "0")], "WORKER_CONCURRENCY"),
+        (&[("RETRY_BASE_DELAY", "fast")], "RETRY_BASE_DELAY"),
+        (&[("RETRY_BASE_DELAY", "3h")], "RETRY_MAX_DELAY"),
+        (&[("RETRY_MAX_ATTEMPTS", "0")], "RETRY_MAX_ATTEMPTS"),
+        (&[("RETRY_MAX_ATTEMPTS", "many")], "retry_max_attempts"),
+        (&[("MAIL_MAX_RATE", "-1")], "MAIL_MAX_RATE"),
+        (&[("MAIL_MAX_RATE", "lots")], "mail_max_rate"),
+        (&[("SMTP_TIMEOUT", "x")], "SMTP_TIMEOUT"),
+        (&[("ACCOUNT_PAUSE", "x")], "ACCOUNT_PAUSE"),
+        (&[("SWEEP_INTERVAL", "10ms")], "SWEEP_INTERVAL"),
+        (&[("SEND_LEASE", "0s")], "SEND_LEASE"),
     ];
     for (vars, needle) in cases {
         let err = load(vars).unwrap_err().to_string();
         assert!(err.contains(needle), "{vars:?}: {err}");
     }
+}
+
+#[test]
+fn delivery_tuning_has_documented_defaults_and_reads_overrides() {
+    use std::time::Duration;
+    let s = load(&[]).unwrap();
+    let retry = s.retry().unwrap();
+    assert_eq!(
+        (retry.base, retry.max, retry.max_attempts),
+        (Duration::from_secs(30), Duration::from_secs(7200), 10)
+    );
+    assert_eq!(s.mail_max_rate().unwrap(), None);
+    assert_eq!(s.smtp_timeout().unwrap(), Duration::from_secs(30));
+    assert_eq!(s.account_pause().unwrap(), Duration::from_secs(300));
+    assert_eq!(s.sweep_interval().unwrap(), Duration::from_secs(15));
+    assert_eq!(s.send_lease().unwrap(), Duration::from_secs(120));
+
+    let s = load(&[
+        ("RETRY_BASE_DELAY", "500ms"),
+        ("RETRY_MAX_DELAY", "4s"),
+        ("RETRY_MAX_ATTEMPTS", "3"),
+        ("MAIL_MAX_RATE", "2.5"),
+        ("SWEEP_INTERVAL", "250ms"),
+    ])
+    .unwrap();
+    let retry = s.retry().unwrap();
+    assert_eq!(
+        (retry.base, retry.max, retry.max_attempts),
+        (Duration::from_millis(500), Duration::from_secs(4), 3)
+    );
+    assert_eq!(s.mail_max_rate().unwrap(), Some(2.5));
+    assert_eq!(s.sweep_interval().unwrap(), Duration::from_millis(250));
 }
 
 #[test]

@@ -336,7 +336,58 @@ async fn unreadable_message_is_corrupt_without_the_address(store: &SeaStore) {
     assert_eq!(status(store, id).await, "queued");
 }
 
+async fn dead_letters_are_listed_requeued_and_purged(store: &SeaStore) {
+    let (_, a) = register(store, "Dead.A@example.com", t0()).await;
+    let (_, b) = register(store, "dead.b@example.com", t0()).await;
+    let (_, live) = register(store, "live@example.com", t0()).await;
+    for (id, at) in [(a, 1.0), (b, 2.0)] {
+        claim_ok(store, id, t0() + secs(at)).await;
+        store
+            .mark_dead(id, format!("550 no such user ({id})"), t0() + secs(at))
+            .await
+            .unwrap();
+    }
+
+    let dead = store.dead(10).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b, a],
+        "newest failure first"
+    );
+    assert_eq!(dead[1].recipient, email("Dead.A@example.com"));
+    assert_eq!(dead[1].attempts, 1);
+    assert_eq!(dead[1].status, MessageStatus::Dead);
+    assert_eq!(
+        dead[1].last_error.as_deref(),
+        Some(format!("550 no such user ({a})").as_str())
+    );
+    assert_eq!(dead[1].updated_at, t0() + secs(1.0));
+    assert_eq!(store.dead(1).await.unwrap().len(), 1);
+
+    // One by id; a message that is not dead is left alone.
+    let now = t0() + secs(10.0);
+    assert_eq!(store.requeue_dead(Some(a), now).await.unwrap(), vec![a]);
+    assert_eq!(store.requeue_dead(Some(live), now).await.unwrap(), vec![]);
+    assert_eq!(status(store, a).await, "queued");
+    assert_eq!(common::message_column::<i32>(store, a, "attempts").await, 0);
+    assert_eq!(store.due(now, 10).await.unwrap(), vec![live, a]);
+    let again = claim_ok(store, a, now).await;
+    assert_eq!(again.attempts, 1);
+
+    // Purge only what is older than the cut-off.
+    assert_eq!(store.purge_dead(t0() + secs(2.0)).await.unwrap(), 0);
+    assert_eq!(store.purge_dead(t0() + secs(2.5)).await.unwrap(), 1);
+    assert!(store.dead(10).await.unwrap().is_empty());
+    assert_eq!(common::count(store, "email_messages").await, 2);
+
+    // All at once.
+    store.mark_dead(a, "again".into(), now).await.unwrap();
+    assert_eq!(store.requeue_dead(None, now).await.unwrap(), vec![a]);
+    assert_eq!(status(store, a).await, "queued");
+}
+
 backend_tests!(
+    dead_letters_are_listed_requeued_and_purged,
     claim_then_lease_expiry,
     sent_is_already_sent_and_marks_the_user,
     retrying_waits_for_its_time,

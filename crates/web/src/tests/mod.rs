@@ -322,6 +322,23 @@ async fn a_store_failure_is_a_generic_500_without_details() {
 }
 
 #[tokio::test]
+async fn an_unreachable_database_is_a_503_with_retry_after() {
+    let mut users = MockUserStore::new();
+    users
+        .expect_register()
+        .returning(|_, _| Err(StoreError::Unavailable("pool timed out".into())));
+    let reply = send(
+        state(users, idle_queue(), false),
+        post_form("email=a%40example.com"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.headers[header::RETRY_AFTER], "5");
+    assert!(reply.body.contains("Nothing was saved"));
+    assert!(!reply.body.contains("pool timed out"));
+}
+
+#[tokio::test]
 async fn flash_is_shown_once_and_cleared() {
     let request = Request::get("/")
         .header(header::COOKIE, "flash=confirmed")
