@@ -356,7 +356,7 @@ async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
 async fn rate_limiter_never_lets_more_than_the_rate_start_in_any_second() {
     let limiter = Arc::new(RateLimiter::per_second(20.0));
     let start = tokio::time::Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = JoinSet::new();
     for _ in 0..8 {
         let limiter = Arc::clone(&limiter);
         tasks.spawn(async move {
