@@ -25,6 +25,7 @@ pub fn app_state(settings: &Settings, services: &Services) -> AppState {
             secure_cookies: settings.base_url.starts_with("https://"),
             ..WebConfig::default()
         }),
+        queue_gate: Default::default(),
     }
 }
 

@@ -140,6 +140,26 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     .await
 }
 
+/// Publishes the job of a committed message, bounded by the publish timeout. After a failure the
+/// queue is left alone for a few seconds (registrations stay fast during a Redis outage; the
+/// sweeper sends what was not published).
+async fn publish(state: &AppState, message: domain::MessageId) {
+    if state.queue_gate.is_closed() {
+        tracing::debug!(message_id = %message, "queue recently failed; leaving this one to the sweeper");
+        return;
+    }
+    let publish = state.queue.publish(Job {
+        message_id: message,
+    });
+    let failure = match tokio::time::timeout(state.config.publish_timeout, publish).await {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {:?}", state.config.publish_timeout),
+    };
+    state.queue_gate.close_for(state.config.publish_backoff);
+    tracing::warn!(message_id = %message, error = %failure, "publish failed; the sweeper will send this message");
+}
+
 /// `POST /`: register, then redirect with the same flash whether or not the address was new.
 pub async fn register(
     State(state): State<AppState>,
@@ -183,18 +203,7 @@ pub async fn register(
             tracing::info!(user_id = %user.id, message_id = %message, to = %email.masked(), "user registered");
             // The promise is already committed; the queue is only the fast path. If it is slow or
             // down, the sweeper republishes the message later.
-            let publish = state.queue.publish(Job {
-                message_id: message,
-            });
-            match tokio::time::timeout(state.config.publish_timeout, publish).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(message_id = %message, %error, "publish failed; the sweeper will retry")
-                }
-                Err(_) => {
-                    tracing::warn!(message_id = %message, "publish timed out; the sweeper will retry")
-                }
-            }
+            publish(&state, message).await;
         }
         Registration::AlreadyRegistered => {
             tracing::info!(to = %email.masked(), "registration for an existing address; nothing stored");

@@ -55,6 +55,8 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Longest wait for the queue after a registration is committed.
     pub publish_timeout: Duration,
+    /// After a failed publish, how long registrations skip the queue (the sweeper covers them).
+    pub publish_backoff: Duration,
 }
 
 impl Default for WebConfig {
@@ -65,6 +67,7 @@ impl Default for WebConfig {
             token_max_age: 3600,
             secure_cookies: false,
             publish_timeout: Duration::from_secs(2),
+            publish_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -78,6 +81,33 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub pages: Templates,
     pub config: Arc<WebConfig>,
+    /// Shared by all requests: closed for a while after the queue fails.
+    pub queue_gate: Arc<QueueGate>,
+}
+
+/// A small circuit breaker in front of the queue.
+#[derive(Debug, Default)]
+pub struct QueueGate {
+    closed_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl QueueGate {
+    /// Whether publishing should be skipped right now.
+    pub fn is_closed(&self) -> bool {
+        self.lock()
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+    }
+
+    /// Skip publishing for `period`.
+    pub fn close_for(&self, period: Duration) {
+        *self.lock() = Some(tokio::time::Instant::now() + period);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
+        self.closed_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The application's routes.

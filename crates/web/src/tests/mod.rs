@@ -31,6 +31,7 @@ fn state(users: MockUserStore, queue: MockJobQueue, show_users: bool) -> AppStat
             show_users,
             ..WebConfig::default()
         }),
+        queue_gate: Arc::new(QueueGate::default()),
     }
 }
 
@@ -221,8 +222,7 @@ async fn existing_address_gets_exactly_the_same_response_and_nothing_is_queued()
     assert_eq!(existing.body, fresh.body);
 }
 
-#[tokio::test]
-async fn a_failing_or_hanging_queue_does_not_fail_the_registration() {
+fn registering_users() -> MockUserStore {
     let mut users = MockUserStore::new();
     users.expect_register().returning(|e, _| {
         Ok(Registration::Created {
@@ -230,17 +230,59 @@ async fn a_failing_or_hanging_queue_does_not_fail_the_registration() {
             message: MessageId(1),
         })
     });
+    users
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_queue_does_not_fail_registrations_and_is_skipped_for_a_while() {
     let mut queue = MockJobQueue::new();
+    // Called once: the next registrations within the backoff skip the queue.
     queue
         .expect_publish()
         .times(1)
         .returning(|_| Err(QueueError::Transport("connection refused".into())));
-    let reply = send(
-        state(users, queue, false),
-        post_form("email=a%40example.com"),
-    )
-    .await;
+    let state = state(registering_users(), queue, false);
+    for _ in 0..3 {
+        let reply = send(state.clone(), post_form("email=a%40example.com")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    }
+    assert!(state.queue_gate.is_closed());
+    tokio::time::advance(state.config.publish_backoff).await;
+    assert!(!state.queue_gate.is_closed());
+}
+
+/// A queue whose publish never answers.
+#[derive(Debug)]
+struct HangingQueue;
+
+#[async_trait::async_trait]
+impl queue::JobQueue for HangingQueue {
+    async fn publish(&self, _job: Job) -> Result<(), QueueError> {
+        std::future::pending().await
+    }
+    async fn receive(
+        &self,
+        _wait: std::time::Duration,
+    ) -> Result<Option<queue::Delivery>, QueueError> {
+        Ok(None)
+    }
+    async fn ack(&self, _delivery: &queue::Delivery) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn depth(&self) -> Result<u64, QueueError> {
+        Ok(0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_queue_is_cut_off_by_the_publish_timeout() {
+    let mut state = state(registering_users(), idle_queue(), false);
+    state.queue = Arc::new(HangingQueue);
+    let started = tokio::time::Instant::now();
+    let reply = send(state.clone(), post_form("email=a%40example.com")).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(started.elapsed(), state.config.publish_timeout);
+    assert!(state.queue_gate.is_closed());
 }
 
 #[tokio::test]
