@@ -256,7 +256,7 @@ async fn a_failing_queue_does_not_fail_registrations_and_is_skipped_for_a_while(
 struct HangingQueue;
 
 #[async_trait::async_trait]
-impl queue::JobQueue for HangingQueue {
+impl JobQueue for HangingQueue {
     async fn publish(&self, _job: Job) -> Result<(), QueueError> {
         std::future::pending().await
     }
