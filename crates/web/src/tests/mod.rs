@@ -260,10 +260,7 @@ impl JobQueue for HangingQueue {
     async fn publish(&self, _job: Job) -> Result<(), QueueError> {
         std::future::pending().await
     }
-    async fn receive(
-        &self,
-        _wait: std::time::Duration,
-    ) -> Result<Option<queue::Delivery>, QueueError> {
+    async fn receive(&self, _wait: Duration) -> Result<Option<queue::Delivery>, QueueError> {
         Ok(None)
     }
     async fn ack(&self, _delivery: &queue::Delivery) -> Result<(), QueueError> {
