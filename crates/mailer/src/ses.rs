@@ -276,10 +276,12 @@ fn classify_service(
 ) -> MailError {
     let code = error_code(error);
     let text = error_message(error).unwrap_or("no message");
+    // The request id goes before the (possibly long, later truncated) message, so operators
+    // always keep it for AWS support.
     let request = request_id
-        .map(|id| format!(" (request id {id})"))
+        .map(|id| format!(", request id {id}"))
         .unwrap_or_default();
-    let detail = format!("SES {code} (HTTP {status}): {text}{request}");
+    let detail = format!("SES {code} (HTTP {status}{request}): {text}");
     match error {
         SendEmailError::AccountSuspendedException(_) => MailError::Account(format!(
             "the SES account is suspended: no email can be sent until AWS lifts it; {detail}"
