@@ -137,18 +137,23 @@ pub struct Deliverer {
 }
 
 /// Spaces sends evenly so that at most `rate` start in any second, across every task sharing
-/// it: each send reserves the next free slot, `1 / rate` seconds after the previous one.
+/// it: each send reserves the next free slot, a little over `1 / rate` seconds after the
+/// previous one. The 2% margin absorbs network jitter, so that the provider, which counts
+/// arrivals rather than starts, never sees more than `rate` in a second either.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
     next: tokio::sync::Mutex<tokio::time::Instant>,
 }
 
+/// Sends are spaced this much wider than `1 / rate` (see [`RateLimiter`]).
+const RATE_MARGIN: f64 = 1.02;
+
 impl RateLimiter {
     /// A limiter for `rate` messages per second (`rate` > 0).
     pub fn per_second(rate: f64) -> Self {
         Self {
-            interval: Duration::from_secs_f64(1.0 / rate.max(1e-6)),
+            interval: Duration::from_secs_f64(RATE_MARGIN / rate.max(1e-6)),
             next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }

@@ -29,8 +29,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
 /// Pool size for PostgreSQL.
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
-/// How long to wait for a connection (new or from the pool) before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a connection (new or from the pool) before failing. Short on purpose:
+/// while the database is down, sqlx keeps retrying refused connections until this runs out, and
+/// a visitor should get a prompt 503 rather than a ten-second hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// `last_error` is cut to this many characters.
 const MAX_ERROR_CHARS: usize = 1000;
 
