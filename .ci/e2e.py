@@ -18,195 +18,22 @@ Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), TEST_SES_ENDPOIN
 """
 
 import argparse
-import email
-import email.policy
-import http.client as httplib
 import json
 import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-LINK = re.compile(r"http://127\.0\.0\.1:(\d+)/confirm/[A-Za-z0-9_.\-]+")
+sys.dont_write_bytecode = True  # no __pycache__ for the shared module
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from topology import (  # noqa: E402 - after the path set-up
+    LINK, Topology, confirm, fail, log, maildir_messages, psql, register, set_tag, wait_until,
+)
 
-
-def log(msg):
-    print(f"[e2e] {msg}", flush=True)
-
-
-def fail(msg):
-    print(f"[e2e] FAILED: {msg}", flush=True)
-    sys.exit(1)
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, check, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    fail(f"timed out after {timeout}s waiting for {what}")
-
-
-class Proc:
-    def __init__(self, name, cmd, env, logdir):
-        self.name = name
-        self.log_path = os.path.join(logdir, f"{name}-{int(time.time() * 1000)}.log")
-        self.log = open(self.log_path, "w")
-        self.p = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self, sig=signal.SIGTERM, timeout=60):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
-        return self.p.returncode
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def tail(self, n=30):
-        with open(self.log_path) as f:
-            return "".join(f.readlines()[-n:])
-
-
-def http(port, method, path, body=None):
-    c = httplib.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
-    c.request(method, path, body=body, headers=headers)
-    r = c.getresponse()
-    r.read()
-    c.close()
-    return r.status, r.getheader("Set-Cookie") or ""
-
-
-def register(port, address):
-    status, cookie = http(port, "POST", "/", urllib.parse.urlencode({"email": address}))
-    if status != 303 or "flash=registered" not in cookie:
-        fail(f"registration answered {status} {cookie!r}")
-
-
-def confirm(port, link):
-    path = urllib.parse.urlparse(link).path
-    status, cookie = http(port, "GET", path)
-    if status != 303 or "flash=confirmed" not in cookie:
-        fail(f"confirmation link answered {status} {cookie!r}")
-
-
-def text_of(raw_bytes):
-    msg = email.message_from_bytes(raw_bytes, policy=email.policy.default)
-    part = msg.get_body(preferencelist=("plain",))
-    return msg, (part.get_content() if part else "")
-
-
-def maildir_messages(maildir):
-    """recipient -> list of links, from every message the SMTP server accepted."""
-    found = {}
-    new = os.path.join(maildir, "new")
-    for name in os.listdir(new) if os.path.isdir(new) else []:
-        with open(os.path.join(new, name), "rb") as f:
-            msg, text = text_of(f.read())
-        to = str(msg["To"]).strip().lower()
-        found.setdefault(to, []).extend(m.group(0) for m in LINK.finditer(text))
-    return found
-
-
-def psql(admin_url, db, sql):
-    url = re.sub(r"/[^/?]*(\?|$)", f"/{db}\\1", admin_url, count=1)
-    out = subprocess.run(["psql", url, "-Atc", sql], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-class Topology:
-    def __init__(self, args, tmp):
-        self.args = args
-        self.tmp = tmp
-        self.admin = os.environ["TEST_DATABASE_URL"]
-        self.db = f"e2e_{uuid.uuid4().hex[:12]}"
-        subprocess.run(["psql", self.admin, "-qc", f"CREATE DATABASE {self.db}"], check=True)
-        self.db_url = re.sub(r"/[^/?]*(\?|$)", f"/{self.db}\\1", self.admin, count=1)
-        self.redis_port = free_port()
-        self.smtp_port = free_port()
-        self.web_port = free_port()
-        self.maildir = os.path.join(tmp, "maildir")
-        self.redis = None
-        self.smtp = Proc(
-            "smtp",
-            [sys.executable, os.path.join(HERE, "smtp_server.py"), "--host", "127.0.0.1",
-             "--port", str(self.smtp_port), "--maildir", self.maildir],
-            os.environ.copy(), tmp)
-        self.start_redis()
-        self.base_env = {
-            **os.environ,
-            "APP_ENV": "production",
-            "SECRET_KEY": "e2e-secret-key-0123456789abcdef0123456789",
-            "DATABASE_URL": self.db_url,
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "LISTEN_ADDR": f"127.0.0.1:{self.web_port}",
-            "BASE_URL": f"http://127.0.0.1:{self.web_port}",
-            "SWEEP_INTERVAL": "1s",
-            "SEND_LEASE": "3s",
-            "WORKER_CONCURRENCY": "8",
-            "RUST_LOG": "info",
-        }
-        self.bin = lambda name: os.path.join(args.bin_dir, name)
-        r = subprocess.run([self.bin("server"), "migrate"], env=self.base_env, capture_output=True, text=True)
-        if r.returncode != 0:
-            fail(f"server migrate: {r.stdout}{r.stderr}")
-        self.server = Proc("server", [self.bin("server")], self.base_env, tmp)
-        wait_until("the server", lambda: self.web_ok(), 60)
-        self.worker = None
-
-    def web_ok(self):
-        try:
-            return http(self.web_port, "GET", "/healthz")[0] == 200
-        except OSError:
-            if not self.server.alive():
-                fail("server exited:\n" + self.server.tail())
-            return False
-
-    def start_redis(self):
-        self.redis = Proc("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                                    "--save", "", "--appendonly", "no"], os.environ.copy(), self.tmp)
-        wait_until("redis", lambda: subprocess.run(
-            ["redis-cli", "-p", str(self.redis_port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG", 20)
-
-    def start_worker(self, **extra):
-        env = {**self.base_env, "MAILER": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{self.smtp_port}", **extra}
-        self.worker = Proc("worker", [self.bin("worker")], env, self.tmp)
-        time.sleep(0.2)
-        if not self.worker.alive():
-            fail("worker exited at start:\n" + self.worker.tail())
-
-    def counts(self):
-        return psql(self.admin, self.db,
-                    "select count(*) filter (where confirmed), count(*) filter (where email_sent), count(*) from users")
-
-    def close(self):
-        for p in (self.worker, self.server, self.redis, self.smtp):
-            if p is not None:
-                p.stop()
-        subprocess.run(["psql", self.admin, "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"])
+set_tag("e2e")
 
 
 def deliver_and_confirm(top, addresses, expect_max_dupes=0, timeout=120):
@@ -337,7 +164,7 @@ def main():
         if not os.environ.get(var):
             fail(f"{var} is not set")
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
-        top = Topology(args, tmp)
+        top = Topology(args.bin_dir, tmp)
         try:
             top.start_worker()
             for name in args.scenarios.split(","):

@@ -1,0 +1,486 @@
+"""Shared helpers for the multi-process checks: .ci/e2e.py, .ci/faults.py and scripts/chaos.py.
+
+A `Topology` is one production-like deployment on this machine: its own PostgreSQL database
+(created through an admin URL and dropped at the end), its own `redis-server` on a free port (so
+it can be stopped, flushed or restarted), its own test SMTP server (.ci/smtp_server.py), the
+`server` binary and, on demand, `worker` processes. Every process it starts is stopped by
+`close()`; use it in a try/finally.
+
+Also here: HTTP helpers (`register`, `confirm`, `request`), a paced registration load
+(`Load`), readers for the SMTP server's maildir (`MailIndex`, `maildir_messages`) and its
+attempts log (`read_attempts`), `psql`, and a private PostgreSQL cluster (`PrivatePostgres`).
+"""
+
+import concurrent.futures
+import datetime
+import email
+import email.policy
+import glob
+import http.client as httplib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMTP_SERVER = os.path.join(HERE, "smtp_server.py")
+LINK = re.compile(r"http://127\.0\.0\.1:(\d+)/confirm/[A-Za-z0-9_.\-]+")
+STREAM = "confirm:jobs"  # the Redis stream the server publishes to (crates/queue)
+
+_tag = ["e2e"]
+
+
+def set_tag(tag):
+    """The prefix of every line `log` and `fail` print: `[tag] ...`."""
+    _tag[0] = tag
+
+
+def log(msg):
+    print(f"[{_tag[0]}] {msg}", flush=True)
+
+
+def fail(msg):
+    """Prints the failure and raises SystemExit(1) (callers may catch it to go on)."""
+    print(f"[{_tag[0]}] FAILED: {msg}", flush=True)
+    raise SystemExit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, check, timeout, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Proc:
+    """A child process with its output in a log file under `logdir`."""
+
+    def __init__(self, name, cmd, env, logdir):
+        self.name = name
+        self.log_path = os.path.join(logdir, f"{name}-{int(time.time() * 1000)}.log")
+        self.log = open(self.log_path, "w")
+        self.p = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.p.pid
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        if not self.log.closed:
+            self.log.close()
+        return self.p.returncode
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def tail(self, n=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+def request(port, method, path, body=None, timeout=30):
+    """(status, headers as a lower-case dict, body text)."""
+    c = httplib.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        text = r.read().decode("utf-8", "replace")
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, text
+    finally:
+        c.close()
+
+
+def http(port, method, path, body=None):
+    status, headers, _ = request(port, method, path, body)
+    return status, headers.get("set-cookie", "")
+
+
+def post_registration(port, address, timeout=30):
+    return request(port, "POST", "/", urllib.parse.urlencode({"email": address}), timeout=timeout)
+
+
+def register(port, address):
+    status, cookie = http(port, "POST", "/", urllib.parse.urlencode({"email": address}))
+    if status != 303 or "flash=registered" not in cookie:
+        fail(f"registration answered {status} {cookie!r}")
+
+
+def confirm(port, link):
+    path = urllib.parse.urlparse(link).path
+    status, cookie = http(port, "GET", path)
+    if status != 303 or "flash=confirmed" not in cookie:
+        fail(f"confirmation link answered {status} {cookie!r}")
+
+
+class Load:
+    """Registers `addresses` at a steady `rate` per second from a background thread, each request
+    on its own pool thread (a slow answer does not slow the pace). Every outcome is recorded in
+    `results`: dicts with address, sent (UTC datetime), status (None on a client error),
+    retry_after, elapsed (s), registered (303 with the `registered` flash) and error."""
+
+    def __init__(self, port, addresses, rate, timeout=30, threads=64):
+        self.port = port
+        self.addresses = list(addresses)
+        self.rate = rate
+        self.timeout = timeout
+        self.results = []
+        self.lock = threading.Lock()
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.done = threading.Event()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _one(self, address):
+        sent = utc_now()
+        t0 = time.monotonic()
+        row = {"address": address, "sent": sent, "status": None, "retry_after": None,
+               "registered": False, "error": None, "body": ""}
+        try:
+            status, headers, body = post_registration(self.port, address, self.timeout)
+            row.update(status=status, retry_after=headers.get("retry-after"), body=body[:2000],
+                       registered=status == 303 and "flash=registered" in headers.get("set-cookie", ""))
+        except Exception as e:  # noqa: BLE001 - recorded and judged by the caller
+            row["error"] = repr(e)
+        row["elapsed"] = time.monotonic() - t0
+        with self.lock:
+            self.results.append(row)
+
+    def _run(self):
+        start = time.monotonic()
+        futures = []
+        for i, address in enumerate(self.addresses):
+            delay = start + i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(self.pool.submit(self._one, address))
+        concurrent.futures.wait(futures)
+        self.pool.shutdown()
+        self.done.set()
+
+    def wait(self, timeout=None):
+        if not self.done.wait(timeout):
+            fail("the registration load did not finish in time")
+        return sorted(self.results, key=lambda r: r["sent"])
+
+
+# --- the SMTP server's maildir and attempts log ------------------------------------------------
+
+def text_of(raw_bytes):
+    msg = email.message_from_bytes(raw_bytes, policy=email.policy.default)
+    part = msg.get_body(preferencelist=("plain",))
+    return msg, (part.get_content() if part else "")
+
+
+class MailIndex:
+    """recipient (lower-case) -> list of links, one entry per stored copy; parses each file of
+    DIR/new once, so it can be polled cheaply while thousands of messages arrive."""
+
+    def __init__(self, maildir):
+        self.new = os.path.join(maildir, "new")
+        self.seen = set()
+        self.by_recipient = {}
+
+    def scan(self):
+        names = os.listdir(self.new) if os.path.isdir(self.new) else []
+        for name in names:
+            if name in self.seen:
+                continue
+            self.seen.add(name)
+            with open(os.path.join(self.new, name), "rb") as f:
+                msg, text = text_of(f.read())
+            to = str(msg["To"]).strip().lower()
+            links = [m.group(0) for m in LINK.finditer(text)]
+            self.by_recipient.setdefault(to, []).append(links[0] if links else None)
+        return self.by_recipient
+
+    def copies(self, addresses):
+        """address -> number of stored copies (0 when not delivered), for `addresses`."""
+        got = self.scan()
+        return {a.lower(): len(got.get(a.lower(), [])) for a in addresses}
+
+
+def maildir_messages(maildir):
+    """recipient -> list of links, from every message the SMTP server accepted."""
+    found = {}
+    for to, links in MailIndex(maildir).scan().items():
+        found[to] = [link for link in links if link]
+    return found
+
+
+def read_attempts(maildir):
+    """The SMTP server's attempts.log as dicts: at (UTC datetime), stage (RCPT/DATA), code (int),
+    rcpt (lower-case), note."""
+    rows = []
+    path = os.path.join(maildir, "attempts.log")
+    if not os.path.exists(path):
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4:
+                continue
+            at = datetime.datetime.strptime(parts[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=datetime.timezone.utc)
+            rows.append({"at": at, "stage": parts[1], "code": int(parts[2]),
+                         "rcpt": parts[3].lower(), "note": " ".join(parts[4:])})
+    return rows
+
+
+def first_accepted(maildir):
+    """recipient -> time of its first accepted DATA at the SMTP server."""
+    first = {}
+    for row in read_attempts(maildir):
+        if row["stage"] == "DATA" and row["code"] == 250:
+            first.setdefault(row["rcpt"], row["at"])
+    return first
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+def db_url(admin_url, db):
+    return re.sub(r"/[^/?]*(\?|$)", f"/{db}\\1", admin_url, count=1)
+
+
+def psql(admin_url, db, sql):
+    out = subprocess.run(["psql", db_url(admin_url, db), "-Atc", sql], check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def pg_bin(name):
+    """A PostgreSQL server program (initdb, pg_ctl): the newest /usr/lib/postgresql/*/bin, then
+    `pg_config --bindir`, then PATH."""
+    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                      key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    if versions:
+        return versions[-1]
+    try:
+        bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        if os.path.exists(os.path.join(bindir, name)):
+            return os.path.join(bindir, name)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    found = shutil.which(name)
+    if not found:
+        fail(f"{name} not found (install the PostgreSQL server package)")
+    return found
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on a free port, so that a test can stop and restart it
+    without touching the shared server. initdb and postgres refuse to run as root, so as root
+    they run as the `postgres` OS user (the cluster directory is given to that user)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="faults-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.logfile = os.path.join(self.dir, "postgres.log")
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            os.chmod(self.dir, 0o755)
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run([pg_bin("initdb"), "-D", self.data, "-U", "postgres", "--auth=trust",
+                   "--no-sync", "-E", "UTF8"])
+        self.admin_url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.running = False
+        self.start()
+
+    def _run(self, argv):
+        if self.as_root:
+            argv = ["runuser", "-u", "postgres", "--"] + argv
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"{' '.join(argv)}: {r.stdout}{r.stderr}")
+        return r
+
+    def start(self):
+        opts = (f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
+                f"-c fsync=off -c max_connections=100")
+        self._run([pg_bin("pg_ctl"), "-D", self.data, "-l", self.logfile, "-o", opts, "-w",
+                   "-t", "60", "start"])
+        self.running = True
+
+    def stop(self, mode="fast"):
+        self._run([pg_bin("pg_ctl"), "-D", self.data, "-m", mode, "-w", "-t", "60", "stop"])
+        self.running = False
+
+    def close(self):
+        try:
+            if self.running:
+                self.stop("immediate")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def tail(self, n=20):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+# --- the topology -----------------------------------------------------------------------------
+
+class Topology:
+    """server (+ workers on demand) over a fresh database, a Redis and an SMTP server of its own.
+
+    `env` overrides the settings both binaries get; `smtp_args` are extra arguments for the SMTP
+    server; `admin_url` is the PostgreSQL admin URL (default TEST_DATABASE_URL)."""
+
+    def __init__(self, bin_dir, tmp, env=None, smtp_args=(), admin_url=None, db_prefix="e2e",
+                 start_server=True):
+        self.bin_dir = bin_dir
+        self.tmp = tmp
+        self.admin = admin_url or os.environ["TEST_DATABASE_URL"]
+        self.db = f"{db_prefix}_{uuid.uuid4().hex[:12]}"
+        self.redis = self.smtp = self.server = self.worker = None
+        self.workers = []  # every worker started, for log tails
+        self.db_created = False
+        self.redis_port = free_port()
+        self.smtp_port = free_port()
+        self.web_port = free_port()
+        self.maildir = os.path.join(tmp, "maildir")
+        try:
+            subprocess.run(["psql", self.admin, "-qc", f"CREATE DATABASE {self.db}"], check=True,
+                           capture_output=True)
+            self.db_created = True
+            self.db_url = db_url(self.admin, self.db)
+            self.smtp = Proc("smtp", [sys.executable, SMTP_SERVER, "--host", "127.0.0.1",
+                                      "--port", str(self.smtp_port), "--maildir", self.maildir,
+                                      *smtp_args], os.environ.copy(), tmp)
+            self.start_redis()
+            self.base_env = {
+                **os.environ,
+                "APP_ENV": "production",
+                "SECRET_KEY": "e2e-secret-key-0123456789abcdef0123456789",
+                "DATABASE_URL": self.db_url,
+                "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                "LISTEN_ADDR": f"127.0.0.1:{self.web_port}",
+                "BASE_URL": f"http://127.0.0.1:{self.web_port}",
+                "SWEEP_INTERVAL": "1s",
+                "SEND_LEASE": "3s",
+                "WORKER_CONCURRENCY": "8",
+                "RUST_LOG": "info",
+                **(env or {}),
+            }
+            # Only the worker sends; the server keeps its default mailer.
+            self.worker_env = {"MAILER": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{self.smtp_port}"}
+            wait_until("the SMTP server", lambda: self._port_open(self.smtp_port), 20)
+            r = subprocess.run([self.bin("server"), "migrate"], env=self.base_env,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                fail(f"server migrate: {r.stdout}{r.stderr}")
+            if start_server:
+                self.start_server()
+        except BaseException:
+            self.close()
+            raise
+
+    def bin(self, name):
+        return os.path.join(self.bin_dir, name)
+
+    @staticmethod
+    def _port_open(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def start_server(self, **extra):
+        self.server = Proc("server", [self.bin("server")], {**self.base_env, **extra}, self.tmp)
+        wait_until("the server", lambda: self.web_ok(), 60)
+
+    def web_ok(self):
+        try:
+            return http(self.web_port, "GET", "/healthz")[0] == 200
+        except OSError:
+            if not self.server.alive():
+                fail("server exited:\n" + self.server.tail())
+            return False
+
+    def redis_cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
+                              capture_output=True, text=True).stdout.strip()
+
+    def start_redis(self):
+        self.redis = Proc("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no"], os.environ.copy(), self.tmp)
+        wait_until("redis", lambda: self.redis_cli("ping") == "PONG", 20)
+
+    def stop_redis(self, sig=signal.SIGTERM):
+        self.redis.stop(sig)
+
+    def start_worker(self, **extra):
+        self.worker = Proc("worker", [self.bin("worker")], {**self.base_env, **self.worker_env, **extra},
+                           self.tmp)
+        self.workers.append(self.worker)
+        time.sleep(0.2)
+        if not self.worker.alive():
+            fail("worker exited at start:\n" + self.worker.tail())
+        return self.worker
+
+    def worker_cli(self, *args, timeout=60):
+        """Runs `worker ARGS...` to completion with the topology's settings."""
+        return subprocess.run([self.bin("worker"), *args], env={**self.base_env, **self.worker_env, "RUST_LOG": "warn"},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def sql(self, query):
+        return psql(self.admin, self.db, query)
+
+    def counts(self):
+        return self.sql("select count(*) filter (where confirmed), count(*) filter (where email_sent), "
+                        "count(*) from users")
+
+    def tails(self, n=30):
+        out = []
+        procs = [self.server] + self.workers[-3:]
+        for p in procs:
+            if p is not None:
+                out.append(f"--- {p.name} (pid {p.pid}) log tail: {p.log_path} ---\n{p.tail(n)}")
+        return "\n".join(out)
+
+    def close(self):
+        for p in [*self.workers, self.server, self.redis, self.smtp]:
+            if p is not None:
+                p.stop()
+        if self.db_created:
+            subprocess.run(["psql", self.admin, "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"],
+                           capture_output=True)
+            self.db_created = False
