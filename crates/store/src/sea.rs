@@ -14,10 +14,10 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection,
-    DatabaseConnectionType, DatabaseTransaction, DbBackend, DbErr, EntityTrait, NotSet,
-    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Set, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DatabaseConnectionType, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    NotSet, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Set, SqlErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::entities::{email_message, user};
@@ -541,6 +541,29 @@ impl MessageStore for SeaStore {
     ) -> Result<(), StoreError> {
         use email_message::Column;
         let now = ts(now);
+        if self.backend() == Some(DbBackend::Postgres) {
+            // One atomic statement, one round trip: the time between the provider accepting a
+            // message and it being recorded as sent is the window in which a crash causes a
+            // duplicate, so keep it as short as the database allows.
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "WITH m AS (UPDATE email_messages SET status = $1, sent_at = $2, \
+                 provider_message_id = $3, lease_until = NULL, updated_at = $2 \
+                 WHERE id = $4 RETURNING user_id) \
+                 UPDATE users SET email_sent = TRUE FROM m WHERE users.id = m.user_id",
+                [
+                    MessageStatus::Sent.as_str().into(),
+                    now.into(),
+                    provider_message_id.into(),
+                    id.0.into(),
+                ],
+            );
+            let result = self.db.execute_raw(statement).await?;
+            if result.rows_affected() == 0 {
+                tracing::warn!(message = %id, "mark_sent for a message that no longer exists");
+            }
+            return Ok(());
+        }
         let txn = self.begin_write().await?;
         let result = async {
             let user_id = email_message::Entity::find_by_id(id.0)
