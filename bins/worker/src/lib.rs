@@ -717,7 +717,8 @@ pub fn run_main(main: impl Future<Output = anyhow::Result<()>>) -> std::process:
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{}", report(&error));
+            // Shared by both binaries: a neutral target rather than this crate's name.
+            tracing::error!(target: "startup", "{}", report(&error));
             std::process::ExitCode::FAILURE
         }
     }
