@@ -157,18 +157,19 @@ async fn register_deliver_and_confirm_in_process() {
 }
 
 #[tokio::test]
-async fn a_valid_link_for_a_deleted_user_is_refused_and_a_new_registration_gets_a_fresh_one() {
+async fn a_deleted_users_link_is_refused_even_after_the_address_registers_again() {
     use sea_orm::ConnectionTrait;
 
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_for(dir.path(), &[]);
     let mailer = Arc::new(MemoryMailer::new());
     let queue = Arc::new(EmbeddedQueue::new());
+    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
     let services = Services {
         store: Arc::new(settings.connect_store().await.unwrap()),
         queue: queue.clone(),
         tokens: settings.signing_keys().unwrap().tokens,
-        clock: Arc::new(domain::SystemClock),
+        clock: clock.clone(),
     };
     let app = web::router(server::app_state(&settings, &services));
     let deliverer = worker::Deliverer::from_settings(
@@ -213,7 +214,9 @@ async fn a_valid_link_for_a_deleted_user_is_refused_and_a_new_registration_gets_
     assert_eq!(reply.status(), StatusCode::SEE_OTHER);
     assert!(flash(&reply).starts_with("flash=invalid-link;"));
 
-    // Registering again owes (and sends) a new email whose link works.
+    // Registering again, later, owes (and sends) a new email whose link works; the old link
+    // was for the deleted account and does not confirm the new one.
+    clock.advance(chrono::TimeDelta::seconds(120));
     app.clone().oneshot(register()).await.unwrap();
     let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
     assert!(matches!(
@@ -221,6 +224,8 @@ async fn a_valid_link_for_a_deleted_user_is_refused_and_a_new_registration_gets_
         worker::Outcome::Sent { .. }
     ));
     let new_link = mailer.messages()[1].action_url.clone().unwrap();
+    let reply = app.clone().oneshot(confirm(&old_link)).await.unwrap();
+    assert!(flash(&reply).starts_with("flash=invalid-link;"));
     let reply = app.oneshot(confirm(&new_link)).await.unwrap();
     assert!(flash(&reply).starts_with("flash=confirmed;"));
 }
@@ -366,7 +371,10 @@ async fn an_email_owed_before_a_restart_is_sent_after_it() {
 
     let store = settings.connect_store().await.unwrap();
     assert_eq!(
-        store.confirm(&email, chrono::Utc::now()).await.unwrap(),
+        store
+            .confirm(&email, chrono::Utc::now(), chrono::Utc::now())
+            .await
+            .unwrap(),
         ConfirmOutcome::AlreadyConfirmed
     );
 }

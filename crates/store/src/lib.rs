@@ -7,7 +7,7 @@ use domain::{EmailAddress, MessageId, MessageRecord, OwedMessage, User};
 mod entities;
 mod sea;
 
-pub use sea::SeaStore;
+pub use sea::{CLOCK_SKEW_TOLERANCE, SeaStore};
 
 /// What went wrong talking to the database. Never shown to visitors.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,8 @@ pub enum ConfirmOutcome {
     AlreadyConfirmed,
     /// No user has this address (never registered, or deleted).
     NotFound,
+    /// The link predates this account (the address was deleted and registered again).
+    Stale,
 }
 
 /// Users: registration, lookup, confirmation.
@@ -97,10 +99,15 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
 
     /// Marks the user with this address confirmed (atomically: two concurrent clicks give one
-    /// `Confirmed` and one `AlreadyConfirmed`).
+    /// `Confirmed` and one `AlreadyConfirmed`), if the link was issued for this account:
+    /// `issued_at` (the token's time, whole seconds) must not be before the account was
+    /// registered (less a clock-skew tolerance of one minute, [`CLOCK_SKEW_TOLERANCE`]), so a
+    /// link sent to an address that was later deleted and registered again does not confirm
+    /// the new account.
     async fn confirm(
         &self,
         email: &EmailAddress,
+        issued_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError>;
 

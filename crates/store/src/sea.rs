@@ -33,6 +33,9 @@ const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 /// while the database is down, sqlx keeps retrying refused connections until this runs out, and
 /// a visitor should get a prompt 503 rather than a ten-second hang.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How far the clock of the process that issued a confirmation token may lag behind the clock
+/// of the one that registered the account (see `UserStore::confirm`).
+pub const CLOCK_SKEW_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
 /// `last_error` is cut to this many characters.
 const MAX_ERROR_CHARS: usize = 1000;
 
@@ -466,29 +469,36 @@ impl UserStore for SeaStore {
     async fn confirm(
         &self,
         email: &EmailAddress,
+        issued_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError> {
         let key = email.key();
+        // Tokens carry whole seconds, and the worker that issued the token may run on a host
+        // whose clock is a little behind the server's that registered the account: a link is for
+        // this account if it was issued no earlier than CLOCK_SKEW_TOLERANCE before it.
+        let registered_before = ts(issued_at + TimeDelta::seconds(1) + CLOCK_SKEW_TOLERANCE);
         let result = user::Entity::update_many()
             .col_expr(user::Column::Confirmed, Expr::value(true))
             .col_expr(user::Column::ConfirmedOn, Expr::value(ts(now)))
             .filter(user::Column::EmailKey.eq(key.as_str()))
             .filter(user::Column::Confirmed.eq(false))
+            .filter(user::Column::RegisteredOn.lt(registered_before))
             .exec(&self.db)
             .await?;
         if result.rows_affected > 0 {
             return Ok(ConfirmOutcome::Confirmed);
         }
-        let exists = user::Entity::find()
+        let existing = user::Entity::find()
             .select_only()
-            .column(user::Column::Id)
+            .column(user::Column::Confirmed)
             .filter(user::Column::EmailKey.eq(key))
-            .into_tuple::<i64>()
+            .into_tuple::<bool>()
             .one(&self.db)
             .await?;
-        Ok(match exists {
-            Some(_) => ConfirmOutcome::AlreadyConfirmed,
+        Ok(match existing {
             None => ConfirmOutcome::NotFound,
+            Some(true) => ConfirmOutcome::AlreadyConfirmed,
+            Some(false) => ConfirmOutcome::Stale,
         })
     }
 

@@ -239,7 +239,11 @@ pub async fn confirm(
         tracing::warn!("confirmation link with a valid signature but no valid address");
         return Ok(redirect_home(&state, Flash::InvalidLink));
     };
-    let flash = match state.users.confirm(&email, now).await? {
+    let issued_at = i64::try_from(verified.issued_at)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .unwrap_or_default();
+    let flash = match state.users.confirm(&email, issued_at, now).await? {
         ConfirmOutcome::Confirmed => {
             tracing::info!(to = %email.masked(), "account confirmed");
             Flash::Confirmed
@@ -247,6 +251,10 @@ pub async fn confirm(
         ConfirmOutcome::AlreadyConfirmed => Flash::AlreadyConfirmed,
         ConfirmOutcome::NotFound => {
             tracing::info!(to = %email.masked(), "confirmation link for an address with no account");
+            Flash::InvalidLink
+        }
+        ConfirmOutcome::Stale => {
+            tracing::info!(to = %email.masked(), "confirmation link older than the account (address registered again)");
             Flash::InvalidLink
         }
     };

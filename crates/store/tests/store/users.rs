@@ -92,7 +92,7 @@ async fn confirm_outcomes(store: &SeaStore) {
     let at = t0() + secs(90.5);
     assert_eq!(
         store
-            .confirm(&email("confirm.me@EXAMPLE.com"), at)
+            .confirm(&email("confirm.me@EXAMPLE.com"), t0(), at)
             .await
             .unwrap(),
         ConfirmOutcome::Confirmed
@@ -103,7 +103,7 @@ async fn confirm_outcomes(store: &SeaStore) {
 
     let later = at + secs(60.0);
     assert_eq!(
-        store.confirm(&user.email, later).await.unwrap(),
+        store.confirm(&user.email, t0(), later).await.unwrap(),
         ConfirmOutcome::AlreadyConfirmed
     );
     let still = store.find_by_email(&user.email).await.unwrap().unwrap();
@@ -115,10 +115,49 @@ async fn confirm_outcomes(store: &SeaStore) {
 
     assert_eq!(
         store
-            .confirm(&email("stranger@example.com"), at)
+            .confirm(&email("stranger@example.com"), t0(), at)
             .await
             .unwrap(),
         ConfirmOutcome::NotFound
+    );
+}
+
+async fn a_link_older_than_the_account_is_stale(store: &SeaStore) {
+    // Registered at t0 + 100.25 s. Tokens carry whole seconds and the issuer's clock may lag by
+    // up to a minute: a token from t0 + 40 s still counts, one from t0 + 39 s is for an earlier
+    // account.
+    let registered = t0() + secs(100.25);
+    let (user, _) = register(store, "again@example.com", registered).await;
+    let now = registered + secs(60.0);
+    assert_eq!(
+        store
+            .confirm(&user.email, t0() + secs(39.0), now)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Stale
+    );
+    assert!(
+        !store
+            .find_by_email(&user.email)
+            .await
+            .unwrap()
+            .unwrap()
+            .confirmed
+    );
+    assert_eq!(
+        store
+            .confirm(&user.email, t0() + secs(40.0), now)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Confirmed
+    );
+    // Once confirmed, an old link just says so.
+    assert_eq!(
+        store
+            .confirm(&user.email, t0() + secs(39.0), now)
+            .await
+            .unwrap(),
+        ConfirmOutcome::AlreadyConfirmed
     );
 }
 
@@ -128,7 +167,11 @@ async fn concurrent_confirms_confirm_once(store: &SeaStore) {
         .map(|i| {
             let store = store.clone();
             let address = user.email.clone();
-            tokio::spawn(async move { store.confirm(&address, t0() + secs(f64::from(i))).await })
+            tokio::spawn(async move {
+                store
+                    .confirm(&address, t0(), t0() + secs(f64::from(i)))
+                    .await
+            })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -195,6 +238,7 @@ async fn sea_user_column<T: sea_orm::TryGetable>(store: &SeaStore, id: i64, colu
 }
 
 backend_tests!(
+    a_link_older_than_the_account_is_stale,
     register_creates_user_and_queued_message,
     second_registration_in_other_case_writes_nothing,
     concurrent_registrations_create_one,

@@ -404,9 +404,14 @@ async fn confirm_with(token: &str, outcome: Option<ConfirmOutcome>) -> Reply {
         Some(outcome) => {
             users
                 .expect_confirm()
-                .withf(|email, _| email.as_str() == "test@test.com")
+                // The token below is issued 10 s before NOW: its time is passed on.
+                .withf(|email, issued_at, now| {
+                    email.as_str() == "test@test.com"
+                        && issued_at.timestamp() == NOW - 10
+                        && now.timestamp() == NOW
+                })
                 .times(1)
-                .returning(move |_, _| Ok(outcome));
+                .returning(move |_, _, _| Ok(outcome));
         }
         None => {
             users.expect_confirm().never();
@@ -444,6 +449,11 @@ async fn confirm_link_outcomes() {
     // A valid link for a deleted user: the invalid message, never a 500.
     assert!(
         flash_of(&confirm_with(&fresh, Some(ConfirmOutcome::NotFound)).await)
+            .starts_with("flash=invalid-link;")
+    );
+    // A link older than the account (address deleted and registered again): invalid.
+    assert!(
+        flash_of(&confirm_with(&fresh, Some(ConfirmOutcome::Stale)).await)
             .starts_with("flash=invalid-link;")
     );
 }
