@@ -38,10 +38,19 @@ fn settings_for(dir: &Path, extra: &[(&str, &str)]) -> Settings {
     Settings::load_from(env).unwrap()
 }
 
-#[tokio::test]
-async fn register_deliver_and_confirm_in_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = settings_for(dir.path(), &[]);
+/// The server's router and the worker's deliverer over real SQLite and the embedded queue, with
+/// a captured mailer and a manual clock: the whole flow without a socket.
+struct InProcess {
+    services: Services,
+    mailer: Arc<MemoryMailer>,
+    queue: Arc<EmbeddedQueue>,
+    clock: Arc<ManualClock>,
+    app: axum::Router,
+    deliverer: worker::Deliverer,
+}
+
+async fn in_process(dir: &Path) -> InProcess {
+    let settings = settings_for(dir, &[]);
     let mailer = Arc::new(MemoryMailer::new());
     let queue = Arc::new(EmbeddedQueue::new());
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
@@ -59,6 +68,28 @@ async fn register_deliver_and_confirm_in_process() {
         services.tokens.clone(),
         clock.clone(),
     );
+    InProcess {
+        services,
+        mailer,
+        queue,
+        clock,
+        app,
+        deliverer,
+    }
+}
+
+#[tokio::test]
+async fn register_deliver_and_confirm_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let InProcess {
+        services,
+        mailer,
+        queue,
+        clock,
+        app,
+        deliverer,
+        ..
+    } = in_process(dir.path()).await;
 
     let register = |email: &str| {
         Request::post("/")
@@ -161,24 +192,15 @@ async fn a_deleted_users_link_is_refused_even_after_the_address_registers_again(
     use sea_orm::ConnectionTrait;
 
     let dir = tempfile::tempdir().unwrap();
-    let settings = settings_for(dir.path(), &[]);
-    let mailer = Arc::new(MemoryMailer::new());
-    let queue = Arc::new(EmbeddedQueue::new());
-    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
-    let services = Services {
-        store: Arc::new(settings.connect_store().await.unwrap()),
-        queue: queue.clone(),
-        tokens: settings.signing_keys().unwrap().tokens,
-        clock: clock.clone(),
-    };
-    let app = web::router(server::app_state(&settings, &services));
-    let deliverer = worker::Deliverer::from_settings(
-        &settings,
-        services.store.clone(),
-        mailer.clone(),
-        services.tokens.clone(),
-        services.clock.clone(),
-    );
+    let InProcess {
+        services,
+        mailer,
+        queue,
+        clock,
+        app,
+        deliverer,
+        ..
+    } = in_process(dir.path()).await;
     let register = || {
         Request::post("/")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
