@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
 use domain::{EmailAddress, ManualClock};
 use mailer::MemoryMailer;
 use queue::{EmbeddedQueue, JobQueue};
@@ -67,7 +68,8 @@ async fn in_process(dir: &Path) -> InProcess {
         mailer.clone(),
         services.tokens.clone(),
         clock.clone(),
-    );
+    )
+    .unwrap();
     InProcess {
         services,
         mailer,
@@ -78,113 +80,93 @@ async fn in_process(dir: &Path) -> InProcess {
     }
 }
 
+impl InProcess {
+    /// `POST /` with `email=<encoded>` (already form-encoded).
+    async fn register(&self, encoded: &str) -> Response {
+        let request = Request::post("/")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("email={encoded}")))
+            .unwrap();
+        self.app.clone().oneshot(request).await.unwrap()
+    }
+
+    /// Opens a link from an email (on the default BASE_URL).
+    async fn open(&self, link: &str) -> Response {
+        let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        self.app.clone().oneshot(request).await.unwrap()
+    }
+
+    /// Takes the next job from the queue and hands it to the worker.
+    async fn deliver_next(&self) -> worker::Outcome {
+        let job = self
+            .queue
+            .receive(Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap()
+            .job;
+        self.deliverer.handle(job).await.unwrap()
+    }
+}
+
+/// The flash cookie a response sets.
+fn flash(reply: &Response) -> &str {
+    reply.headers()[header::SET_COOKIE].to_str().unwrap()
+}
+
 #[tokio::test]
 async fn register_deliver_and_confirm_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    let InProcess {
-        services,
-        mailer,
-        queue,
-        clock,
-        app,
-        deliverer,
-        ..
-    } = in_process(dir.path()).await;
+    let app = in_process(dir.path()).await;
 
-    let register = |email: &str| {
-        Request::post("/")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(format!("email={email}")))
-            .unwrap()
-    };
-    let reply = app
-        .clone()
-        .oneshot(register("Flow%40Example.com"))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.register("Flow%40Example.com").await.status(),
+        StatusCode::SEE_OTHER
+    );
     // Same address in another case: same answer, nothing new owed.
-    let reply = app
-        .clone()
-        .oneshot(register("flow%40example.COM"))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
-    assert_eq!(queue.depth().await.unwrap(), 1);
+    assert_eq!(
+        app.register("flow%40example.COM").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.queue.depth().await.unwrap(), 1);
 
-    let delivery = queue.receive(Duration::ZERO).await.unwrap().unwrap();
-    let outcome = deliverer.handle(delivery.job).await.unwrap();
+    let delivery = app.queue.receive(Duration::ZERO).await.unwrap().unwrap();
+    let outcome = app.deliverer.handle(delivery.job).await.unwrap();
     assert!(
         matches!(outcome, worker::Outcome::Sent { .. }),
         "{outcome:?}"
     );
     // A redelivery of the same job does not send again.
     assert!(matches!(
-        deliverer.handle(delivery.job).await.unwrap(),
+        app.deliverer.handle(delivery.job).await.unwrap(),
         worker::Outcome::Skipped(_)
     ));
-    let sent = mailer.messages();
+    let sent = app.mailer.messages();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to.as_str(), "Flow@example.com");
     let link = sent[0].action_url.clone().unwrap();
-    let path = link
-        .strip_prefix("http://127.0.0.1:5003")
-        .unwrap()
-        .to_owned();
 
-    let user = services
-        .store
+    let store = &app.services.store;
+    let user = store
         .find_by_email(&EmailAddress::parse("flow@example.com").unwrap())
         .await
         .unwrap()
         .unwrap();
     assert!(user.email_sent && !user.confirmed);
 
-    clock.advance(chrono::TimeDelta::seconds(60));
-    let reply = app
-        .clone()
-        .oneshot(Request::get(&path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    app.clock.advance(chrono::TimeDelta::seconds(60));
+    let reply = app.open(&link).await;
     assert_eq!(reply.status(), StatusCode::SEE_OTHER);
-    assert!(
-        reply.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .starts_with("flash=confirmed;")
-    );
-    let reply = app
-        .clone()
-        .oneshot(Request::get(&path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert!(
-        reply.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .starts_with("flash=already-confirmed;")
-    );
+    assert!(flash(&reply).starts_with("flash=confirmed;"));
+    assert!(flash(&app.open(&link).await).starts_with("flash=already-confirmed;"));
 
-    let user = services
-        .store
-        .find_by_email(&user.email)
-        .await
-        .unwrap()
-        .unwrap();
+    let user = store.find_by_email(&user.email).await.unwrap().unwrap();
     assert!(user.confirmed && user.confirmed_on.is_some());
 
     // After the link's lifetime, a fresh link is needed.
-    clock.advance(chrono::TimeDelta::seconds(3600));
-    let reply = app
-        .oneshot(Request::get(&path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert!(
-        reply.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .starts_with("flash=invalid-link;")
-    );
+    app.clock.advance(chrono::TimeDelta::seconds(3600));
+    assert!(flash(&app.open(&link).await).starts_with("flash=invalid-link;"));
 }
 
 #[tokio::test]
@@ -192,64 +174,33 @@ async fn a_deleted_users_link_is_refused_even_after_the_address_registers_again(
     use sea_orm::ConnectionTrait;
 
     let dir = tempfile::tempdir().unwrap();
-    let InProcess {
-        services,
-        mailer,
-        queue,
-        clock,
-        app,
-        deliverer,
-        ..
-    } = in_process(dir.path()).await;
-    let register = || {
-        Request::post("/")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from("email=gone%40example.com"))
-            .unwrap()
-    };
-    let confirm = |link: &str| {
-        let path = link
-            .strip_prefix("http://127.0.0.1:5003")
-            .unwrap()
-            .to_owned();
-        Request::get(path).body(Body::empty()).unwrap()
-    };
-    let flash = |reply: &axum::response::Response| {
-        reply.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
+    let app = in_process(dir.path()).await;
 
-    app.clone().oneshot(register()).await.unwrap();
-    let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
-    deliverer.handle(job).await.unwrap();
-    let old_link = mailer.messages()[0].action_url.clone().unwrap();
+    app.register("gone%40example.com").await;
+    app.deliver_next().await;
+    let old_link = app.mailer.messages()[0].action_url.clone().unwrap();
 
-    services
+    app.services
         .store
         .connection()
         .execute_unprepared("DELETE FROM users WHERE email_key = 'gone@example.com'")
         .await
         .unwrap();
-    let reply = app.clone().oneshot(confirm(&old_link)).await.unwrap();
+    let reply = app.open(&old_link).await;
     assert_eq!(reply.status(), StatusCode::SEE_OTHER);
     assert!(flash(&reply).starts_with("flash=invalid-link;"));
 
     // Registering again, later, owes (and sends) a new email whose link works; the old link
     // was for the deleted account and does not confirm the new one.
-    clock.advance(chrono::TimeDelta::seconds(120));
-    app.clone().oneshot(register()).await.unwrap();
-    let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
+    app.clock.advance(chrono::TimeDelta::seconds(120));
+    app.register("gone%40example.com").await;
     assert!(matches!(
-        deliverer.handle(job).await.unwrap(),
+        app.deliver_next().await,
         worker::Outcome::Sent { .. }
     ));
-    let new_link = mailer.messages()[1].action_url.clone().unwrap();
-    let reply = app.clone().oneshot(confirm(&old_link)).await.unwrap();
-    assert!(flash(&reply).starts_with("flash=invalid-link;"));
-    let reply = app.oneshot(confirm(&new_link)).await.unwrap();
-    assert!(flash(&reply).starts_with("flash=confirmed;"));
+    let new_link = app.mailer.messages()[1].action_url.clone().unwrap();
+    assert!(flash(&app.open(&old_link).await).starts_with("flash=invalid-link;"));
+    assert!(flash(&app.open(&new_link).await).starts_with("flash=confirmed;"));
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.

@@ -29,19 +29,6 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// How long a claimed message is reserved for the worker that claimed it (SEND_LEASE).
-pub const DEFAULT_LEASE: TimeDelta = TimeDelta::seconds(120);
-
-/// How long sending stops after an account-level failure (ACCOUNT_PAUSE).
-pub const DEFAULT_ACCOUNT_PAUSE: TimeDelta = TimeDelta::minutes(5);
-
-/// A validated setting as a `TimeDelta`, or the default.
-fn to_delta(value: Option<Duration>, default: TimeDelta) -> TimeDelta {
-    value
-        .and_then(|d| TimeDelta::from_std(d).ok())
-        .unwrap_or(default)
-}
-
 /// How often the sweeper looks for due messages.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -298,27 +285,28 @@ impl Deliverer {
         mailer: Arc<dyn Mailer>,
         tokens: ConfirmationTokens,
         clock: Arc<dyn Clock>,
-    ) -> Self {
-        // Settings were validated when loaded; the defaults only stand in for the impossible.
-        let retry = settings
-            .retry()
-            .map(|r| RetryPolicy {
-                base: r.base,
-                max: r.max,
-                max_attempts: r.max_attempts,
-            })
-            .unwrap_or_default();
+    ) -> Result<Self, SettingsError> {
+        let delta = |d: Duration| {
+            TimeDelta::from_std(d)
+                .map_err(|e| SettingsError::Invalid(format!("duration out of range: {e}")))
+        };
+        let retry = settings.retry()?;
         let config = DeliveryConfig {
             base_url: settings.base_url.clone(),
             token_max_age: settings.token_max_age,
-            lease: to_delta(settings.send_lease().ok(), DEFAULT_LEASE),
-            retry,
-            max_rate: settings.mail_max_rate().ok().flatten(),
-            account_pause: to_delta(settings.account_pause().ok(), DEFAULT_ACCOUNT_PAUSE),
+            lease: delta(settings.send_lease()?)?,
+            retry: RetryPolicy {
+                base: retry.base,
+                max: retry.max,
+                max_attempts: retry.max_attempts,
+            },
+            max_rate: settings.mail_max_rate()?,
+            account_pause: delta(settings.account_pause()?)?,
         };
-
         let templates = Templates::new(EMAIL_TEMPLATES, settings.template_dir.clone());
-        Self::new(messages, mailer, templates, tokens, clock, config)
+        Ok(Self::new(
+            messages, mailer, templates, tokens, clock, config,
+        ))
     }
 
     /// The provider name of the mailer, for logs.
@@ -718,7 +706,7 @@ pub async fn deliver(
         mailer,
         services.tokens.clone(),
         services.clock.clone(),
-    ));
+    )?);
     let run_config = RunConfig {
         concurrency: settings.worker_concurrency,
         drain_timeout: settings.shutdown_timeout()?,

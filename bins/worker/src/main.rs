@@ -166,9 +166,9 @@ fn print_dead(messages: &[domain::MessageRecord]) {
             .collect();
         say(&format!(
             "{:>8}  {:<32}  {:>8}  {:<20}  {error}",
-            m.id,
-            m.recipient.masked(),
-            m.attempts,
+            m.message.id,
+            m.message.recipient.masked(),
+            m.message.attempts,
             m.updated_at.format("%Y-%m-%d %H:%M:%S"),
         ));
     }

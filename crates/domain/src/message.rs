@@ -122,19 +122,14 @@ pub struct OwedMessage {
     pub created_at: DateTime<Utc>,
 }
 
-/// Everything recorded about one message, for operators (dead letters, dashboards).
+/// Everything recorded about one message, for operators (dead letters, dashboards): the owed
+/// message plus its delivery history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRecord {
-    pub id: MessageId,
-    pub user_id: UserId,
-    pub kind: MessageKind,
-    pub recipient: EmailAddress,
-    pub status: MessageStatus,
-    pub attempts: u32,
+    pub message: OwedMessage,
     pub last_error: Option<String>,
     pub provider_message_id: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
 }

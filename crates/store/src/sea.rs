@@ -301,24 +301,13 @@ fn message_from_model(m: email_message::Model) -> Result<OwedMessage, StoreError
 }
 
 fn record_from_model(m: email_message::Model) -> Result<MessageRecord, StoreError> {
-    let next_attempt_at = m.next_attempt_at;
-    let last_error = m.last_error.clone();
-    let provider_message_id = m.provider_message_id.clone();
-    let (updated_at, sent_at) = (m.updated_at, m.sent_at);
-    let owed = message_from_model(m)?;
     Ok(MessageRecord {
-        id: owed.id,
-        user_id: owed.user_id,
-        kind: owed.kind,
-        recipient: owed.recipient,
-        status: owed.status,
-        attempts: owed.attempts,
-        last_error,
-        provider_message_id,
-        next_attempt_at,
-        created_at: owed.created_at,
-        updated_at,
-        sent_at,
+        last_error: m.last_error.clone(),
+        provider_message_id: m.provider_message_id.clone(),
+        next_attempt_at: m.next_attempt_at,
+        updated_at: m.updated_at,
+        sent_at: m.sent_at,
+        message: message_from_model(m)?,
     })
 }
 

@@ -350,13 +350,13 @@ async fn dead_letters_are_listed_requeued_and_purged(store: &SeaStore) {
 
     let dead = store.dead(10).await.unwrap();
     assert_eq!(
-        dead.iter().map(|m| m.id).collect::<Vec<_>>(),
+        dead.iter().map(|m| m.message.id).collect::<Vec<_>>(),
         vec![b, a],
         "newest failure first"
     );
-    assert_eq!(dead[1].recipient, email("Dead.A@example.com"));
-    assert_eq!(dead[1].attempts, 1);
-    assert_eq!(dead[1].status, MessageStatus::Dead);
+    assert_eq!(dead[1].message.recipient, email("Dead.A@example.com"));
+    assert_eq!(dead[1].message.attempts, 1);
+    assert_eq!(dead[1].message.status, MessageStatus::Dead);
     assert_eq!(
         dead[1].last_error.as_deref(),
         Some(format!("550 no such user ({a})").as_str())
