@@ -108,11 +108,13 @@ class Proc:
 
 # --- HTTP -------------------------------------------------------------------------------------
 
-def request(port, method, path, body=None, timeout=30):
+def request(port, method, path, body=None, timeout=30, cookie=None):
     """(status, headers as a lower-case dict, body text)."""
     c = httplib.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+        if cookie:
+            headers["Cookie"] = cookie
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         text = r.read().decode("utf-8", "replace")
@@ -126,12 +128,36 @@ def http(port, method, path, body=None):
     return status, headers.get("set-cookie", "")
 
 
+_csrf = {}
+
+
+def csrf(port):
+    """(cookie, token) from the home page, as a browser gets them: the CSRF cookie and the form's
+    hidden token. Cached per port; both stay valid across server restarts (same SECRET_KEY)."""
+    if port not in _csrf:
+        status, headers, body = request(port, "GET", "/")
+        cookie = re.search(r"(csrf=[A-Za-z0-9_-]+)", headers.get("set-cookie", ""))
+        token = re.search(r'name="csrf_token" value="([^"]+)"', body)
+        if status != 200 or not cookie or not token:
+            fail(f"home page answered {status} without a CSRF cookie and token")
+        _csrf[port] = (cookie.group(1), token.group(1))
+    return _csrf[port]
+
+
+def post_form(port, path, address, timeout=30):
+    """A form post with the CSRF cookie and token, as the browser sends it."""
+    cookie, token = csrf(port)
+    body = urllib.parse.urlencode({"email": address, "csrf_token": token})
+    return request(port, "POST", path, body, timeout=timeout, cookie=cookie)
+
+
 def post_registration(port, address, timeout=30):
-    return request(port, "POST", "/", urllib.parse.urlencode({"email": address}), timeout=timeout)
+    return post_form(port, "/", address, timeout=timeout)
 
 
 def register(port, address):
-    status, cookie = http(port, "POST", "/", urllib.parse.urlencode({"email": address}))
+    status, headers, _ = post_registration(port, address)
+    cookie = headers.get("set-cookie", "")
     if status != 303 or "flash=registered" not in cookie:
         fail(f"registration answered {status} {cookie!r}")
 
@@ -161,6 +187,7 @@ class Load:
         self.done = threading.Event()
 
     def start(self):
+        csrf(self.port)  # fetched once, before the load (and any fault) begins
         self.thread.start()
         return self
 
@@ -396,6 +423,8 @@ class Topology:
                 "SWEEP_INTERVAL": "1s",
                 "SEND_LEASE": "3s",
                 "WORKER_CONCURRENCY": "8",
+                # Every registration comes from this one client: lift the per-IP form limit.
+                "RATE_LIMIT_PER_IP": "0",
                 "RUST_LOG": "info",
                 **(env or {}),
             }

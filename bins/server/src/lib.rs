@@ -3,30 +3,42 @@
 use std::sync::Arc;
 
 use mailer::{Mailer, Templates};
+use secrecy::ExposeSecret;
 use settings::Settings;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use web::{AppState, PAGE_TEMPLATES, WebConfig};
+use web::{AppState, Csrf, PAGE_TEMPLATES, WebConfig};
 pub use worker::{Services, report, shutdown_signal};
 
 pub mod token_tool;
 
 /// The web application state for these settings and services.
-pub fn app_state(settings: &Settings, services: &Services) -> AppState {
-    AppState {
-        users: services.store.clone(),
-        queue: services.queue.clone(),
-        tokens: Arc::new(services.tokens.clone()),
-        clock: services.clock.clone(),
-        pages: Templates::new(PAGE_TEMPLATES, settings.template_dir.clone()),
-        config: Arc::new(WebConfig {
-            show_users: settings.show_users(),
-            token_max_age: settings.token_max_age,
-            secure_cookies: settings.base_url.starts_with("https://"),
-            ..WebConfig::default()
-        }),
-        queue_gate: Default::default(),
-    }
+pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<AppState> {
+    let (keys, _) = settings.secret_keys()?;
+    let keys: Vec<&str> = keys.iter().map(|k| k.expose_secret()).collect();
+    let trusted_proxy_header = settings
+        .trusted_proxy_header()?
+        .map(axum::http::HeaderName::try_from)
+        .transpose()?;
+    let config = WebConfig {
+        show_users: settings.show_users(),
+        token_max_age: settings.token_max_age,
+        secure_cookies: settings.base_url.starts_with("https://"),
+        resend: settings.resend_policy()?,
+        rate_limit_per_ip: settings.rate_limit_per_ip,
+        trusted_proxy_header,
+        request_timeout: settings.request_timeout()?,
+        ..WebConfig::default()
+    };
+    Ok(AppState::new(
+        services.store.clone(),
+        services.queue.clone(),
+        Arc::new(services.tokens.clone()),
+        Csrf::new(&keys)?,
+        services.clock.clone(),
+        Templates::new(PAGE_TEMPLATES, settings.template_dir.clone()),
+        config,
+    ))
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true.
@@ -49,14 +61,17 @@ pub async fn serve(
         let (settings, services, shutdown) = (settings.clone(), services.clone(), shutdown.clone());
         tokio::spawn(async move { worker::deliver(&settings, &services, mailer, shutdown).await })
     });
-    let router = web::router(app_state(settings, &services));
+    let router = web::router(app_state(settings, &services)?);
     let mut stop = shutdown.clone();
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await?;
     if let Some(delivery) = delivery {
         delivery.await??;
     }

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use domain::{EmailAddress, ManualClock};
+use http_body_util::BodyExt;
 use mailer::MemoryMailer;
 use queue::{EmbeddedQueue, JobQueue};
 use server::Services;
@@ -51,7 +52,11 @@ struct InProcess {
 }
 
 async fn in_process(dir: &Path) -> InProcess {
-    let settings = settings_for(dir, &[]);
+    in_process_with(dir, &[]).await
+}
+
+async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
+    let settings = settings_for(dir, extra);
     let mailer = Arc::new(MemoryMailer::new());
     let queue = Arc::new(EmbeddedQueue::new());
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
@@ -61,7 +66,7 @@ async fn in_process(dir: &Path) -> InProcess {
         tokens: settings.signing_keys().unwrap().tokens,
         clock: clock.clone(),
     };
-    let app = web::router(server::app_state(&settings, &services));
+    let app = web::router(server::app_state(&settings, &services).unwrap());
     let deliverer = worker::Deliverer::from_settings(
         &settings,
         services.store.clone(),
@@ -81,11 +86,27 @@ async fn in_process(dir: &Path) -> InProcess {
 }
 
 impl InProcess {
-    /// `POST /` with `email=<encoded>` (already form-encoded).
+    /// `POST /` with `email=<encoded>` (already form-encoded) and the CSRF token and cookie of a
+    /// freshly loaded home page, as a browser would send them.
     async fn register(&self, encoded: &str) -> Response {
-        let request = Request::post("/")
+        self.post("/", encoded).await
+    }
+
+    /// A form post to `uri` with `email=<encoded>`, like [`Self::register`].
+    async fn post(&self, uri: &str, encoded: &str) -> Response {
+        let home = self
+            .app
+            .clone()
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let cookies = set_cookies(home.headers());
+        let body = home.into_body().collect().await.unwrap().to_bytes();
+        let (cookie, token) = csrf_from(&cookies, &String::from_utf8_lossy(&body));
+        let request = Request::post(uri)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(format!("email={encoded}")))
+            .header(header::COOKIE, cookie)
+            .body(Body::from(format!("email={encoded}&csrf_token={token}")))
             .unwrap();
         self.app.clone().oneshot(request).await.unwrap()
     }
@@ -108,6 +129,33 @@ impl InProcess {
             .job;
         self.deliverer.handle(job).await.unwrap()
     }
+}
+
+fn set_cookies(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `Cookie` header value and form token from a home page's `Set-Cookie` lines and body.
+fn csrf_from(set_cookies: &str, body: &str) -> (String, String) {
+    let cookie = set_cookies
+        .split(['\n', ';'])
+        .map(|part| {
+            part.trim()
+                .trim_start_matches("Set-Cookie: ")
+                .trim_start_matches("set-cookie: ")
+        })
+        .find(|part| part.starts_with("csrf="))
+        .expect("the home page sets the CSRF cookie")
+        .to_owned();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker).expect("the form carries a CSRF token") + marker.len();
+    let token = body[start..].split('"').next().unwrap().to_owned();
+    (cookie, token)
 }
 
 /// The flash cookie a response sets.
@@ -203,6 +251,63 @@ async fn a_deleted_users_link_is_refused_even_after_the_address_registers_again(
     assert!(flash(&app.open(&new_link).await).starts_with("flash=confirmed;"));
 }
 
+#[tokio::test]
+async fn resend_sends_a_fresh_link_once_per_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process(dir.path()).await;
+    app.register("resend%40example.com").await;
+    app.deliver_next().await;
+    // Ten resends within the first minute: the registration's email is still cooling down.
+    for _ in 0..10 {
+        let reply = app.post("/resend", "resend%40example.com").await;
+        assert!(flash(&reply).starts_with("flash=resent;"));
+    }
+    assert_eq!(app.queue.depth().await.unwrap(), 0);
+    // After the cooldown, ten more: one fresh email.
+    app.clock.advance(chrono::TimeDelta::seconds(61));
+    for _ in 0..10 {
+        app.post("/resend", "RESEND%40example.com").await;
+    }
+    assert_eq!(app.queue.depth().await.unwrap(), 1);
+    app.deliver_next().await;
+    let sent = app.mailer.messages();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].to.as_str(), "resend@example.com");
+    // Registering the address again is a resend too (and is cooling down now).
+    app.register("resend%40example.com").await;
+    assert_eq!(app.queue.depth().await.unwrap(), 0);
+    // The fresh link confirms; a resend for a confirmed account sends nothing.
+    let link = sent[1].action_url.clone().unwrap();
+    assert!(flash(&app.open(&link).await).starts_with("flash=confirmed;"));
+    app.clock.advance(chrono::TimeDelta::seconds(600));
+    app.post("/resend", "resend%40example.com").await;
+    assert_eq!(app.queue.depth().await.unwrap(), 0);
+    assert_eq!(app.mailer.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_link_signed_with_a_key_moved_to_the_fallbacks_confirms_until_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_key = [("SECRET_KEY", "the-old-key")];
+    let app = in_process_with(dir.path(), &old_key).await;
+    app.register("rotate%40example.com").await;
+    app.deliver_next().await;
+    let link = app.mailer.messages()[0].action_url.clone().unwrap();
+    drop(app);
+
+    // The old key removed: the link is invalid (and changes nothing).
+    let app = in_process_with(dir.path(), &[("SECRET_KEY", "the-new-key")]).await;
+    assert!(flash(&app.open(&link).await).starts_with("flash=invalid-link;"));
+    drop(app);
+    // Rotated: a new SECRET_KEY, the old one in SECRET_KEY_FALLBACKS. The link still confirms.
+    let rotated = [
+        ("SECRET_KEY", "the-new-key"),
+        ("SECRET_KEY_FALLBACKS", "the-old-key"),
+    ];
+    let app = in_process_with(dir.path(), &rotated).await;
+    assert!(flash(&app.open(&link).await).starts_with("flash=confirmed;"));
+}
+
 /// A minimal HTTP/1.1 client: one request per connection.
 async fn http(addr: SocketAddr, request: String) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -223,11 +328,16 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 }
 
-fn post(form: &str) -> String {
-    format!(
-        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+/// `POST /` with the form and the CSRF cookie and token of a freshly loaded home page.
+async fn post(addr: SocketAddr, form: &str) -> (u16, String, String) {
+    let (_, head, body) = http(addr, get("/")).await;
+    let (cookie, token) = csrf_from(&head, &body);
+    let form = format!("{form}&csrf_token={token}");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
         form.len()
-    )
+    );
+    http(addr, request).await
 }
 
 struct Running {
@@ -293,7 +403,7 @@ async fn one_process_serves_registers_mails_and_confirms_over_http_and_survives_
     let settings = settings_for(dir.path(), &[("SHOW_USERS", "true")]);
     let app = start(&settings).await;
 
-    let (status, head, _) = http(app.addr, post("email=restart%40example.com")).await;
+    let (status, head, _) = post(app.addr, "email=restart%40example.com").await;
     assert_eq!(status, 303, "{head}");
     assert!(head.contains("flash=registered"), "{head}");
 

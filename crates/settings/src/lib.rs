@@ -102,6 +102,18 @@ pub struct Settings {
     pub smtp_timeout: String,
     /// How long a worker stops sending after an account-level provider failure, e.g. `5m`.
     pub account_pause: String,
+    /// Least time between two confirmation emails to one address, e.g. `60s`.
+    pub resend_cooldown: String,
+    /// Most confirmation emails to one address in 24 hours (registration's included); at least 1.
+    pub resend_daily_cap: u32,
+    /// Form posts (`POST /`, `POST /resend`) per minute per client IP; 0 = no limit.
+    pub rate_limit_per_ip: u32,
+    /// Header in which a trusted reverse proxy passes the client IP (e.g. `X-Forwarded-For`,
+    /// `X-Real-IP`); unset = the TCP peer address. Set it only when clients cannot reach the
+    /// server except through that proxy.
+    pub trusted_proxy_header: Option<String>,
+    /// Longest time one HTTP request may take, body included, e.g. `10s`; then 408.
+    pub request_timeout: String,
 }
 
 /// The retry policy settings: first delay, cap, attempts.
@@ -185,6 +197,9 @@ impl Settings {
         self.mail_max_rate()?;
         self.smtp_timeout()?;
         self.account_pause()?;
+        self.resend_policy()?;
+        self.trusted_proxy_header()?;
+        self.request_timeout()?;
         if self.mailer == MailerKind::Smtp && self.smtp_url.is_none() {
             return invalid("MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)".into());
         }
@@ -383,6 +398,50 @@ impl Settings {
     /// ACCOUNT_PAUSE as a duration.
     pub fn account_pause(&self) -> Result<Duration, SettingsError> {
         duration_setting("ACCOUNT_PAUSE", &self.account_pause)
+    }
+
+    /// RESEND_COOLDOWN and RESEND_DAILY_CAP.
+    pub fn resend_policy(&self) -> Result<store::ResendPolicy, SettingsError> {
+        let cooldown = duration_setting("RESEND_COOLDOWN", &self.resend_cooldown)?;
+        if self.resend_daily_cap == 0 {
+            return Err(SettingsError::Invalid(
+                "RESEND_DAILY_CAP must be at least 1 (the registration's own email counts)".into(),
+            ));
+        }
+        let cooldown = chrono::TimeDelta::from_std(cooldown)
+            .map_err(|_| SettingsError::Invalid("RESEND_COOLDOWN is too long".into()))?;
+        Ok(store::ResendPolicy {
+            cooldown,
+            daily_cap: self.resend_daily_cap,
+        })
+    }
+
+    /// TRUSTED_PROXY_HEADER, lower-cased, if set: a header name (letters, digits, `-`, `_`).
+    pub fn trusted_proxy_header(&self) -> Result<Option<String>, SettingsError> {
+        let Some(name) = self.trusted_proxy_header.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(SettingsError::Invalid(format!(
+                "TRUSTED_PROXY_HEADER {name:?} is not a header name like X-Forwarded-For"
+            )));
+        }
+        Ok(Some(name.to_ascii_lowercase()))
+    }
+
+    /// REQUEST_TIMEOUT as a duration (at least 1 s).
+    pub fn request_timeout(&self) -> Result<Duration, SettingsError> {
+        let timeout = duration_setting("REQUEST_TIMEOUT", &self.request_timeout)?;
+        if timeout < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid(
+                "REQUEST_TIMEOUT must be at least 1s".into(),
+            ));
+        }
+        Ok(timeout)
     }
 
     /// SEND_LEASE as a duration (at least 1 s).

@@ -72,6 +72,33 @@ pub enum Registration {
     AlreadyRegistered,
 }
 
+/// Limits on confirmation emails to one address (see [`UserStore::resend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResendPolicy {
+    /// Least time between two confirmation emails to one account (counted from the newest
+    /// message's creation, including the one owed at registration).
+    pub cooldown: TimeDelta,
+    /// Most confirmation emails to one account in any 24 hours (including the registration's).
+    pub daily_cap: u32,
+}
+
+/// The result of asking for a fresh confirmation email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// A fresh confirmation email is owed (committed as a `queued` message).
+    Queued(MessageId),
+    /// No account has this address.
+    NotRegistered,
+    /// The account is already confirmed: nothing is sent.
+    AlreadyConfirmed,
+    /// An earlier confirmation email is still on its way (queued, sending or retrying).
+    Pending,
+    /// The newest confirmation email is younger than the cooldown.
+    CoolingDown,
+    /// The daily cap is reached.
+    DailyCapReached,
+}
+
 /// The result of confirming an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfirmOutcome {
@@ -110,6 +137,16 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
         issued_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError>;
+
+    /// Owes a fresh confirmation email to the unconfirmed account with this address, within
+    /// `policy`: nothing is written unless the answer is [`Resend::Queued`]. Concurrent calls
+    /// for one account are serialised, so they queue at most one message between them.
+    async fn resend(
+        &self,
+        email: &EmailAddress,
+        policy: ResendPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Resend, StoreError>;
 
     /// The newest users first, at most `limit`.
     async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError>;

@@ -16,12 +16,14 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseConnectionType, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    NotSet, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Set, SqlErr, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait,
+    NotSet, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, Set, SqlErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::entities::{email_message, user};
-use crate::{Claim, ConfirmOutcome, MessageStore, Registration, StoreError, UserStore};
+use crate::{
+    Claim, ConfirmOutcome, MessageStore, Registration, Resend, ResendPolicy, StoreError, UserStore,
+};
 
 /// How long SQLite waits for another connection's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -323,6 +325,92 @@ async fn abandon(txn: DatabaseTransaction) {
     }
 }
 
+/// Inserts a `queued` confirmation message for `user_id`, due at `now`.
+async fn owe_confirmation(
+    txn: &DatabaseTransaction,
+    user_id: i64,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> Result<MessageId, DbErr> {
+    let message = email_message::ActiveModel {
+        id: NotSet,
+        user_id: Set(user_id),
+        kind: Set(MessageKind::Confirm.as_str().to_owned()),
+        recipient: Set(recipient.to_owned()),
+        status: Set(MessageStatus::Queued.as_str().to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        provider_message_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    Ok(MessageId(message.id))
+}
+
+/// The body of [`UserStore::resend`], inside its write transaction. On PostgreSQL the user's row
+/// is locked (`FOR UPDATE`) so that concurrent resends for one account run one after the other;
+/// SQLite's `BEGIN IMMEDIATE` already serialises writers.
+async fn resend_in(
+    txn: &DatabaseTransaction,
+    email: &EmailAddress,
+    policy: ResendPolicy,
+    now: DateTime<Utc>,
+    sqlite: bool,
+) -> Result<Resend, StoreError> {
+    use email_message::Column;
+    let mut find = user::Entity::find().filter(user::Column::EmailKey.eq(email.key()));
+    if !sqlite {
+        find = find.lock_exclusive();
+    }
+    let Some(account) = find.one(txn).await? else {
+        return Ok(Resend::NotRegistered);
+    };
+    if account.confirmed {
+        return Ok(Resend::AlreadyConfirmed);
+    }
+    let confirmations = || {
+        email_message::Entity::find()
+            .filter(Column::UserId.eq(account.id))
+            .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
+    };
+    let pending = confirmations()
+        .filter(Column::Status.is_in([
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Sending.as_str(),
+            MessageStatus::Retrying.as_str(),
+        ]))
+        .count(txn)
+        .await?;
+    if pending > 0 {
+        return Ok(Resend::Pending);
+    }
+    let newest = confirmations()
+        .select_only()
+        .column_as(Column::CreatedAt.max(), "newest")
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(txn)
+        .await?
+        .flatten();
+    if newest.is_some_and(|at| now < at + policy.cooldown) {
+        return Ok(Resend::CoolingDown);
+    }
+    let today = confirmations()
+        .filter(Column::CreatedAt.gt(now - TimeDelta::days(1)))
+        .count(txn)
+        .await?;
+    if today >= u64::from(policy.daily_cap) {
+        return Ok(Resend::DailyCapReached);
+    }
+    // To the address as the account has it, whatever case the form used.
+    let message = owe_confirmation(txn, account.id, &account.email, now).await?;
+    Ok(Resend::Queued(message))
+}
+
 /// The condition under which a message may be claimed at `now`: `queued` (whatever its next
 /// attempt time), `retrying` with its next attempt time reached, or `sending` with an expired
 /// lease.
@@ -412,25 +500,8 @@ impl UserStore for SeaStore {
             }
         };
 
-        let message = email_message::ActiveModel {
-            id: NotSet,
-            user_id: Set(user_row.id),
-            kind: Set(MessageKind::Confirm.as_str().to_owned()),
-            recipient: Set(email.as_str().to_owned()),
-            status: Set(MessageStatus::Queued.as_str().to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            lease_until: Set(None),
-            last_error: Set(None),
-            provider_message_id: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            sent_at: Set(None),
-        }
-        .insert(&txn)
-        .await;
-        let message = match message {
-            Ok(m) => m,
+        let message = match owe_confirmation(&txn, user_row.id, email.as_str(), now).await {
+            Ok(id) => id,
             Err(e) => {
                 abandon(txn).await;
                 return Err(e.into());
@@ -439,11 +510,8 @@ impl UserStore for SeaStore {
 
         let user = user_from_model(user_row)?;
         txn.commit().await?;
-        tracing::debug!(user = %user.id, message = message.id, email = %email.masked(), "registered");
-        Ok(Registration::Created {
-            user,
-            message: MessageId(message.id),
-        })
+        tracing::debug!(user = %user.id, %message, email = %email.masked(), "registered");
+        Ok(Registration::Created { user, message })
     }
 
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
@@ -489,6 +557,31 @@ impl UserStore for SeaStore {
             Some(true) => ConfirmOutcome::AlreadyConfirmed,
             Some(false) => ConfirmOutcome::Stale,
         })
+    }
+
+    async fn resend(
+        &self,
+        email: &EmailAddress,
+        policy: ResendPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Resend, StoreError> {
+        let now = ts(now);
+        let txn = self.begin_write().await?;
+        let outcome = resend_in(&txn, email, policy, now, self.is_sqlite()).await;
+        match outcome {
+            Ok(Resend::Queued(id)) => {
+                txn.commit().await?;
+                Ok(Resend::Queued(id))
+            }
+            Ok(other) => {
+                abandon(txn).await;
+                Ok(other)
+            }
+            Err(e) => {
+                abandon(txn).await;
+                Err(e)
+            }
+        }
     }
 
     async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {

@@ -6,6 +6,22 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+/// The values of every cookie called `name` in the request's `Cookie` headers.
+pub(crate) fn cookie_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(move |pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
 /// The messages the tutorial flashes, word for word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flash {
@@ -13,10 +29,13 @@ pub enum Flash {
     Confirmed,
     AlreadyConfirmed,
     InvalidLink,
+    /// After `POST /resend`, whatever the address.
+    Resent,
 }
 
 impl Flash {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
+        Self::Resent,
         Self::Registered,
         Self::Confirmed,
         Self::AlreadyConfirmed,
@@ -29,6 +48,9 @@ impl Flash {
             Self::Confirmed => "You have confirmed your account. Thanks!",
             Self::AlreadyConfirmed => "Account already confirmed.",
             Self::InvalidLink => "The confirmation link is invalid or has expired.",
+            Self::Resent => {
+                "If that address has an account waiting for confirmation, a new confirmation email is on its way."
+            }
         }
     }
 
@@ -46,17 +68,13 @@ impl Flash {
             Self::Confirmed => "confirmed",
             Self::AlreadyConfirmed => "already-confirmed",
             Self::InvalidLink => "invalid-link",
+            Self::Resent => "resent",
         }
     }
 
     /// The flash carried by the request's cookies, if any.
     pub fn from_request(headers: &HeaderMap) -> Option<Self> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().strip_prefix("flash="))
+        cookie_values(headers, "flash")
             .find_map(|code| Self::ALL.into_iter().find(|f| f.code() == code))
     }
 
@@ -74,6 +92,10 @@ impl Flash {
             }
             (Self::InvalidLink, false) => {
                 "flash=invalid-link; Path=/; HttpOnly; SameSite=Lax; Max-Age=300"
+            }
+            (Self::Resent, false) => "flash=resent; Path=/; HttpOnly; SameSite=Lax; Max-Age=300",
+            (Self::Resent, true) => {
+                "flash=resent; Path=/; HttpOnly; SameSite=Lax; Max-Age=300; Secure"
             }
             (Self::Registered, true) => {
                 "flash=registered; Path=/; HttpOnly; SameSite=Lax; Max-Age=300; Secure"

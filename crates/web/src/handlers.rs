@@ -3,22 +3,36 @@
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use std::time::Duration;
+
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::{EmailAddress, MAX_ADDRESS_LEN, User};
 use queue::Job;
 use serde::{Deserialize, Serialize};
-use store::{ConfirmOutcome, Registration};
+use store::{ConfirmOutcome, Registration, Resend};
 
-use crate::{AppError, AppState, Flash, MAIN_CSS};
+use crate::{AppError, AppState, Csrf, Flash, MAIN_CSS};
 
 /// Tokens longer than this are refused before any decoding work (ours are ~100 characters).
 const MAX_TOKEN_LEN: usize = 2048;
 
-/// The registration form: one `email` field. A missing field is treated as empty.
+/// The registration and resend forms: an `email` field, the CSRF token, and the honeypot
+/// (`website`, hidden from people; bots that fill it in are ignored). Missing fields are empty.
 #[derive(Debug, Deserialize)]
-pub struct RegisterForm {
+pub struct EmailForm {
     #[serde(default)]
     email: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    website: String,
+}
+
+/// Which form of the home page an answer is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FormKind {
+    Register,
+    Resend,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,10 +65,21 @@ impl From<User> for UserRow {
 #[derive(Debug, Serialize)]
 struct HomeView {
     flashes: Vec<FlashView>,
+    csrf_token: String,
     email: String,
     error: Option<String>,
+    resend_email: String,
+    resend_error: Option<String>,
     show_users: bool,
     users: Vec<UserRow>,
+}
+
+/// What the home page shows besides the flash: a form's rejected input and its error.
+#[derive(Debug)]
+struct FormProblem {
+    form: FormKind,
+    input: String,
+    error: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,10 +102,10 @@ fn html(status: StatusCode, body: String) -> Response {
 
 async fn render_home(
     state: &AppState,
+    headers: &HeaderMap,
     status: StatusCode,
     flash: Option<Flash>,
-    email: String,
-    error: Option<String>,
+    problem: Option<FormProblem>,
 ) -> Result<Response, AppError> {
     let users = if state.config.show_users {
         state
@@ -93,6 +118,18 @@ async fn render_home(
     } else {
         Vec::new()
     };
+    let (nonce, new_nonce) = match Csrf::nonce_from(headers) {
+        Some(nonce) => (nonce, false),
+        None => (Csrf::new_nonce(), true),
+    };
+    let (mut email, mut error, mut resend_email, mut resend_error) =
+        (String::new(), None, String::new(), None);
+    if let Some(problem) = problem {
+        match problem.form {
+            FormKind::Register => (email, error) = (problem.input, Some(problem.error)),
+            FormKind::Resend => (resend_email, resend_error) = (problem.input, Some(problem.error)),
+        }
+    }
     let view = HomeView {
         flashes: flash
             .map(|f| FlashView {
@@ -101,8 +138,11 @@ async fn render_home(
             })
             .into_iter()
             .collect(),
+        csrf_token: state.csrf.token(&nonce, state.clock.now().timestamp()),
         email,
         error,
+        resend_email,
+        resend_error,
         show_users: state.config.show_users,
         users,
     };
@@ -112,7 +152,40 @@ async fn render_home(
             .headers_mut()
             .append(header::SET_COOKIE, Flash::clear_cookie());
     }
+    if new_nonce {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            Csrf::cookie(&nonce, state.config.secure_cookies),
+        );
+    }
     Ok(response)
+}
+
+/// A page with a title and a message, and the given status.
+fn message_page(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Result<Response, AppError> {
+    let view = MessageView { title, message };
+    Ok(html(status, state.pages.render("web/message.html", &view)?))
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up).
+pub(crate) fn too_many_requests(state: &AppState, wait: Duration) -> Response {
+    let seconds = wait.as_millis().div_ceil(1000).max(1);
+    let page = message_page(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests",
+        "You have sent this form too often. Please wait a minute and try again.",
+    );
+    let mut response = page.unwrap_or_else(IntoResponse::into_response);
+    if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn redirect_home(state: &AppState, flash: Flash) -> Response {
@@ -130,14 +203,8 @@ fn redirect_home(state: &AppState, flash: Flash) -> Response {
 
 /// `GET /`: the form, any flash, and (when enabled) the newest users.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    render_home(
-        &state,
-        StatusCode::OK,
-        Flash::from_request(&headers),
-        String::new(),
-        None,
-    )
-    .await
+    let flash = Flash::from_request(&headers);
+    render_home(&state, &headers, StatusCode::OK, flash, None).await
 }
 
 /// Publishes the job of a committed message, bounded by the publish timeout. After a failure the
@@ -160,11 +227,15 @@ async fn publish(state: &AppState, message: domain::MessageId) {
     tracing::warn!(message_id = %message, error = %failure, "publish failed; the sweeper will send this message");
 }
 
-/// `POST /`: register, then redirect with the same flash whether or not the address was new.
-pub async fn register(
-    State(state): State<AppState>,
-    form: Result<Form<RegisterForm>, FormRejection>,
-) -> Result<Response, AppError> {
+/// The checks every form post goes through before its own work: a readable body (413 when too
+/// large, 400 otherwise), a valid CSRF token (403), the honeypot (filled in: answered like a
+/// success, nothing done) and a valid address (422). `Ok(None)` means "answer as if done".
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    which: FormKind,
+    form: Result<Form<EmailForm>, FormRejection>,
+) -> Result<Result<Option<EmailAddress>, Response>, AppError> {
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) => {
@@ -174,29 +245,103 @@ pub async fn register(
             } else {
                 "The form could not be read. Please submit it from this page."
             };
-            return render_home(&state, status, None, String::new(), Some(error.to_owned())).await;
+            let problem = FormProblem {
+                form: which,
+                input: String::new(),
+                error: error.to_owned(),
+            };
+            return render_home(state, headers, status, None, Some(problem))
+                .await
+                .map(Err);
         }
     };
-    let email = match EmailAddress::parse(&form.email) {
-        Ok(email) => email,
+    if !state
+        .csrf
+        .verify(headers, &form.csrf_token, state.clock.now().timestamp())
+    {
+        tracing::info!(form = ?which, "form post without a valid CSRF token refused");
+        return message_page(
+            state,
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form has expired or did not come from this site. Please go back to the home page, reload it and try again.",
+        )
+        .map(Err);
+    }
+    if !form.website.is_empty() {
+        tracing::info!(form = ?which, "honeypot field filled in: ignoring the post");
+        return Ok(Ok(None));
+    }
+    match EmailAddress::parse(&form.email) {
+        Ok(email) => Ok(Ok(Some(email))),
         Err(error) => {
             // Echo the input back only when it is of sane size and printable.
-            let echo = if form.email.len() <= MAX_ADDRESS_LEN
+            let input = if form.email.len() <= MAX_ADDRESS_LEN
                 && !form.email.chars().any(char::is_control)
             {
                 form.email.trim().to_owned()
             } else {
                 String::new()
             };
-            return render_home(
-                &state,
+            let problem = FormProblem {
+                form: which,
+                input,
+                error: error.to_string(),
+            };
+            render_home(
+                state,
+                headers,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
-                echo,
-                Some(error.to_string()),
+                Some(problem),
             )
-            .await;
+            .await
+            .map(Err)
         }
+    }
+}
+
+/// Owes a fresh confirmation email to an unconfirmed account, within the resend limits, and
+/// publishes it. Every outcome is logged (masked) and none is visible to the visitor.
+async fn resend_to(state: &AppState, email: &EmailAddress) -> Result<(), AppError> {
+    let outcome = state
+        .users
+        .resend(email, state.config.resend, state.clock.now())
+        .await?;
+    let to = email.masked();
+    match outcome {
+        Resend::Queued(message) => {
+            tracing::info!(message_id = %message, %to, "confirmation email owed again");
+            publish(state, message).await;
+        }
+        Resend::NotRegistered => tracing::info!(%to, "resend for an address with no account"),
+        Resend::AlreadyConfirmed => {
+            tracing::info!(%to, "resend for a confirmed account: nothing sent")
+        }
+        Resend::Pending => {
+            tracing::info!(%to, "resend while a confirmation email is still on its way: nothing new")
+        }
+        Resend::CoolingDown => {
+            tracing::info!(%to, limit = "cooldown", "resend limited: nothing sent")
+        }
+        Resend::DailyCapReached => {
+            tracing::info!(%to, limit = "daily-cap", "resend limited: nothing sent")
+        }
+    }
+    Ok(())
+}
+
+/// `POST /`: register, then redirect with the same flash whether or not the address was new. An
+/// existing unconfirmed address is treated as a resend.
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<EmailForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let email = match accept(&state, &headers, FormKind::Register, form).await? {
+        Ok(Some(email)) => email,
+        Ok(None) => return Ok(redirect_home(&state, Flash::Registered)),
+        Err(response) => return Ok(response),
     };
     match state.users.register(&email, state.clock.now()).await? {
         Registration::Created { user, message } => {
@@ -206,10 +351,26 @@ pub async fn register(
             publish(&state, message).await;
         }
         Registration::AlreadyRegistered => {
-            tracing::info!(to = %email.masked(), "registration for an existing address; nothing stored");
+            tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
+            resend_to(&state, &email).await?;
         }
     }
     Ok(redirect_home(&state, Flash::Registered))
+}
+
+/// `POST /resend`: a fresh confirmation email for an unconfirmed account (within the limits),
+/// and the same answer whatever the address.
+pub async fn resend(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<EmailForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    match accept(&state, &headers, FormKind::Resend, form).await? {
+        Ok(Some(email)) => resend_to(&state, &email).await?,
+        Ok(None) => {}
+        Err(response) => return Ok(response),
+    }
+    Ok(redirect_home(&state, Flash::Resent))
 }
 
 /// `GET /confirm/{token}`: confirm the account, then redirect home with the outcome.
@@ -280,12 +441,10 @@ pub async fn stylesheet() -> Response {
 
 /// Anything else: a friendly 404.
 pub async fn not_found(State(state): State<AppState>) -> Result<Response, AppError> {
-    let view = MessageView {
-        title: "Page not found",
-        message: "There is nothing at this address.",
-    };
-    Ok(html(
+    message_page(
+        &state,
         StatusCode::NOT_FOUND,
-        state.pages.render("web/message.html", &view)?,
-    ))
+        "Page not found",
+        "There is nothing at this address.",
+    )
 }

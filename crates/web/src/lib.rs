@@ -5,20 +5,25 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::routing::get;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::routing::{get, post};
 use domain::{Clock, ConfirmationTokens};
 use mailer::Templates;
 use queue::JobQueue;
-use store::UserStore;
+use store::{ResendPolicy, UserStore};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+mod csrf;
 mod error;
 mod flash;
 mod handlers;
+mod limits;
 
+pub use csrf::{CSRF_COOKIE, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
+pub use limits::{IpRateLimiter, client_ip};
 
 /// The page templates compiled into the binary (names relative to `templates/`).
 pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
@@ -57,6 +62,15 @@ pub struct WebConfig {
     pub publish_timeout: Duration,
     /// After a failed publish, how long registrations skip the queue (the sweeper covers them).
     pub publish_backoff: Duration,
+    /// Cooldown and daily cap on confirmation emails to one address.
+    pub resend: ResendPolicy,
+    /// Form posts per minute per client IP; 0 = no limit.
+    pub rate_limit_per_ip: u32,
+    /// The header a trusted reverse proxy puts the client's IP in (e.g. `x-forwarded-for`);
+    /// `None` = use the TCP peer address.
+    pub trusted_proxy_header: Option<HeaderName>,
+    /// Longest time a request may take (reading the body included) before a 408.
+    pub request_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -68,6 +82,13 @@ impl Default for WebConfig {
             secure_cookies: false,
             publish_timeout: Duration::from_secs(2),
             publish_backoff: Duration::from_secs(5),
+            resend: ResendPolicy {
+                cooldown: chrono::TimeDelta::seconds(60),
+                daily_cap: 5,
+            },
+            rate_limit_per_ip: 20,
+            trusted_proxy_header: None,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -83,6 +104,36 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Shared by all requests: closed for a while after the queue fails.
     pub queue_gate: Arc<QueueGate>,
+    /// Signs and checks the forms' CSRF tokens.
+    pub csrf: Arc<Csrf>,
+    /// Counts form posts per client IP.
+    pub ip_limiter: Arc<IpRateLimiter>,
+}
+
+impl AppState {
+    /// The state for these parts; the queue gate and the IP limiter (sized from
+    /// `config.rate_limit_per_ip`) start empty.
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        queue: Arc<dyn JobQueue>,
+        tokens: Arc<ConfirmationTokens>,
+        csrf: Csrf,
+        clock: Arc<dyn Clock>,
+        pages: Templates,
+        config: WebConfig,
+    ) -> Self {
+        Self {
+            users,
+            queue,
+            tokens,
+            clock,
+            pages,
+            ip_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_ip)),
+            config: Arc::new(config),
+            queue_gate: Arc::default(),
+            csrf: Arc::new(csrf),
+        }
+    }
 }
 
 /// A small circuit breaker in front of the queue.
@@ -112,13 +163,24 @@ impl QueueGate {
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
     Router::new()
         .route("/", get(handlers::home).post(handlers::register))
+        .route("/resend", post(handlers::resend))
         .route("/confirm/{token}", get(handlers::confirm))
         .route("/healthz", get(handlers::healthz))
         .route("/static/main.css", get(handlers::stylesheet))
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_posts,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))

@@ -492,3 +492,70 @@ async fn an_account_failure_pauses_sending_without_burning_retries() {
     clock.advance(TimeDelta::seconds(300));
     assert_eq!(d.paused_for(), None);
 }
+
+/// The confirmation email as the embedded templates render it, with markup fed into every
+/// variable: compared with the committed snapshot (`UPDATE_SNAPSHOTS=1` rewrites it after a
+/// deliberate template change), and checked for escaping, the link, its lifetime and the
+/// "ignore it" line.
+#[test]
+fn confirmation_email_snapshot_with_markup_in_every_variable() {
+    let hostile_url = "http://e.example/confirm/\"><script>alert(1)</script>&x='y'";
+    let ctx = ConfirmContext {
+        confirm_url: hostile_url,
+        expires_in: "<b>1 hour</b> & \"more\"".to_owned(),
+    };
+    let rendered = Templates::new(EMAIL_TEMPLATES, None)
+        .render_email("email/confirm", &ctx)
+        .unwrap();
+    let html = rendered.html.clone().expect("an HTML part");
+    let snapshot = format!(
+        "--- subject\n{}\n--- text\n{}\n--- html\n{}\n",
+        rendered.subject, rendered.text, html
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/tests/snapshots/confirm_email.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &snapshot).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        snapshot, expected,
+        "the email changed: check it, then run with UPDATE_SNAPSHOTS=1"
+    );
+
+    assert_eq!(rendered.subject, "Confirm Your Account");
+    // Text: the values verbatim (it is not HTML), with the lifetime and the "ignore" line.
+    assert!(rendered.text.contains(hostile_url));
+    assert!(rendered.text.contains("The link works for <b>1 hour</b>"));
+    assert!(
+        rendered
+            .text
+            .contains("If you did not sign up, you can ignore this email")
+    );
+    // HTML: nothing from a variable survives as markup.
+    assert!(!html.contains("<script>"));
+    assert!(!html.contains("<b>"));
+    assert!(!html.contains("\"><script"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
+    assert!(html.contains("&lt;b&gt;1 hour&lt;&#x2f;b&gt; &amp; &quot;more&quot;"));
+    assert!(html.contains("If you did not sign up, you can ignore this email"));
+}
+
+/// With a normal link the HTML part links to it exactly (escaping only `/` as `&#x2f;`, which
+/// every mail client decodes), so the multipart message carries one working link in each part.
+#[test]
+fn the_html_link_decodes_to_the_text_link() {
+    let url = "https://example.com/confirm/eyJhIjoxfQ.Zx4-_A.abc_DEF-123";
+    let ctx = ConfirmContext {
+        confirm_url: url,
+        expires_in: human_duration(3600),
+    };
+    let rendered = Templates::new(EMAIL_TEMPLATES, None)
+        .render_email("email/confirm", &ctx)
+        .unwrap();
+    let html = rendered.html.unwrap();
+    assert!(html.contains(&format!("href=\"{}\"", url.replace('/', "&#x2f;"))));
+    assert!(rendered.text.contains(&format!("{url}\n")));
+    assert!(rendered.text.contains("The link works for 1 hour."));
+}

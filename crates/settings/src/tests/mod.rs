@@ -134,6 +134,14 @@ fn bad_values_are_clear_errors() {
         (&[("ACCOUNT_PAUSE", "x")], "ACCOUNT_PAUSE"),
         (&[("SWEEP_INTERVAL", "10ms")], "SWEEP_INTERVAL"),
         (&[("SEND_LEASE", "0s")], "SEND_LEASE"),
+        (&[("RESEND_COOLDOWN", "soon")], "RESEND_COOLDOWN"),
+        (&[("RESEND_DAILY_CAP", "0")], "RESEND_DAILY_CAP"),
+        (&[("RATE_LIMIT_PER_IP", "-1")], "rate_limit_per_ip"),
+        (
+            &[("TRUSTED_PROXY_HEADER", "X-Forwarded-For: 1.2.3.4")],
+            "TRUSTED_PROXY_HEADER",
+        ),
+        (&[("REQUEST_TIMEOUT", "10ms")], "REQUEST_TIMEOUT"),
     ];
     for (vars, needle) in cases {
         let err = load(vars).unwrap_err().to_string();
@@ -155,6 +163,14 @@ fn delivery_tuning_has_documented_defaults_and_reads_overrides() {
     assert_eq!(s.account_pause().unwrap(), Duration::from_secs(300));
     assert_eq!(s.sweep_interval().unwrap(), Duration::from_secs(15));
     assert_eq!(s.send_lease().unwrap(), Duration::from_secs(120));
+    let resend = s.resend_policy().unwrap();
+    assert_eq!(
+        (resend.cooldown, resend.daily_cap),
+        (chrono::TimeDelta::seconds(60), 5)
+    );
+    assert_eq!(s.rate_limit_per_ip, 20);
+    assert_eq!(s.trusted_proxy_header().unwrap(), None);
+    assert_eq!(s.request_timeout().unwrap(), Duration::from_secs(10));
 
     let s = load(&[
         ("RETRY_BASE_DELAY", "500ms"),
@@ -162,8 +178,22 @@ fn delivery_tuning_has_documented_defaults_and_reads_overrides() {
         ("RETRY_MAX_ATTEMPTS", "3"),
         ("MAIL_MAX_RATE", "2.5"),
         ("SWEEP_INTERVAL", "250ms"),
+        ("RESEND_COOLDOWN", "5m"),
+        ("RESEND_DAILY_CAP", "2"),
+        ("RATE_LIMIT_PER_IP", "0"),
+        ("TRUSTED_PROXY_HEADER", "X-Real-IP"),
     ])
     .unwrap();
+    let resend = s.resend_policy().unwrap();
+    assert_eq!(
+        (resend.cooldown, resend.daily_cap),
+        (chrono::TimeDelta::seconds(300), 2)
+    );
+    assert_eq!(s.rate_limit_per_ip, 0);
+    assert_eq!(
+        s.trusted_proxy_header().unwrap().as_deref(),
+        Some("x-real-ip")
+    );
     let retry = s.retry().unwrap();
     assert_eq!(
         (retry.base, retry.max, retry.max_attempts),

@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 
 use domain::{MessageKind, MessageStatus};
-use store::{ConfirmOutcome, Registration, SeaStore, StoreError, UserStore};
+use store::{
+    ConfirmOutcome, MessageStore, Registration, Resend, ResendPolicy, SeaStore, StoreError,
+    UserStore,
+};
 
 use crate::common::{self, backend_tests, email, fresh_address, register, secs, t0};
 
@@ -237,7 +240,141 @@ async fn sea_user_column<T: sea_orm::TryGetable>(store: &SeaStore, id: i64, colu
     row.try_get::<T>("", column).unwrap()
 }
 
+fn policy(cooldown_secs: i64, daily_cap: u32) -> ResendPolicy {
+    ResendPolicy {
+        cooldown: chrono::TimeDelta::seconds(cooldown_secs),
+        daily_cap,
+    }
+}
+
+/// Claims and sends a message, as a worker would.
+async fn deliver(store: &SeaStore, id: domain::MessageId, now: chrono::DateTime<chrono::Utc>) {
+    common::claim_ok(store, id, now).await;
+    store.mark_sent(id, None, now).await.unwrap();
+}
+
+async fn resend_outcomes(store: &SeaStore) {
+    let limits = policy(60, 5);
+    let resend = |address: &'static str, at| async move {
+        store.resend(&email(address), limits, at).await.unwrap()
+    };
+    assert_eq!(
+        resend("nobody@example.com", t0()).await,
+        Resend::NotRegistered
+    );
+    let (_, first) = register(store, "resend@example.com", t0()).await;
+    // The registration's email is still owed: nothing new.
+    assert_eq!(
+        resend("resend@example.com", t0() + secs(90.0)).await,
+        Resend::Pending
+    );
+    deliver(store, first, t0() + secs(1.0)).await;
+    // Within the cooldown of the registration's email (counted from its creation).
+    assert_eq!(
+        resend("RESEND@example.com", t0() + secs(59.9)).await,
+        Resend::CoolingDown
+    );
+    assert_eq!(common::count(store, "email_messages").await, 1);
+    let Resend::Queued(second) = resend("Resend@Example.com", t0() + secs(60.0)).await else {
+        panic!("expected a queued message after the cooldown");
+    };
+    assert_ne!(second, first);
+    assert_eq!(common::count(store, "email_messages").await, 2);
+    let status: String = common::message_column(store, second, "status").await;
+    assert_eq!(status, MessageStatus::Queued.as_str());
+    let recipient: String = common::message_column(store, second, "recipient").await;
+    assert_eq!(recipient, "resend@example.com");
+    // A dead message is not pending: after the cooldown another one may be owed.
+    common::claim_ok(store, second, t0() + secs(61.0)).await;
+    store
+        .mark_dead(second, "550 no such user".into(), t0() + secs(61.0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        resend("resend@example.com", t0() + secs(121.0)).await,
+        Resend::Queued(_)
+    ));
+    // Confirmed accounts get nothing.
+    assert_eq!(
+        store
+            .confirm(&email("resend@example.com"), t0(), t0() + secs(130.0))
+            .await
+            .unwrap(),
+        ConfirmOutcome::Confirmed
+    );
+    assert_eq!(
+        resend("resend@example.com", t0() + secs(1000.0)).await,
+        Resend::AlreadyConfirmed
+    );
+    assert_eq!(common::count(store, "email_messages").await, 3);
+}
+
+async fn resend_daily_cap_counts_the_last_24_hours(store: &SeaStore) {
+    let limits = policy(60, 3);
+    let (_, first) = register(store, "capped@example.com", t0()).await;
+    deliver(store, first, t0()).await;
+    let mut at = t0();
+    for _ in 0..2 {
+        at += secs(61.0);
+        let Resend::Queued(id) = store
+            .resend(&email("capped@example.com"), limits, at)
+            .await
+            .unwrap()
+        else {
+            panic!("expected Queued at {at}");
+        };
+        deliver(store, id, at).await;
+    }
+    at += secs(61.0);
+    assert_eq!(
+        store
+            .resend(&email("capped@example.com"), limits, at)
+            .await
+            .unwrap(),
+        Resend::DailyCapReached
+    );
+    // 24 hours after the registration's email, one of the three has left the window.
+    let next_day = t0() + chrono::TimeDelta::days(1) + secs(0.5);
+    assert!(matches!(
+        store
+            .resend(&email("capped@example.com"), limits, next_day)
+            .await
+            .unwrap(),
+        Resend::Queued(_)
+    ));
+    assert_eq!(common::count(store, "email_messages").await, 4);
+}
+
+async fn concurrent_resends_queue_one(store: &SeaStore) {
+    let (_, first) = register(store, "burst@example.com", t0()).await;
+    deliver(store, first, t0()).await;
+    let at = t0() + secs(120.0);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .resend(&email("burst@example.com"), policy(60, 5), at)
+                    .await
+            })
+        })
+        .collect();
+    let mut queued = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Resend::Queued(_) => queued += 1,
+            Resend::Pending | Resend::CoolingDown => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(queued, 1);
+    assert_eq!(common::count(store, "email_messages").await, 2);
+}
+
 backend_tests!(
+    resend_outcomes,
+    resend_daily_cap_counts_the_last_24_hours,
+    concurrent_resends_queue_one,
     a_link_older_than_the_account_is_stale,
     register_creates_user_and_queued_message,
     second_registration_in_other_case_writes_nothing,

@@ -20,19 +20,36 @@ fn tokens() -> ConfirmationTokens {
     ConfirmationTokens::new(&[KEY]).unwrap()
 }
 
+mod forms;
+
+/// The CSRF nonce of the test visitor's cookie.
+const NONCE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+fn csrf() -> Csrf {
+    Csrf::new(&[KEY]).unwrap()
+}
+
 fn state(users: MockUserStore, queue: MockJobQueue, show_users: bool) -> AppState {
-    AppState {
-        users: Arc::new(users),
-        queue: Arc::new(queue),
-        tokens: Arc::new(tokens()),
-        clock: Arc::new(ManualClock::at_unix(NOW)),
-        pages: Templates::new(PAGE_TEMPLATES, None),
-        config: Arc::new(WebConfig {
+    state_with(
+        users,
+        queue,
+        WebConfig {
             show_users,
             ..WebConfig::default()
-        }),
-        queue_gate: Arc::new(QueueGate::default()),
-    }
+        },
+    )
+}
+
+fn state_with(users: MockUserStore, queue: MockJobQueue, config: WebConfig) -> AppState {
+    AppState::new(
+        Arc::new(users),
+        Arc::new(queue),
+        Arc::new(tokens()),
+        csrf(),
+        Arc::new(ManualClock::at_unix(NOW)),
+        Templates::new(PAGE_TEMPLATES, None),
+        config,
+    )
 }
 
 fn user(id: i64, email: &str, confirmed: bool) -> User {
@@ -83,17 +100,37 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
+/// `POST /` as the browser sends it: the form fields plus the CSRF cookie and token.
 fn post_form(body: impl Into<String>) -> Request<Body> {
-    Request::post("/")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(body.into()))
-        .unwrap()
+    post_to("/", body)
+}
+
+/// A form post to `uri` with the CSRF cookie and token added.
+fn post_to(uri: &str, body: impl Into<String>) -> Request<Body> {
+    let token = csrf().token(NONCE, NOW);
+    let mut body = body.into();
+    if !body.is_empty() {
+        body.push('&');
+    }
+    body.push_str(&format!("csrf_token={token}"));
+    raw_post(uri, Some(&format!("csrf={NONCE}")), body)
+}
+
+/// A form post exactly as given (no CSRF token added).
+fn raw_post(uri: &str, cookie: Option<&str>, body: impl Into<String>) -> Request<Body> {
+    let mut request =
+        Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.body(Body::from(body.into())).unwrap()
 }
 
 fn no_users() -> MockUserStore {
     let mut users = MockUserStore::new();
     users.expect_recent_users().never();
     users.expect_register().never();
+    users.expect_resend().never();
     users.expect_confirm().never();
     users
 }
@@ -195,6 +232,11 @@ async fn existing_address_gets_exactly_the_same_response_and_nothing_is_queued()
         .expect_register()
         .times(1)
         .returning(|_, _| Ok(Registration::AlreadyRegistered));
+    // An existing account is a resend: here it is confirmed, or still cooling down.
+    users
+        .expect_resend()
+        .times(1)
+        .returning(|_, _, _| Ok(store::Resend::AlreadyConfirmed));
     let existing = send(
         state(users, idle_queue(), false),
         post_form("email=old%40example.com"),
