@@ -11,8 +11,15 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
   redis    Redis is restarted (empty) under a running worker: it recovers by itself and later
            registrations are delivered.
   ses      the same flow with MAILER=ses against moto: moto records the emails, their links work.
+  json     server and worker restarted with LOG_FORMAT=json (they stay so for the scenarios
+           after it): every log line is a JSON object, and a registration's request id (one
+           passed in X-Request-Id, one made by the server) is on the server's registration line
+           and on the worker's send line, with the same message id and the provider's message id.
 
-Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,kill,redis,ses]
+At the end every server and worker log is scanned for the registered addresses, the
+confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
+
+Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,json,kill,redis,ses]
 Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), TEST_SES_ENDPOINT (moto), the
 `redis-server` binary, Python packages aiosmtpd and boto3. Exits non-zero on any failure.
 """
@@ -30,7 +37,8 @@ import uuid
 sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    LINK, Topology, confirm, fail, log, maildir_messages, psql, register, set_tag, wait_until,
+    LINK, Topology, check_logs, confirm, fail, json_lines_of_request, json_log_lines, log,
+    maildir_messages, psql, register, service_procs, set_tag, wait_until,
 )
 
 set_tag("e2e")
@@ -103,6 +111,48 @@ def scenario_redis(top, n):
     log(f"redis: worker recovered by itself; {len(during)} registered during the outage and {n} after were delivered")
 
 
+def scenario_json(top, n):
+    top.worker.stop(signal.SIGTERM)
+    top.server.stop(signal.SIGTERM)
+    top.start_server(LOG_FORMAT="json")
+    top.start_worker(LOG_FORMAT="json")
+    addresses = [f"json-{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(n)]
+    passed = f"e2e-json.{uuid.uuid4().hex[:12]}"
+    ids = [register(top.web_port, a, headers={"X-Request-Id": passed} if i == 0 else None)
+           for i, a in enumerate(addresses)]
+    if ids[0] != passed:
+        fail(f"the server answered X-Request-Id {ids[0]!r} to a request that gave {passed!r}")
+    made = ids[1]
+    if not (made and len(made) == 32 and all(c in "0123456789abcdef" for c in made)):
+        fail(f"the server made the request id {made!r} (expected 32 hex digits)")
+    if len(set(ids)) != len(ids):
+        fail("two registrations got the same request id")
+    deliver_and_confirm(top, addresses)
+
+    def sent_lines():
+        lines = json_log_lines(top.worker)
+        found = {rid: json_lines_of_request(lines, rid, "Job OK: sent") for rid in (passed, made)}
+        return found if all(found.values()) else None
+
+    sent = wait_until("the worker's send lines of both request ids", sent_lines, 10)
+    server_lines = json_log_lines(top.server)
+    for rid in (passed, made):
+        registered = json_lines_of_request(server_lines, rid, "user registered")
+        if len(registered) != 1:
+            fail(f"{len(registered)} server lines 'user registered' with request id {rid}")
+        message_id = registered[0]["fields"].get("message_id")
+        line = sent[rid][0]
+        if (line.get("span") or {}).get("message_id") != message_id:
+            fail(f"the worker's send line for {rid} is about message {line.get('span')}, not {message_id}")
+        if not line["fields"].get("provider_message_id"):
+            fail(f"the worker's send line for {rid} has no provider message id: {line}")
+    log(f"json: {n} registrations; {len(server_lines)} server and {len(json_log_lines(top.worker))} "
+        f"worker lines, all JSON objects; request ids {passed} (passed in) and {made} (made by the "
+        f"server) on the registration and the send of message ids "
+        f"{[json_lines_of_request(server_lines, r, 'user registered')[0]['fields']['message_id'] for r in (passed, made)]}, "
+        f"provider message ids {[sent[r][0]['fields']['provider_message_id'] for r in (passed, made)]}")
+
+
 def scenario_ses(top, n):
     import boto3
 
@@ -158,7 +208,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--scenarios", default="smtp,kill,redis,ses")
+    ap.add_argument("--scenarios", default="smtp,json,kill,redis,ses")
     args = ap.parse_args()
     for var in ("TEST_DATABASE_URL", "TEST_SES_ENDPOINT"):
         if not os.environ.get(var):
@@ -175,6 +225,10 @@ def main():
             if code != 0:
                 fail(f"worker exited {code} on SIGTERM:\n{top.worker.tail()}")
             log("worker stopped on SIGTERM with exit 0")
+            for p in service_procs([top]):
+                if (p.env or {}).get("LOG_FORMAT") == "json":
+                    json_log_lines(p)
+            check_logs([top])
         except SystemExit:
             for p in (top.server, top.worker):
                 if p is not None:

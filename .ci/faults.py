@@ -3,7 +3,7 @@
 over PostgreSQL, Redis and the test SMTP server (.ci/smtp_server.py), with faults injected from
 outside. Every scenario runs on fresh state: its own database (created through the admin URL
 TEST_DATABASE_URL and dropped afterwards), its own redis-server on a free port, its own SMTP
-server, server and worker processes; g also runs its own PostgreSQL cluster. Settings are short
+server, server and worker processes; g and k also run their own PostgreSQL cluster. Settings are short
 so that the whole file runs in a few minutes:
 
     RETRY_BASE_DELAY=1s RETRY_MAX_DELAY=4s SWEEP_INTERVAL=500ms SEND_LEASE=3s SMTP_TIMEOUT=2s
@@ -41,10 +41,19 @@ so that the whole file runs in a few minutes:
               nothing is accepted or goes dead meanwhile; once AUTH works all are delivered once.
   j exhaust   `tempfail` recipients (always 451) with RETRY_MAX_ATTEMPTS=3: dead after exactly 3
               attempts (3 RCPTs at the SMTP server), never attempted again, last error kept.
+  k readyz    readiness and metrics, with the worker's WORKER_METRICS_ADDR listener: after a few
+              registrations, /metrics on the server counts them (registrations_total) and on the
+              worker counts the sends (emails_sent_total, email_send_seconds); Redis, then a
+              private PostgreSQL cluster, stopped: /readyz on both turns 503 naming `queue`, then
+              `database` (as do `server healthcheck` and `worker healthcheck`, exit 1), and is 200
+              again soon after each comes back.
+
+After each scenario, every server and worker log is scanned for the addresses registered, the
+confirmation tokens delivered and the SECRET_KEY (topology.check_logs): one found fails it.
 
 Usage: python3 .ci/faults.py --bin-dir target/debug [--scenarios a,b,...|names] [--keep]
 Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), redis-server, psql, the
-PostgreSQL server programs (initdb, pg_ctl) for g, and aiosmtpd. Prints one summary line per
+PostgreSQL server programs (initdb, pg_ctl) for g and k, and aiosmtpd. Prints one summary line per
 scenario, the server/worker log tails of a failed one, and exits non-zero if any failed.
 """
 
@@ -64,8 +73,8 @@ import uuid
 sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    STREAM, Load, MailIndex, PrivatePostgres, Topology, fail, log, read_attempts, register,
-    set_tag, utc_now, wait_until,
+    STREAM, Load, MailIndex, PrivatePostgres, Topology, check_logs, fail, log, read_attempts,
+    register, set_tag, utc_now, wait_until,
 )
 
 set_tag("faults")
@@ -607,6 +616,112 @@ def scenario_exhaust(run):
     return f"messages={len(addrs)} dead after exactly 3 attempts each (3 RCPTs each at the SMTP server), last_error kept"
 
 
+def scenario_readyz(run):
+    """k: /readyz and /metrics on server and worker, Redis and PostgreSQL stopped and started."""
+    import subprocess  # noqa: PLC0415 - only this scenario runs the binaries' subcommands
+
+    from topology import free_port, request  # noqa: PLC0415 - only this scenario needs them
+
+    pg = run.private_postgres()
+    top = run.topology(admin_url=pg.admin_url)
+    index = MailIndex(top.maildir)
+    ops_port = free_port()
+    top.start_worker(WORKER_METRICS_ADDR=f"127.0.0.1:{ops_port}")
+    ports = {"server": top.web_port, "worker": ops_port}
+
+    def readyz(port):
+        try:
+            status, _, body = request(port, "GET", "/readyz", timeout=10)
+            return status, body.strip()
+        except OSError as e:
+            return None, repr(e)
+
+    def scrape(port):
+        status, headers, body = request(port, "GET", "/metrics", timeout=10)
+        check(status == 200, f"/metrics on port {port} answered {status}")
+        check(headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
+              f"/metrics Content-Type {headers.get('content-type')!r}")
+        samples = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                series, value = line.rsplit(" ", 1)
+                samples[series] = float(value)
+        return samples
+
+    def healthchecks():
+        """Exit statuses of `server healthcheck` and `worker healthcheck` (with the topology's
+        settings: the worker probes its WORKER_METRICS_ADDR)."""
+        server = subprocess.run([top.bin("server"), "healthcheck"], env={**top.base_env, "RUST_LOG": "warn"},
+                                capture_output=True, text=True, timeout=30).returncode
+        worker = subprocess.run([top.bin("worker"), "healthcheck"],
+                                env={**top.base_env, **top.worker_env, "RUST_LOG": "warn",
+                                     "WORKER_METRICS_ADDR": f"127.0.0.1:{ops_port}"},
+                                capture_output=True, text=True, timeout=30).returncode
+        return server, worker
+
+    def wait_ready(what, want_status, needle=None, timeout=20):
+        """Waits until /readyz answers `want_status` (with `needle` in its body) on both; returns
+        the seconds that took and the worker's body."""
+        t0 = time.monotonic()
+        body = ""
+        for name, port in ports.items():
+            def state(port=port):
+                status, body = readyz(port)
+                return status == want_status and (needle is None or needle in body) and (status, body)
+            status, body = wait_until(f"/readyz on the {name} {what}", state, timeout, 0.1)
+            if needle is not None:
+                check("://" not in body and "secret" not in body.lower(), f"/readyz body leaks: {body!r}")
+        return time.monotonic() - t0, body
+
+    wait_ready("at start", 200)
+    check(healthchecks() == (0, 0), f"healthchecks at start: {healthchecks()}")
+    before = {name: scrape(port) for name, port in ports.items()}
+    addrs = addresses("ready", 5)
+    register_all(top, addrs)
+    copies = wait_settled(top, index, addrs, 30, extra=0.2)
+    delivered, _ = tally(copies)
+    check(delivered == len(addrs), f"delivered {delivered} of {len(addrs)}")
+    after = {name: scrape(port) for name, port in ports.items()}
+
+    def moved(name, series):
+        return after[name].get(series, 0) - before[name].get(series, 0)
+
+    registered = moved("server", 'registrations_total{outcome="created"}')
+    sent = moved("worker", 'emails_sent_total{provider="smtp"}')
+    timed = moved("worker", 'email_send_seconds_count{provider="smtp"}')
+    check(registered == len(addrs), f"registrations_total moved by {registered}, not {len(addrs)}")
+    check(sent == len(addrs), f"emails_sent_total{{provider=smtp}} moved by {sent}, not {len(addrs)}")
+    check(timed == len(addrs), f"email_send_seconds_count moved by {timed}, not {len(addrs)}")
+    sent_gauge = 'messages{state="sent"}'
+    for name in ports:
+        check(after[name].get(sent_gauge) == len(addrs),
+              f"{sent_gauge} on the {name}: {after[name].get(sent_gauge)}, not {len(addrs)}")
+        check("queue_depth" in after[name], f"no queue_depth gauge on the {name}")
+
+    top.stop_redis()
+    redis_down, redis_reason = wait_ready("with Redis stopped", 503, "queue")
+    down_checks = healthchecks()
+    check(down_checks == (1, 1), f"healthchecks with Redis down exited {down_checks}, not (1, 1)")
+    top.start_redis()
+    redis_back, _ = wait_ready("after Redis is back", 200)
+
+    pg.stop("fast")
+    pg_down, pg_reason = wait_ready("with PostgreSQL stopped", 503, "database")
+    _, body = readyz(top.web_port)
+    check("queue" not in body, f"/readyz blames the queue while only PostgreSQL is down: {body!r}")
+    down_checks = healthchecks()
+    check(down_checks == (1, 1), f"healthchecks with PostgreSQL down exited {down_checks}, not (1, 1)")
+    pg.start()
+    pg_back, _ = wait_ready("after PostgreSQL is back", 200)
+    check(healthchecks() == (0, 0), f"healthchecks after the outages: {healthchecks()}")
+    check(top.server.alive() and top.worker.alive(), "the server or the worker died")
+    return (f"metrics: registrations_total +{registered:g}, emails_sent_total +{sent:g}, "
+            f"email_send_seconds_count +{timed:g}; /readyz on both 503 {redis_down:.1f}s after Redis stopped "
+            f"({redis_reason!r}), 200 {redis_back:.1f}s after its restart; 503 {pg_down:.1f}s after PostgreSQL "
+            f"stopped ({pg_reason!r}), 200 {pg_back:.1f}s after its restart; healthcheck subcommands exit 1 "
+            f"while down, 0 after")
+
+
 SCENARIOS = [
     ("a", "kill", scenario_kill),
     ("b", "redis", scenario_redis),
@@ -618,6 +733,7 @@ SCENARIOS = [
     ("h", "rate", scenario_rate),
     ("i", "account", scenario_account),
     ("j", "exhaust", scenario_exhaust),
+    ("k", "readyz", scenario_readyz),
 ]
 
 
@@ -666,6 +782,9 @@ def main():
         ok = False
         try:
             summary = fn(run)
+            for top in run.tops:
+                MailIndex(top.maildir).scan()  # every link delivered, for the log check
+            check_logs(run.tops)
             ok = True
         except SystemExit:
             summary = "see above"

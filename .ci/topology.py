@@ -79,6 +79,7 @@ class Proc:
     def __init__(self, name, cmd, env, logdir):
         self.name = name
         self.log_path = os.path.join(logdir, f"{name}-{int(time.time() * 1000)}.log")
+        self.env = env
         self.log = open(self.log_path, "w")
         self.p = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.p.pid
@@ -108,11 +109,13 @@ class Proc:
 
 # --- HTTP -------------------------------------------------------------------------------------
 
-def request(port, method, path, body=None, timeout=30, cookie=None):
-    """(status, headers as a lower-case dict, body text)."""
+def request(port, method, path, body=None, timeout=30, cookie=None, headers=None):
+    """(status, headers as a lower-case dict, body text). `headers`: extra request headers."""
     c = httplib.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    extra = headers or {}
     try:
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+        headers.update(extra)
         if cookie:
             headers["Cookie"] = cookie
         c.request(method, path, body=body, headers=headers)
@@ -144,25 +147,31 @@ def csrf(port):
     return _csrf[port]
 
 
-def post_form(port, path, address, timeout=30):
-    """A form post with the CSRF cookie and token, as the browser sends it."""
+def post_form(port, path, address, timeout=30, headers=None):
+    """A form post with the CSRF cookie and token, as the browser sends it. The address is
+    remembered for `log_leaks`."""
+    remember(addresses=[address])
     cookie, token = csrf(port)
     body = urllib.parse.urlencode({"email": address, "csrf_token": token})
-    return request(port, "POST", path, body, timeout=timeout, cookie=cookie)
+    return request(port, "POST", path, body, timeout=timeout, cookie=cookie, headers=headers)
 
 
-def post_registration(port, address, timeout=30):
-    return post_form(port, "/", address, timeout=timeout)
+def post_registration(port, address, timeout=30, headers=None):
+    return post_form(port, "/", address, timeout=timeout, headers=headers)
 
 
-def register(port, address):
-    status, headers, _ = post_registration(port, address)
+def register(port, address, headers=None):
+    """Registers `address` (303 with the `registered` flash, or fails); returns the request id
+    the server answered with (its `X-Request-Id`)."""
+    status, headers, _ = post_registration(port, address, headers=headers)
     cookie = headers.get("set-cookie", "")
     if status != 303 or "flash=registered" not in cookie:
         fail(f"registration answered {status} {cookie!r}")
+    return headers.get("x-request-id")
 
 
 def confirm(port, link):
+    remember(links=[link])
     path = urllib.parse.urlparse(link).path
     status, cookie = http(port, "GET", path)
     if status != 303 or "flash=confirmed" not in cookie:
@@ -251,6 +260,7 @@ class MailIndex:
                 msg, text = text_of(f.read())
             to = str(msg["To"]).strip().lower()
             links = [m.group(0) for m in LINK.finditer(text)]
+            remember(links=links)
             self.by_recipient.setdefault(to, []).append(links[0] if links else None)
         return self.by_recipient
 
@@ -398,6 +408,7 @@ class Topology:
         self.db = f"{db_prefix}_{uuid.uuid4().hex[:12]}"
         self.redis = self.smtp = self.server = self.worker = None
         self.workers = []  # every worker started, for log tails
+        self.servers = []  # every server started, for the log checks
         self.db_created = False
         self.redis_port = free_port()
         self.smtp_port = free_port()
@@ -454,6 +465,7 @@ class Topology:
 
     def start_server(self, **extra):
         self.server = Proc("server", [self.bin("server")], {**self.base_env, **extra}, self.tmp)
+        self.servers.append(self.server)
         wait_until("the server", lambda: self.web_ok(), 60)
 
     def web_ok(self):
@@ -513,3 +525,140 @@ class Topology:
             subprocess.run(["psql", self.admin, "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"],
                            capture_output=True)
             self.db_created = False
+
+
+# --- what the logs hold -----------------------------------------------------------------------
+
+_remembered = {"addresses": set(), "tokens": set()}
+_remembered_lock = threading.Lock()
+
+# Settings whose values are secrets, and URL settings whose password is one.
+SECRET_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS")
+URL_SETTINGS = ("DATABASE_URL", "REDIS_URL", "SMTP_URL")
+
+
+def remember(addresses=(), links=()):
+    """Notes addresses posted and confirmation links seen (in emails, or confirmed), for
+    `log_leaks`. `post_form`, `confirm` and `MailIndex` call it."""
+    tokens = [link.split("/confirm/", 1)[1] for link in links if link and "/confirm/" in link]
+    with _remembered_lock:
+        _remembered["addresses"].update(a for a in addresses if a)
+        _remembered["tokens"].update(t for t in tokens if t)
+
+
+def service_procs(tops):
+    """Every server and worker process these topologies started."""
+    return [p for top in tops for p in [*top.servers, *top.workers]]
+
+
+def _secrets_of(procs):
+    found = set()
+    for p in procs:
+        env = p.env or {}
+        for name in SECRET_SETTINGS:
+            found.update(v.strip() for v in env.get(name, "").split(",") if v.strip())
+        for name in URL_SETTINGS:
+            try:
+                password = urllib.parse.urlsplit(env.get(name, "")).password
+            except ValueError:
+                password = None
+            if password:
+                found.add(urllib.parse.unquote(password))
+    return {s for s in found if len(s) >= 6}
+
+
+def _mask_address(address):
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else f"{local[:1]}***"
+
+
+def log_leaks(tops, addresses=(), tokens=(), secrets=(), limit=20):
+    """Scans the log file of every server and worker of `tops` for an address (every one posted
+    with `post_form`, plus `addresses`; in any case, and its local part alone), a confirmation
+    token (every one seen in an email or confirmed, plus `tokens`) or a secret (SECRET_KEY and its
+    fallbacks and the URL passwords the processes ran with, plus `secrets`). Returns (the
+    offending lines, at most `limit`, masked, as `file:line: text` -- [] when the logs are clean
+    --, a summary of what was looked for)."""
+    procs = service_procs(tops)
+    with _remembered_lock:
+        addresses = {a.lower() for a in [*_remembered["addresses"], *addresses]}
+        tokens = set(_remembered["tokens"]) | set(tokens)
+    secrets = _secrets_of(procs) | set(secrets)
+    # (needle as searched, lower-cased search?, replacement)
+    needles = []
+    for a in addresses:
+        needles.append((a, True, _mask_address(a)))
+        local = a.partition("@")[0]
+        if len(local) >= 6:
+            needles.append((local, True, f"{local[:1]}***"))
+    needles += [(t, False, "<token>") for t in tokens if len(t) >= 8]
+    needles += [(s, False, "<secret>") for s in secrets]
+    leaks, lines_read = [], 0
+    for p in procs:
+        try:
+            with open(p.log_path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        lines_read += text.count("\n")
+        lower = text.lower()
+        hits = [n for n in needles if n[0] in (lower if n[1] else text)]
+        if not hits:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            bad = [n for n in hits if n[0] in (line.lower() if n[1] else line)]
+            if not bad:
+                continue
+            masked = line
+            for needle, fold, replacement in sorted(bad, key=lambda n: -len(n[0])):
+                masked = re.sub(re.escape(needle), replacement, masked, flags=re.I if fold else 0)
+            leaks.append(f"{os.path.basename(p.log_path)}:{number}: {masked[:400]}")
+            if len(leaks) >= limit:
+                break
+        if len(leaks) >= limit:
+            break
+    summary = (f"{lines_read} lines of {len(procs)} server/worker logs; {len(addresses)} addresses, "
+               f"{len(tokens)} tokens, {len(secrets)} secrets looked for")
+    return leaks, summary
+
+
+def check_logs(tops, **kwargs):
+    """`log_leaks`, failing (with the masked lines) if any line holds an address, a token or a
+    secret; returns the summary."""
+    leaks, summary = log_leaks(tops, **kwargs)
+    if leaks:
+        fail(f"log lines hold an address, a confirmation token or a secret ({summary}):\n"
+             + "\n".join(f"  {line}" for line in leaks))
+    log(f"logs clean: {summary}")
+    return summary
+
+
+def json_log_lines(proc):
+    """`proc`'s log lines parsed as JSON objects (LOG_FORMAT=json); fails on a line that is not
+    one. An unterminated last line (still being written) is left out."""
+    import json
+
+    with open(proc.log_path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    lines = text.split("\n")
+    lines.pop()  # "" after the last newline, or the unterminated line
+    parsed = []
+    for number, line in enumerate(lines, 1):
+        try:
+            value = json.loads(line)
+        except ValueError as e:
+            fail(f"{os.path.basename(proc.log_path)}:{number} is not JSON ({e}): {line[:300]!r}")
+        if not isinstance(value, dict):
+            fail(f"{os.path.basename(proc.log_path)}:{number} is not a JSON object: {line[:300]!r}")
+        parsed.append(value)
+    return parsed
+
+
+def json_lines_of_request(lines, request_id, message):
+    """The JSON log lines with this message whose span (or a parent span) has this request id."""
+    def ids(line):
+        spans = [line.get("span") or {}, *(line.get("spans") or [])]
+        return {s.get("request_id") for s in spans if isinstance(s, dict)}
+
+    return [line for line in lines
+            if (line.get("fields") or {}).get("message") == message and request_id in ids(line)]

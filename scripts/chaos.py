@@ -11,8 +11,10 @@ SIGKILLed every few seconds (and started again at once) and Redis is killed and 
   lost         registered but never delivered
   duplicates   extra copies (copies beyond the first, summed over recipients)
   delay        registration (POST sent) to the first copy accepted by the SMTP server: max, p50, p99
+  logs         server and worker log lines holding a registered address, a confirmation token or
+               the SECRET_KEY (topology.log_leaks), shown masked
 
-Exits 1 if anything was lost or a registration was refused, 0 otherwise. Options can also be
+Exits 1 if anything was lost, a registration was refused or a log line leaked, 0 otherwise. Options can also be
 given through the environment (CHAOS_COUNT, CHAOS_RATE, CHAOS_KILL_EVERY, CHAOS_SLOW_FRACTION,
 CHAOS_SETTLE_TIMEOUT, CHAOS_DATABASE_URL). The settings the binaries run with are the
 production defaults, except those below, each of which the environment may override:
@@ -35,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.join(HERE, "..", ".ci"))
 from topology import (  # noqa: E402 - after the path set-up
-    Load, MailIndex, Topology, first_accepted, log, set_tag, wait_until,
+    Load, MailIndex, Topology, first_accepted, log, log_leaks, set_tag, wait_until,
 )
 
 set_tag("chaos")
@@ -153,6 +155,8 @@ def main():
         states = top.sql("select status, count(*) from email_messages group by status order by 1")
         attempts = top.sql("select max(attempts), count(*) filter (where attempts > 1) from email_messages")
         worker_code = top.worker.stop(signal.SIGTERM)
+        index.scan()  # every link delivered, for the log check
+        leaks, checked = log_leaks([top])
         print()
         print(f"chaos: registered={len(registered)} delivered={delivered} lost={len(lost)} "
               f"duplicates={duplicates} max_delay={max(delays) if delays else float('nan'):.2f}s")
@@ -169,7 +173,10 @@ def main():
               f"{attempts}; last worker exited {worker_code} on SIGTERM")
         if lost:
             print(f"  lost (first 10): {lost[:10]}")
-        ok = not lost and not refused
+        print(f"  logs: {len(leaks)} line(s) with an address, a token or a secret ({checked})")
+        for line in leaks:
+            print(f"    {line}")
+        ok = not lost and not refused and not leaks
         print(f"chaos: {'PASS' if ok else 'FAIL'}", flush=True)
         code = 0 if ok else 1
     except KeyboardInterrupt:

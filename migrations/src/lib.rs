@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_users_and_email_messages;
+mod m20261121_000002_create_email_attempts;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -12,8 +13,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261121_000001_create_users_and_email_messages::Migration,
-        )]
+        vec![
+            Box::new(m20261121_000001_create_users_and_email_messages::Migration),
+            Box::new(m20261121_000002_create_email_attempts::Migration),
+        ]
     }
 }

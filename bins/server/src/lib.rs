@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use settings::Settings;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use web::{AppState, Csrf, PAGE_TEMPLATES, WebConfig};
+use web::{AdminToken, AppState, Csrf, PAGE_TEMPLATES, WebConfig};
 pub use worker::{Services, report, shutdown_signal};
 
 pub mod token_tool;
@@ -28,9 +28,18 @@ pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<App
         rate_limit_per_ip: settings.rate_limit_per_ip,
         trusted_proxy_header,
         request_timeout: settings.request_timeout()?,
+        admin_token: settings
+            .admin_token
+            .as_ref()
+            .map(|token| {
+                AdminToken::new(token.expose_secret())
+                    .ok_or_else(|| anyhow::anyhow!("ADMIN_TOKEN is too short"))
+            })
+            .transpose()?,
         ..WebConfig::default()
     };
     Ok(AppState::new(
+        services.store.clone(),
         services.store.clone(),
         services.queue.clone(),
         Arc::new(services.tokens.clone()),
@@ -38,7 +47,8 @@ pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<App
         services.clock.clone(),
         Templates::new(PAGE_TEMPLATES, settings.template_dir.clone()),
         config,
-    ))
+    )
+    .with_metrics(settings::metrics::install()))
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true.
@@ -53,6 +63,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    // Before delivery starts, so that its series are registered too.
+    settings::metrics::install();
     let delivery = in_process_mailer.map(|mailer| {
         tracing::info!(
             provider = mailer.provider(),
@@ -78,34 +90,74 @@ pub async fn serve(
     Ok(())
 }
 
-/// Checks that a server listening on `addr` answers `GET /healthz` with 200 within `timeout`.
-/// An unspecified listen address (`0.0.0.0`, `::`) is probed on loopback.
-pub async fn probe(addr: std::net::SocketAddr, timeout: std::time::Duration) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
+/// What `server users show` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserReport {
+    pub found: bool,
+    pub text: String,
+}
+
+/// One user's state and their messages (newest first, at most 50), as `key: value` lines; for
+/// the operator who typed the address, so it is shown in full (this is not a log).
+pub async fn user_report(
+    users: &dyn store::UserStore,
+    messages: &dyn store::MessageStore,
+    email: &domain::EmailAddress,
+) -> anyhow::Result<UserReport> {
+    use std::fmt::Write as _;
+    let Some(user) = users.find_by_email(email).await? else {
+        return Ok(UserReport {
+            found: false,
+            text: format!("no user with the address {email}\n"),
         });
-    }
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        Ok::<_, std::io::Error>(head)
     };
-    let head = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer from {addr} within {timeout:?}"))??;
-    anyhow::ensure!(
-        &head[9..12] == b"200",
-        "{addr} answered {}",
-        String::from_utf8_lossy(&head)
-    );
-    Ok(())
+    let mut text = String::new();
+    let when =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    writeln!(text, "user: {}", user.id)?;
+    writeln!(text, "email: {}", user.email)?;
+    writeln!(text, "confirmed: {}", user.confirmed)?;
+    writeln!(text, "email_sent: {}", user.email_sent)?;
+    writeln!(text, "registered_on: {}", when(user.registered_on))?;
+    if let Some(at) = user.confirmed_on {
+        writeln!(text, "confirmed_on: {}", when(at))?;
+    }
+    let records = messages
+        .list(store::MessageQuery {
+            recipient: Some(email.clone()),
+            before: None,
+            limit: 50,
+        })
+        .await?;
+    writeln!(text, "messages: {}", records.len())?;
+    for r in records {
+        let m = &r.message;
+        write!(
+            text,
+            "- message {} {} {} attempts={} created={}",
+            m.id,
+            m.kind.as_str(),
+            m.status,
+            m.attempts,
+            when(m.created_at)
+        )?;
+        if let Some(at) = r.sent_at {
+            write!(text, " sent={}", when(at))?;
+        }
+        if let Some(id) = &r.provider_message_id {
+            write!(text, " provider_id={id}")?;
+        }
+        if let Some(error) = &r.last_error {
+            write!(text, " last_error={error:?}")?;
+        }
+        writeln!(text)?;
+    }
+    Ok(UserReport { found: true, text })
+}
+
+/// Checks that a server listening on `addr` is ready: it answers `GET /readyz` (database and
+/// queue reachable) with 200 within `timeout`. An unspecified listen address (`0.0.0.0`, `::`)
+/// is probed on loopback.
+pub async fn probe(addr: std::net::SocketAddr, timeout: std::time::Duration) -> anyhow::Result<()> {
+    worker::probe(addr, "/readyz", timeout).await
 }

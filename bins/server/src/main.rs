@@ -24,11 +24,24 @@ enum Command {
     Serve,
     /// Apply pending database migrations to DATABASE_URL.
     Migrate,
-    /// Exit 0 if the server on LISTEN_ADDR answers `GET /healthz` (for container healthchecks).
+    /// Exit 0 if the server on LISTEN_ADDR is ready: `GET /readyz` answers 200 (its database
+    /// and queue are reachable). For container healthchecks.
     Healthcheck,
     /// Sign or verify itsdangerous URLSafeTimedSerializer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Look up users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Print one user's state and their messages, newest first (exit 1 if there is no such user).
+    Show {
+        /// The address (any case).
+        address: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,8 +57,23 @@ fn main() -> ExitCode {
             Some(Command::Migrate) => migrate().await,
             Some(Command::Healthcheck) => healthcheck().await,
             Some(Command::Token(_)) => Ok(()),
+            Some(Command::Users(UsersCommand::Show { address })) => users_show(&address).await,
         }
     })
+}
+
+async fn users_show(address: &str) -> anyhow::Result<()> {
+    let email = domain::EmailAddress::parse(address)
+        .map_err(|e| anyhow::anyhow!("not an email address: {e}"))?;
+    let settings = Settings::load()?;
+    let store = settings.connect_store().await?;
+    let report = server::user_report(&store, &store, &email).await?;
+    #[expect(clippy::print_stdout, reason = "the command's output")]
+    {
+        print!("{}", report.text);
+    }
+    anyhow::ensure!(report.found, "no user with that address");
+    Ok(())
 }
 
 async fn serve() -> anyhow::Result<()> {

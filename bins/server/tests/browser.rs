@@ -192,7 +192,7 @@ async fn start_chromedriver(driver: &Path, scratch: &Path) -> (Process, String) 
 
 /// The `server` binary as `cargo run --bin server` runs it, with its state under `state` and
 /// its own port; the confirmation links point at that port.
-async fn start_server(state: &Path) -> (Process, String) {
+async fn start_server(state: &Path, extra: &[(&str, &str)]) -> (Process, String) {
     let port = free_port();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let base = format!("http://{addr}");
@@ -211,7 +211,8 @@ async fn start_server(state: &Path) -> (Process, String) {
         .env("MAIL_FILE_DIR", state.join("mail"))
         .env("LISTEN_ADDR", addr.to_string())
         .env("BASE_URL", &base)
-        .env("SECRET_KEY", "browser-test-secret-key-0123456789abcdef");
+        .env("SECRET_KEY", "browser-test-secret-key-0123456789abcdef")
+        .envs(extra.iter().copied());
     let mut process = Process::spawn("server", command, state.join("server.log"));
     process.wait_ready(addr, "/healthz", |_| true).await;
     (process, base)
@@ -375,6 +376,11 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 
 /// Waits for the one `.eml` file the file mailer writes (atomically: `.tmp`, then renamed).
 async fn wait_for_email(dir: &Path, server: &mut Process) -> String {
+    wait_for_emails(dir, server, 1).await.remove(0)
+}
+
+/// Waits for exactly `count` `.eml` files; returns them oldest name first.
+async fn wait_for_emails(dir: &Path, server: &mut Process, count: usize) -> Vec<String> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let emails: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -385,10 +391,16 @@ async fn wait_for_email(dir: &Path, server: &mut Process) -> String {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => panic!("cannot read {}: {e}", dir.display()),
         };
-        match emails.as_slice() {
-            [] => {}
-            [email] => return std::fs::read_to_string(email).unwrap(),
-            more => panic!("one email expected, found {more:?}"),
+        if emails.len() > count {
+            panic!("{count} email(s) expected, found {emails:?}");
+        }
+        if emails.len() == count {
+            let mut emails = emails;
+            emails.sort();
+            return emails
+                .iter()
+                .map(|path| std::fs::read_to_string(path).unwrap())
+                .collect();
         }
         server.assert_running();
         assert!(
@@ -505,7 +517,7 @@ async fn register_and_confirm_in_chromium() {
     std::fs::create_dir_all(&state).unwrap();
     std::fs::create_dir_all(&profile).unwrap();
 
-    let (mut server, base) = start_server(&state).await;
+    let (mut server, base) = start_server(&state, &[]).await;
     let (_chromedriver, webdriver) = start_chromedriver(&driver, scratch.path()).await;
     let client = start_browser(&webdriver, &profile).await;
 
@@ -518,19 +530,7 @@ async fn register_and_confirm_in_chromium() {
     expect_at(&client, &base, "/").await;
 
     // Register: only the address is typed; the browser submits whatever else the form holds.
-    let form = register_form(&client).await;
-    form.find(Locator::Css("input#email"))
-        .await
-        .unwrap()
-        .send_keys(EMAIL)
-        .await
-        .unwrap();
-    form.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_registration(&client).await;
     expect_flash(&client, REGISTERED).await;
     expect_at(&client, &base, "/").await;
     expect_stylesheet(&client).await;
@@ -565,5 +565,135 @@ async fn register_and_confirm_in_chromium() {
         started.elapsed(),
         registered_png.display(),
         confirmed_png.display()
+    );
+}
+
+const ADMIN_TOKEN: &str = "browser-admin-token-0123456789";
+
+/// Types [`EMAIL`] into the registration form and submits it; the browser sends whatever else
+/// the form holds (the CSRF token, the empty honeypot).
+async fn submit_registration(client: &Client) {
+    let form = register_form(client).await;
+    form.find(Locator::Css("input#email"))
+        .await
+        .unwrap()
+        .send_keys(EMAIL)
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the first element matching `css`.
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_dashboard_requeues_a_dead_message_in_chromium() {
+    let Some(driver) = chromedriver_path("admin_dashboard_requeues_a_dead_message_in_chromium")
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let state = scratch.path().join("server");
+    let profile = scratch.path().join("chromium-profile");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&profile).unwrap();
+    let (mut server, base) = start_server(&state, &[("ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+    let (_chromedriver, webdriver) = start_chromedriver(&driver, scratch.path()).await;
+    let client = start_browser(&webdriver, &profile).await;
+
+    // One registration, delivered; then its message is made dead, as after a 550.
+    client.goto(&format!("{base}/")).await.unwrap();
+    submit_registration(&client).await;
+    expect_flash(&client, REGISTERED).await;
+    wait_for_emails(&state.join("mail"), &mut server, 1).await;
+    let db = sea_orm::Database::connect(format!(
+        "sqlite://{}?mode=rw",
+        state.join("app.db").display()
+    ))
+    .await
+    .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        "UPDATE email_messages SET status = 'dead', \
+         last_error = '550 5.1.1 <browser-e2e@example.com>: mailbox unavailable'",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    // Without the token: refused (a browser would ask for the password; headless cannot).
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let (status, body) = http_get(addr, "/admin").await.unwrap();
+    assert_eq!(status, 401);
+    assert!(body.contains("Sign in required"));
+
+    // With it (HTTP Basic, the token as password): the dashboard, masked.
+    let authed = base.replacen("http://", &format!("http://ops:{ADMIN_TOKEN}@"), 1);
+    client.goto(&format!("{authed}/admin")).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Delivery dashboard");
+    assert_eq!(text_of(&client, "td[data-state=dead]").await, "1");
+    let page = client.source().await.unwrap();
+    assert!(!page.contains(EMAIL), "the dashboard shows no full address");
+    assert!(page.contains("b***@example.com"));
+    expect_stylesheet(&client).await;
+    let dashboard_png = screenshot(&client, "admin-dashboard").await;
+
+    // The message's page, and its Requeue button.
+    client
+        .find(Locator::Css("#messages tbody a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "#state").await, "dead");
+    client
+        .find(Locator::Css("#requeue-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        text_of(&client, "#notice")
+            .await
+            .starts_with("Requeued: the message will be sent again")
+    );
+    let message_png = screenshot(&client, "admin-message").await;
+
+    // Delivered again, and the dashboard says so.
+    wait_for_emails(&state.join("mail"), &mut server, 2).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        client.goto(&format!("{authed}/admin")).await.unwrap();
+        if text_of(&client, "td[data-state=sent]").await == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the requeued message was not recorded as sent"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(text_of(&client, "td[data-state=dead]").await, "0");
+    client.close().await.unwrap();
+    server.assert_running();
+    eprintln!(
+        "admin dashboard: screenshots {} and {}",
+        dashboard_png.display(),
+        message_png.display()
     );
 }

@@ -3,165 +3,22 @@
 //! code, and (in the socket tests) the real server over TCP. Mail is captured in memory or read
 //! back from the `.eml` files the file transport writes.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use axum::response::Response;
-use domain::{EmailAddress, ManualClock};
-use http_body_util::BodyExt;
-use mailer::MemoryMailer;
-use queue::{EmbeddedQueue, JobQueue};
+use axum::http::StatusCode;
+use domain::EmailAddress;
+use queue::JobQueue;
 use server::Services;
 use settings::Settings;
 use store::{ConfirmOutcome, UserStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tower::ServiceExt;
 
-fn settings_for(dir: &Path, extra: &[(&str, &str)]) -> Settings {
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert(
-        "DATABASE_URL".into(),
-        format!("sqlite://{}?mode=rwc", dir.join("app.db").display()),
-    );
-    env.insert(
-        "MAIL_FILE_DIR".into(),
-        dir.join("mail").display().to_string(),
-    );
-    env.insert("SECRET_KEY".into(), "flow-test-secret".into());
-    for (k, v) in extra {
-        env.insert((*k).into(), (*v).into());
-    }
-    Settings::load_from(env).unwrap()
-}
+mod common;
 
-/// The server's router and the worker's deliverer over real SQLite and the embedded queue, with
-/// a captured mailer and a manual clock: the whole flow without a socket.
-struct InProcess {
-    services: Services,
-    mailer: Arc<MemoryMailer>,
-    queue: Arc<EmbeddedQueue>,
-    clock: Arc<ManualClock>,
-    app: axum::Router,
-    deliverer: worker::Deliverer,
-}
-
-async fn in_process(dir: &Path) -> InProcess {
-    in_process_with(dir, &[]).await
-}
-
-async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
-    let settings = settings_for(dir, extra);
-    let mailer = Arc::new(MemoryMailer::new());
-    let queue = Arc::new(EmbeddedQueue::new());
-    let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
-    let services = Services {
-        store: Arc::new(settings.connect_store().await.unwrap()),
-        queue: queue.clone(),
-        tokens: settings.signing_keys().unwrap().tokens,
-        clock: clock.clone(),
-    };
-    let app = web::router(server::app_state(&settings, &services).unwrap());
-    let deliverer = worker::Deliverer::from_settings(
-        &settings,
-        services.store.clone(),
-        mailer.clone(),
-        services.tokens.clone(),
-        clock.clone(),
-    )
-    .unwrap();
-    InProcess {
-        services,
-        mailer,
-        queue,
-        clock,
-        app,
-        deliverer,
-    }
-}
-
-impl InProcess {
-    /// `POST /` with `email=<encoded>` (already form-encoded) and the CSRF token and cookie of a
-    /// freshly loaded home page, as a browser would send them.
-    async fn register(&self, encoded: &str) -> Response {
-        self.post("/", encoded).await
-    }
-
-    /// A form post to `uri` with `email=<encoded>`, like [`Self::register`].
-    async fn post(&self, uri: &str, encoded: &str) -> Response {
-        let home = self
-            .app
-            .clone()
-            .oneshot(Request::get("/").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let cookies = set_cookies(home.headers());
-        let body = home.into_body().collect().await.unwrap().to_bytes();
-        let (cookie, token) = csrf_from(&cookies, &String::from_utf8_lossy(&body));
-        let request = Request::post(uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, cookie)
-            .body(Body::from(format!("email={encoded}&csrf_token={token}")))
-            .unwrap();
-        self.app.clone().oneshot(request).await.unwrap()
-    }
-
-    /// Opens a link from an email (on the default BASE_URL).
-    async fn open(&self, link: &str) -> Response {
-        let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
-        let request = Request::get(path).body(Body::empty()).unwrap();
-        self.app.clone().oneshot(request).await.unwrap()
-    }
-
-    /// Takes the next job from the queue and hands it to the worker.
-    async fn deliver_next(&self) -> worker::Outcome {
-        let job = self
-            .queue
-            .receive(Duration::ZERO)
-            .await
-            .unwrap()
-            .unwrap()
-            .job;
-        self.deliverer.handle(job).await.unwrap()
-    }
-}
-
-fn set_cookies(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The `Cookie` header value and form token from a home page's `Set-Cookie` lines and body.
-fn csrf_from(set_cookies: &str, body: &str) -> (String, String) {
-    let cookie = set_cookies
-        .split(['\n', ';'])
-        .map(|part| {
-            part.trim()
-                .trim_start_matches("Set-Cookie: ")
-                .trim_start_matches("set-cookie: ")
-        })
-        .find(|part| part.starts_with("csrf="))
-        .expect("the home page sets the CSRF cookie")
-        .to_owned();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = body.find(marker).expect("the form carries a CSRF token") + marker.len();
-    let token = body[start..].split('"').next().unwrap().to_owned();
-    (cookie, token)
-}
-
-/// The flash cookie a response sets.
-fn flash(reply: &Response) -> &str {
-    reply.headers()[header::SET_COOKIE].to_str().unwrap()
-}
+use common::{csrf_from, flash, in_process, in_process_with, settings_for};
 
 #[tokio::test]
 async fn register_deliver_and_confirm_in_process() {

@@ -13,6 +13,11 @@ use store::{Claim, MessageStore, SeaStore, StoreError};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+pub mod ops;
+
+pub use ops::probe;
+use tracing::Instrument;
+
 /// The email templates compiled into the binary; a directory can override any of them.
 pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
     (
@@ -316,8 +321,13 @@ impl Deliverer {
 
     /// Claims, renders, sends and records one owed message.
     /// Logs one line when the job starts and one with its outcome (message id and masked
-    /// recipient, never the address or the token).
+    /// recipient, never the address or the token), in the job's span ([`job_span`]).
     pub async fn handle(&self, job: Job) -> Result<Outcome, WorkerError> {
+        self.handle_in_span(job).instrument(job_span(&job)).await
+    }
+
+    /// [`Self::handle`] without its span, for callers already in one.
+    async fn handle_in_span(&self, job: Job) -> Result<Outcome, WorkerError> {
         let id = job.message_id;
         let now = self.clock.now();
         if self.paused_for().is_some() {
@@ -362,10 +372,15 @@ impl Deliverer {
             Some(limiter) => Some(limiter.acquire().await),
             None => None,
         };
+        let provider = self.mailer.provider();
+        let started = std::time::Instant::now();
         let sent = self.mailer.send(&email).await;
+        metrics::histogram!("email_send_seconds", "provider" => provider)
+            .record(started.elapsed().as_secs_f64());
         drop(permit);
         match sent {
             Ok(sent) => {
+                metrics::counter!("emails_sent_total", "provider" => provider).increment(1);
                 self.messages
                     .mark_sent(
                         message.id,
@@ -438,17 +453,26 @@ impl Deliverer {
                 .map(|delay| now + delay),
             MailError::Permanent(_) => None,
         };
+        let outcome = match (&error, retry_at) {
+            (MailError::Account(_), _) => "account",
+            (_, Some(_)) => "retry",
+            (_, None) => "dead",
+        };
+        metrics::counter!("emails_failed_total", "provider" => self.mailer.provider(), "outcome" => outcome)
+            .increment(1);
         match retry_at {
             Some(at) => {
                 self.messages
                     .mark_retry(message.id, text.clone(), at, now)
                     .await?;
+                metrics::counter!("retries_scheduled_total").increment(1);
                 Ok(Outcome::Retrying { at, error: text })
             }
             None => {
                 self.messages
                     .mark_dead(message.id, text.clone(), now)
                     .await?;
+                metrics::counter!("messages_dead_total").increment(1);
                 Ok(Outcome::Dead { error: text })
             }
         }
@@ -469,6 +493,18 @@ pub fn human_duration(seconds: u64) -> String {
         s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
         s => plural(s, "second"),
     }
+}
+
+/// The span of a job's log lines: `job{message_id=… request_id=…}`, the request id being the
+/// one of the web request that published it (absent for the sweeper's jobs), so one id finds
+/// the registration in the server's log and the send in the worker's.
+pub fn job_span(job: &Job) -> tracing::Span {
+    // At ERROR level, so it is on every line RUST_LOG lets through (see `web::request_id`).
+    tracing::error_span!(
+        "job",
+        message_id = %job.message_id,
+        request_id = job.request_id.as_ref().map(tracing::field::display),
+    )
 }
 
 /// One line per outcome, like RQ's `Job OK`; never the address or the token.
@@ -555,15 +591,16 @@ pub async fn run(
             Ok(Some(delivery)) => {
                 let queue = Arc::clone(&queue);
                 let deliverer = Arc::clone(&deliverer);
+                let span = job_span(&delivery.job);
                 in_flight.spawn(async move {
-                    if let Err(error) = deliverer.handle(delivery.job).await {
+                    if let Err(error) = deliverer.handle_in_span(delivery.job).await {
                         tracing::error!(message_id = %delivery.job.message_id, %error, "Job error: left for the sweeper");
                     }
                     if let Err(error) = queue.ack(&delivery).await {
                         tracing::warn!(message_id = %delivery.job.message_id, %error, "ack failed; the job may be delivered again");
                     }
                     drop(permit);
-                });
+                }.instrument(span));
             }
             Ok(None) => {}
             Err(queue::QueueError::Closed) => break,
@@ -629,7 +666,7 @@ pub async fn sweep_once(
     let due = messages.due(now - config.grace, config.batch).await?;
     let mut published = 0;
     for message_id in due {
-        match queue.publish(Job { message_id }).await {
+        match queue.publish(Job::new(message_id)).await {
             Ok(()) => published += 1,
             Err(error) => {
                 tracing::warn!(%message_id, %error, "sweeper could not publish; will try again next sweep");
@@ -700,6 +737,7 @@ pub async fn deliver(
     mailer: Arc<dyn Mailer>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SettingsError> {
+    ops::register_delivery_metrics(mailer.provider());
     let deliverer = Arc::new(Deliverer::from_settings(
         settings,
         services.store.clone(),

@@ -26,8 +26,19 @@ struct Cli {
 enum Command {
     /// Consume the queue and send the emails owed (the default).
     Run,
-    /// Exit 0 if the database and the queue answer (for container healthchecks).
+    /// Exit 0 if the worker is ready (for container healthchecks): with WORKER_METRICS_ADDR, the
+    /// running worker's `/readyz` answers 200; without it, the database and the queue answer.
     Healthcheck,
+    /// Send a short test email (no link, no token) through the configured mailer, and print
+    /// `sent: provider=… message_id=…`, or the classified error on stderr (exit 1).
+    SendTestEmail {
+        /// The recipient.
+        #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+        to: domain::EmailAddress,
+    },
+    /// Print the message counts by state, the age of the oldest owed message and the queue
+    /// depth, one `name value` per line.
+    Stats,
     /// Inspect and recover dead messages (permanent failures, or retries exhausted).
     #[command(subcommand)]
     Dead(DeadCommand),
@@ -61,20 +72,39 @@ fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     settings::parse_duration(text)
 }
 
+fn parse_address(text: &str) -> Result<domain::EmailAddress, String> {
+    domain::EmailAddress::parse(text).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     settings::telemetry::init();
+    if let Some(Command::SendTestEmail { to }) = &cli.command {
+        // A send failure is the command's answer (printed once, exit 1), not a startup error.
+        let mut sent = true;
+        let status = worker::run_main(async {
+            sent = send_test_email(to).await?;
+            Ok(())
+        });
+        return if sent { status } else { ExitCode::FAILURE };
+    }
     worker::run_main(async {
         match cli.command {
             None | Some(Command::Run) => run().await,
             Some(Command::Healthcheck) => healthcheck().await,
             Some(Command::Dead(command)) => dead(command).await,
+            Some(Command::Stats) => stats().await,
+            Some(Command::SendTestEmail { .. }) => Ok(()),
         }
     })
 }
 
 async fn healthcheck() -> anyhow::Result<()> {
     let settings = Settings::load()?;
+    if let Some(addr) = settings.worker_metrics_addr()? {
+        // The running worker's own readiness: it is up, and reaches the database and the queue.
+        return worker::probe(addr, "/readyz", std::time::Duration::from_secs(3)).await;
+    }
     let store = settings.connect_store_unchecked().await?;
     store.ping().await?;
     let queue = settings.build_queue().await?;
@@ -106,13 +136,7 @@ async fn dead(command: DeadCommand) -> anyhow::Result<()> {
                 let mut published = 0;
                 for message_id in &requeued {
                     // A failed publish is not lost: the row is queued and the sweeper finds it.
-                    if queue
-                        .publish(queue::Job {
-                            message_id: *message_id,
-                        })
-                        .await
-                        .is_ok()
-                    {
+                    if queue.publish(queue::Job::new(*message_id)).await.is_ok() {
                         published += 1;
                     }
                 }
@@ -144,6 +168,46 @@ async fn dead(command: DeadCommand) -> anyhow::Result<()> {
 #[expect(clippy::print_stdout, reason = "this is the command's output")]
 fn say(line: &str) {
     println!("{line}");
+}
+
+/// A command's failure answer, on stderr.
+#[expect(clippy::print_stderr, reason = "this is the command's error output")]
+fn complain(line: &str) {
+    eprintln!("{line}");
+}
+
+/// `worker send-test-email`: `Ok(true)` sent, `Ok(false)` the provider refused (printed).
+async fn send_test_email(to: &domain::EmailAddress) -> anyhow::Result<bool> {
+    let settings = Settings::load()?;
+    let mailer = settings.build_mailer().await?;
+    match worker::ops::send_test_email(mailer.as_ref(), to, chrono::Utc::now()).await {
+        Ok(line) => {
+            say(&line);
+            Ok(true)
+        }
+        Err(error) => {
+            complain(&error.to_string());
+            Ok(false)
+        }
+    }
+}
+
+/// `worker stats`.
+async fn stats() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let store = settings
+        .connect_store()
+        .await
+        .context("cannot use the database at DATABASE_URL")?;
+    // Without REDIS_URL the queue lives inside `server`: there is no depth to read from here.
+    let queue = if settings.embedded_queue() {
+        None
+    } else {
+        Some(settings.build_queue().await?)
+    };
+    let report = worker::ops::stats_report(&store, queue.as_deref(), chrono::Utc::now()).await?;
+    say(report.trim_end());
+    Ok(())
 }
 
 fn print_dead(messages: &[domain::MessageRecord]) {
@@ -186,11 +250,23 @@ async fn run() -> anyhow::Result<()> {
         .await
         .context("cannot start")?;
     let mailer = settings.build_mailer().await?;
+    let metrics = settings::metrics::install();
     let (stop, stopped) = watch::channel(false);
+    let listener = match settings.worker_metrics_addr()? {
+        Some(addr) => Some(
+            worker::ops::start_listener(addr, &services, metrics, stopped.clone())
+                .await
+                .with_context(|| format!("cannot listen on WORKER_METRICS_ADDR={addr}"))?,
+        ),
+        None => None,
+    };
     tokio::spawn(async move {
         worker::shutdown_signal().await;
         let _ = stop.send(true);
     });
     worker::deliver(&settings, &services, mailer, stopped).await?;
+    if let Some((_, listener)) = listener {
+        listener.await??;
+    }
     Ok(())
 }

@@ -49,9 +49,7 @@ fn owed(id: i64, attempts: u32) -> OwedMessage {
 }
 
 fn job(id: i64) -> Job {
-    Job {
-        message_id: MessageId(id),
-    }
+    Job::new(MessageId(id))
 }
 
 fn tokens() -> ConfirmationTokens {

@@ -8,7 +8,8 @@ use crate::mime::{Sender, build_mime};
 use crate::{MailError, Mailer, Message, Sent};
 
 /// Writes each message as an RFC 5322 `.eml` file into a directory (created if missing) and
-/// logs the message's link at INFO so a developer can click it from the console.
+/// logs the file's path (and the masked recipient) at INFO; the link is in the file, never in
+/// the log.
 ///
 /// Files appear atomically (written under a temporary name, then renamed), named
 /// `<UTC time>-<random>.eml` so they sort by time.
@@ -49,17 +50,11 @@ impl Mailer for FileMailer {
         let path = self.dir.join(format!("{stem}.eml"));
         tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        match &message.action_url {
-            Some(link) => tracing::info!(
-                to = %message.to.masked(),
-                file = %path.display(),
-                %link,
-                "email written to file (development transport); open the link to continue"
-            ),
-            None => {
-                tracing::info!(to = %message.to.masked(), file = %path.display(), "email written to file")
-            }
-        }
+        tracing::info!(
+            to = %message.to.masked(),
+            file = %path.display(),
+            "email written to file (development transport); the link to continue is in it"
+        );
         Ok(Sent {
             provider_message_id: Some(message_id),
         })

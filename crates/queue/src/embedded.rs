@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::MessageId;
 use tokio::sync::Notify;
 
 use crate::{Delivery, Job, JobQueue, QueueError};
@@ -19,8 +20,9 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 #[derive(Debug, Default)]
 struct State {
     waiting: VecDeque<Job>,
-    /// Jobs in `waiting`, to drop duplicate publishes.
-    queued: HashSet<Job>,
+    /// Messages in `waiting`, to drop duplicate publishes (whatever their request ids: the
+    /// first publish's is kept).
+    queued: HashSet<MessageId>,
     closed: bool,
 }
 
@@ -71,7 +73,7 @@ impl EmbeddedQueue {
         }
         let job = state.waiting.pop_front();
         if let Some(job) = &job {
-            state.queued.remove(job);
+            state.queued.remove(&job.message_id);
         }
         Ok(job)
     }
@@ -85,14 +87,14 @@ impl JobQueue for EmbeddedQueue {
             if state.closed {
                 return Err(QueueError::Closed);
             }
-            if state.queued.contains(&job) {
+            if state.queued.contains(&job.message_id) {
                 return Ok(());
             }
             if state.waiting.len() >= self.capacity {
                 return Err(QueueError::Full(self.capacity));
             }
             state.waiting.push_back(job);
-            state.queued.insert(job);
+            state.queued.insert(job.message_id);
         }
         self.notify.notify_one();
         Ok(())
@@ -137,9 +139,7 @@ mod tests {
     use super::*;
 
     fn job(n: i64) -> Job {
-        Job {
-            message_id: MessageId(n),
-        }
+        Job::new(MessageId(n))
     }
 
     #[tokio::test]
@@ -163,6 +163,20 @@ mod tests {
             job(1)
         );
         assert_eq!(q.receive(Duration::ZERO).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn carries_the_request_id_and_drops_duplicates_of_one_message() {
+        let q = EmbeddedQueue::new();
+        let tagged = job(1).with_request_id(domain::RequestId::parse("req-1"));
+        q.publish(tagged).await.unwrap();
+        // The sweeper's copy (no request id) of a waiting message is a duplicate.
+        q.publish(job(1)).await.unwrap();
+        assert_eq!(q.depth().await.unwrap(), 1);
+        assert_eq!(
+            q.receive(Duration::ZERO).await.unwrap().unwrap().job,
+            tagged
+        );
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::MessageId;
-use serde::{Deserialize, Serialize};
+use domain::{MessageId, RequestId};
+use serde::{Deserialize, Deserializer, Serialize};
 
 mod embedded;
 mod redis;
@@ -17,6 +17,41 @@ pub use redis::{RedisQueue, RedisQueueConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Job {
     pub message_id: MessageId,
+    /// The id of the web request that published the job, so the worker's log lines can be
+    /// found with it; `None` when the sweeper or a command published it. Jobs published before
+    /// this field existed (and ones with a malformed id) read as `None`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_request_id"
+    )]
+    pub request_id: Option<RequestId>,
+}
+
+impl Job {
+    /// A job for `message_id` with no request id (the sweeper's, a command's).
+    pub fn new(message_id: MessageId) -> Self {
+        Self {
+            message_id,
+            request_id: None,
+        }
+    }
+
+    /// The same job, tagged with the id of the request that published it.
+    pub fn with_request_id(self, request_id: Option<RequestId>) -> Self {
+        Self { request_id, ..self }
+    }
+}
+
+/// A request id that does not parse is dropped, not a reason to throw the job away.
+fn lenient_request_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<RequestId>, D::Error> {
+    let text = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(text
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .and_then(RequestId::parse))
 }
 
 /// A job handed to a consumer, to be acknowledged once handled.

@@ -704,6 +704,34 @@ mod tests {
     }
 
     #[test]
+    fn job_payload_carries_the_request_id_and_old_payloads_still_decode() {
+        let fields = |payload: &str| vec![(JOB_FIELD.to_owned(), Value::from(payload))];
+        let tagged =
+            Job::new(domain::MessageId(7)).with_request_id(domain::RequestId::parse("r-1"));
+        let payload = serde_json::to_string(&tagged).unwrap();
+        assert_eq!(payload, r#"{"message_id":7,"request_id":"r-1"}"#);
+        assert_eq!(decode_job(Some(&fields(&payload))), Some(tagged));
+        let plain = Job::new(domain::MessageId(7));
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"message_id":7}"#
+        );
+        // Entries written before request ids existed, and malformed ids, still give the job.
+        assert_eq!(
+            decode_job(Some(&fields(r#"{"message_id":7}"#))),
+            Some(plain)
+        );
+        for odd in [r#""bad id""#, "null", "12"] {
+            let payload = format!(r#"{{"message_id":7,"request_id":{odd}}}"#);
+            assert_eq!(
+                decode_job(Some(&fields(&payload))),
+                Some(plain),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_read_and_autoclaim_replies() {
         let entry = |id: &str, payload: &str| {
             Value::Array(vec![

@@ -21,9 +21,7 @@ use tokio::time::Instant;
 const URL_VAR: &str = "TEST_REDIS_URL";
 
 fn job(n: i64) -> Job {
-    Job {
-        message_id: MessageId(n),
-    }
+    Job::new(MessageId(n))
 }
 
 /// The test's Redis URL, or `None` (after a note) when the variable is unset.
@@ -235,6 +233,25 @@ async fn publish_receive_ack_leaves_nothing_behind() {
     // Acknowledging again is harmless.
     queue.ack(&delivery).await.unwrap();
 
+    env.cleanup(None).await;
+}
+
+#[tokio::test]
+async fn the_request_id_travels_and_entries_without_one_still_decode() {
+    let Some(url) = redis_url("the_request_id_travels_and_entries_without_one_still_decode") else {
+        return;
+    };
+    let env = Env::new(url).await;
+    let queue = env.queue().await;
+    let tagged = job(1).with_request_id(domain::RequestId::parse("0123abcd-req"));
+    queue.publish(tagged).await.unwrap();
+    // An entry as an older server wrote it.
+    env.raw_xadd("job", r#"{"message_id":2}"#).await;
+    for expected in [tagged, job(2)] {
+        let delivery = receive_eventually(&queue, 5).await;
+        assert_eq!(delivery.job, expected);
+        queue.ack(&delivery).await.unwrap();
+    }
     env.cleanup(None).await;
 }
 

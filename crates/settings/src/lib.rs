@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use store::SeaStore;
 
+pub mod metrics;
 pub mod telemetry;
 
 /// The defaults, compiled in so the binaries run from any directory.
@@ -20,6 +21,9 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
 /// Used in `local` when no SECRET_KEY is set. Never accepted in production.
 pub const DEVELOPMENT_SECRET_KEY: &str = "development-only-secret-key-do-not-use-in-production";
+
+/// The shortest ADMIN_TOKEN accepted (the web crate's `MIN_ADMIN_TOKEN_LEN`).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// The shortest SECRET_KEY production accepts.
 pub const MIN_SECRET_KEY_LEN: usize = 32;
@@ -114,6 +118,15 @@ pub struct Settings {
     pub trusted_proxy_header: Option<String>,
     /// Longest time one HTTP request may take, body included, e.g. `10s`; then 408.
     pub request_timeout: String,
+    /// Where `worker run` serves `/healthz`, `/readyz` and `/metrics` (e.g. `0.0.0.0:9102`);
+    /// unset = no listener.
+    pub worker_metrics_addr: Option<String>,
+    /// Token for the delivery dashboard at `/admin` (Bearer, or the Basic password); unset = no
+    /// dashboard. At least 16 characters.
+    pub admin_token: Option<SecretString>,
+    /// `text` or `json`. Logging reads LOG_FORMAT itself before the settings load
+    /// ([`telemetry::init`]); it is here to be validated and documented with the rest.
+    pub log_format: String,
 }
 
 /// The retry policy settings: first delay, cap, attempts.
@@ -200,6 +213,15 @@ impl Settings {
         self.resend_policy()?;
         self.trusted_proxy_header()?;
         self.request_timeout()?;
+        self.worker_metrics_addr()?;
+        if let Some(token) = &self.admin_token
+            && token.expose_secret().chars().count() < MIN_ADMIN_TOKEN_LEN
+        {
+            return invalid(format!(
+                "ADMIN_TOKEN is too short: use at least {MIN_ADMIN_TOKEN_LEN} random characters"
+            ));
+        }
+        self.log_format()?;
         if self.mailer == MailerKind::Smtp && self.smtp_url.is_none() {
             return invalid("MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)".into());
         }
@@ -442,6 +464,25 @@ impl Settings {
             ));
         }
         Ok(timeout)
+    }
+
+    /// LOG_FORMAT: `text` or `json`.
+    pub fn log_format(&self) -> Result<telemetry::LogFormat, SettingsError> {
+        telemetry::LogFormat::parse(&self.log_format).map_err(SettingsError::Invalid)
+    }
+
+    /// WORKER_METRICS_ADDR, if set: an address like `0.0.0.0:9102`.
+    pub fn worker_metrics_addr(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        self.worker_metrics_addr
+            .as_deref()
+            .map(|addr| {
+                addr.trim().parse::<SocketAddr>().map_err(|_| {
+                    SettingsError::Invalid(format!(
+                        "WORKER_METRICS_ADDR {addr:?} is not an address like 0.0.0.0:9102"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// SEND_LEASE as a duration (at least 1 s).

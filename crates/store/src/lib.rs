@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, MessageRecord, OwedMessage, User};
+use domain::{EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, User};
 
 mod entities;
 mod sea;
@@ -150,6 +150,9 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
 
     /// The newest users first, at most `limit`.
     async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError>;
+
+    /// Checks that the database answers (for readiness probes).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// The result of trying to claim an owed message for sending.
@@ -164,6 +167,40 @@ pub enum Claim {
     NotClaimable,
     /// No such message (its user was deleted).
     Missing,
+}
+
+/// How many messages are in each state, and how old the oldest owed one is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub queued: u64,
+    pub sending: u64,
+    pub retrying: u64,
+    pub sent: u64,
+    pub dead: u64,
+    /// Creation time of the oldest message still owed (queued, sending or retrying).
+    pub oldest_owed: Option<DateTime<Utc>>,
+}
+
+/// One finished attempt to send a message, recorded with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The message's attempt count when it finished (1 for the first; a requeued dead message
+    /// counts from 1 again).
+    pub attempt: u32,
+    /// `Sent`, `Retrying` (a transient failure) or `Dead`.
+    pub outcome: MessageStatus,
+    pub error: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Which messages [`MessageStore::list`] returns: newest first, optionally only those of the
+/// account with this address, only those older than `before` (for paging), at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageQuery {
+    pub recipient: Option<EmailAddress>,
+    pub before: Option<MessageId>,
+    pub limit: u64,
 }
 
 /// Owed email messages (the outbox): the database is the record of what is owed.
@@ -223,4 +260,17 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes dead messages whose last change is older than `before`; returns how many.
     async fn purge_dead(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Counts by state and the age of the oldest owed message.
+    async fn stats(&self) -> Result<DeliveryStats, StoreError>;
+
+    /// Messages newest first (by id), filtered and paged by `query`.
+    async fn list(&self, query: MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// One message.
+    async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// A message's finished attempts, oldest first. `mark_sent`, `mark_retry` and `mark_dead`
+    /// record them; an attempt cut short by a crash has none (its lease expired instead).
+    async fn attempts(&self, id: MessageId) -> Result<Vec<Attempt>, StoreError>;
 }

@@ -20,9 +20,10 @@ use sea_orm::{
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
-use crate::entities::{email_message, user};
+use crate::entities::{email_attempt, email_message, user};
 use crate::{
-    Claim, ConfirmOutcome, MessageStore, Registration, Resend, ResendPolicy, StoreError, UserStore,
+    Attempt, Claim, ConfirmOutcome, DeliveryStats, MessageQuery, MessageStore, Registration,
+    Resend, ResendPolicy, StoreError, UserStore,
 };
 
 /// How long SQLite waits for another connection's write lock before giving up.
@@ -38,6 +39,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How far the clock of the process that issued a confirmation token may lag behind the clock
 /// of the one that registered the account (see `UserStore::confirm`).
 pub const CLOCK_SKEW_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
+/// The states of a message still owed.
+const OWED: [&str; 3] = ["queued", "sending", "retrying"];
 /// `last_error` is cut to this many characters.
 const MAX_ERROR_CHARS: usize = 1000;
 
@@ -224,24 +227,47 @@ impl SeaStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use email_message::Column;
+        let now = ts(now);
+        let error = truncate_chars(error, MAX_ERROR_CHARS);
         let mut update = email_message::Entity::update_many()
             .col_expr(Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                Column::LastError,
-                Expr::value(truncate_chars(error, MAX_ERROR_CHARS)),
-            )
+            .col_expr(Column::LastError, Expr::value(error.clone()))
             .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-            .col_expr(Column::UpdatedAt, Expr::value(ts(now)));
+            .col_expr(Column::UpdatedAt, Expr::value(now));
         if let Some(at) = retry_at {
             update = update.col_expr(Column::NextAttemptAt, Expr::value(ts(at)));
         }
-        let result = update
-            .filter(Column::Id.eq(id.0))
-            .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
-            .exec(&self.db)
-            .await?;
-        if result.rows_affected == 0 {
-            tracing::warn!(message = %id, %status, "failure not recorded: message already sent or gone");
+        let txn = self.begin_write().await?;
+        let result = async {
+            let updated = update
+                .filter(Column::Id.eq(id.0))
+                .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+                .exec(&txn)
+                .await?;
+            if updated.rows_affected == 0 {
+                return Ok::<bool, DbErr>(false);
+            }
+            let attempts = email_message::Entity::find_by_id(id.0)
+                .select_only()
+                .column(Column::Attempts)
+                .into_tuple::<i32>()
+                .one(&txn)
+                .await?
+                .unwrap_or(0);
+            record_attempt(&txn, id, attempts, status, Some(error), None, now).await?;
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(true) => txn.commit().await?,
+            Ok(false) => {
+                abandon(txn).await;
+                tracing::warn!(message_id = %id, %status, "failure not recorded: message already sent or gone");
+            }
+            Err(e) => {
+                abandon(txn).await;
+                return Err(e.into());
+            }
         }
         Ok(())
     }
@@ -325,6 +351,30 @@ async fn abandon(txn: DatabaseTransaction) {
     }
 }
 
+/// Records a finished attempt of message `id`.
+async fn record_attempt(
+    txn: &DatabaseTransaction,
+    id: MessageId,
+    attempt: i32,
+    outcome: MessageStatus,
+    error: Option<String>,
+    provider_message_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    email_attempt::ActiveModel {
+        id: NotSet,
+        message_id: Set(id.0),
+        attempt: Set(attempt),
+        outcome: Set(outcome.as_str().to_owned()),
+        error: Set(error),
+        provider_message_id: Set(provider_message_id),
+        finished_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
 /// Inserts a `queued` confirmation message for `user_id`, due at `now`.
 async fn owe_confirmation(
     txn: &DatabaseTransaction,
@@ -379,11 +429,7 @@ async fn resend_in(
             .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
     };
     let pending = confirmations()
-        .filter(Column::Status.is_in([
-            MessageStatus::Queued.as_str(),
-            MessageStatus::Sending.as_str(),
-            MessageStatus::Retrying.as_str(),
-        ]))
+        .filter(Column::Status.is_in(OWED))
         .count(txn)
         .await?;
     if pending > 0 {
@@ -510,7 +556,7 @@ impl UserStore for SeaStore {
 
         let user = user_from_model(user_row)?;
         txn.commit().await?;
-        tracing::debug!(user = %user.id, %message, email = %email.masked(), "registered");
+        tracing::debug!(user_id = %user.id, message_id = %message, to = %email.masked(), "registered");
         Ok(Registration::Created { user, message })
     }
 
@@ -594,6 +640,11 @@ impl UserStore for SeaStore {
             .map(user_from_model)
             .collect()
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The inherent method (callers holding a `SeaStore` use it directly).
+        SeaStore::ping(self).await
+    }
 }
 
 #[async_trait]
@@ -614,7 +665,7 @@ impl MessageStore for SeaStore {
             Ok(claim) => {
                 txn.commit().await?;
                 if let Claim::Claimed(m) = &claim {
-                    tracing::debug!(message = %m.id, attempts = m.attempts, %lease_until, "claimed");
+                    tracing::debug!(message_id = %m.id, attempts = m.attempts, %lease_until, "claimed");
                 }
                 Ok(claim)
             }
@@ -641,7 +692,10 @@ impl MessageStore for SeaStore {
                 DbBackend::Postgres,
                 "WITH m AS (UPDATE email_messages SET status = $1, sent_at = $2, \
                  provider_message_id = $3, lease_until = NULL, updated_at = $2 \
-                 WHERE id = $4 RETURNING user_id) \
+                 WHERE id = $4 RETURNING user_id, attempts), \
+                 a AS (INSERT INTO email_attempts \
+                 (message_id, attempt, outcome, provider_message_id, finished_at) \
+                 SELECT $4, attempts, $1, $3, $2 FROM m) \
                  UPDATE users SET email_sent = TRUE FROM m WHERE users.id = m.user_id",
                 [
                     MessageStatus::Sent.as_str().into(),
@@ -652,31 +706,45 @@ impl MessageStore for SeaStore {
             );
             let result = self.db.execute_raw(statement).await?;
             if result.rows_affected() == 0 {
-                tracing::warn!(message = %id, "mark_sent for a message that no longer exists");
+                tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
             }
             return Ok(());
         }
         let txn = self.begin_write().await?;
         let result = async {
-            let user_id = email_message::Entity::find_by_id(id.0)
+            let found = email_message::Entity::find_by_id(id.0)
                 .select_only()
                 .column(Column::UserId)
-                .into_tuple::<i64>()
+                .column(Column::Attempts)
+                .into_tuple::<(i64, i32)>()
                 .one(&txn)
                 .await?;
-            let Some(user_id) = user_id else {
-                tracing::warn!(message = %id, "mark_sent for a message that no longer exists");
+            let Some((user_id, attempts)) = found else {
+                tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
                 return Ok::<(), DbErr>(());
             };
             email_message::Entity::update_many()
                 .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
                 .col_expr(Column::SentAt, Expr::value(now))
-                .col_expr(Column::ProviderMessageId, Expr::value(provider_message_id))
+                .col_expr(
+                    Column::ProviderMessageId,
+                    Expr::value(provider_message_id.clone()),
+                )
                 .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
                 .col_expr(Column::UpdatedAt, Expr::value(now))
                 .filter(Column::Id.eq(id.0))
                 .exec(&txn)
                 .await?;
+            record_attempt(
+                &txn,
+                id,
+                attempts,
+                MessageStatus::Sent,
+                None,
+                provider_message_id,
+                now,
+            )
+            .await?;
             user::Entity::update_many()
                 .col_expr(user::Column::EmailSent, Expr::value(true))
                 .filter(user::Column::Id.eq(user_id))
@@ -794,6 +862,94 @@ impl MessageStore for SeaStore {
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected)
+    }
+
+    async fn stats(&self) -> Result<DeliveryStats, StoreError> {
+        use email_message::Column;
+        let counts = email_message::Entity::find()
+            .select_only()
+            .column(Column::Status)
+            .column_as(Column::Id.count(), "n")
+            .group_by(Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?;
+        let mut stats = DeliveryStats::default();
+        for (status, n) in counts {
+            let n = u64::try_from(n).unwrap_or(0);
+            match parse_status(0, &status)? {
+                MessageStatus::Queued => stats.queued = n,
+                MessageStatus::Sending => stats.sending = n,
+                MessageStatus::Retrying => stats.retrying = n,
+                MessageStatus::Sent => stats.sent = n,
+                MessageStatus::Dead => stats.dead = n,
+            }
+        }
+        stats.oldest_owed = email_message::Entity::find()
+            .select_only()
+            .column_as(Column::CreatedAt.min(), "oldest")
+            .filter(Column::Status.is_in(OWED))
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&self.db)
+            .await?
+            .flatten();
+        Ok(stats)
+    }
+
+    async fn list(&self, query: MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        use email_message::Column;
+        let mut select = email_message::Entity::find()
+            .order_by_desc(Column::Id)
+            .limit(query.limit);
+        if let Some(email) = &query.recipient {
+            let user_id = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::EmailKey.eq(email.key()))
+                .into_tuple::<i64>()
+                .one(&self.db)
+                .await?;
+            let Some(user_id) = user_id else {
+                return Ok(Vec::new());
+            };
+            select = select.filter(Column::UserId.eq(user_id));
+        }
+        if let Some(before) = query.before {
+            select = select.filter(Column::Id.lt(before.0));
+        }
+        select
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(record_from_model)
+            .collect()
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        email_message::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .map(record_from_model)
+            .transpose()
+    }
+
+    async fn attempts(&self, id: MessageId) -> Result<Vec<Attempt>, StoreError> {
+        email_attempt::Entity::find()
+            .filter(email_attempt::Column::MessageId.eq(id.0))
+            .order_by_asc(email_attempt::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                Ok(Attempt {
+                    attempt: u32::try_from(m.attempt).unwrap_or(0),
+                    outcome: parse_status(id.0, &m.outcome)?,
+                    error: m.error,
+                    provider_message_id: m.provider_message_id,
+                    finished_at: m.finished_at,
+                })
+            })
+            .collect()
     }
 }
 

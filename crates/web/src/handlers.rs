@@ -1,12 +1,12 @@
 //! Request handlers. Request types live here; only domain types go further down.
 
 use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{Form, Path, State};
+use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Redirect, Response};
-use domain::{EmailAddress, MAX_ADDRESS_LEN, User};
+use domain::{EmailAddress, MAX_ADDRESS_LEN, RequestId, User};
 use queue::Job;
 use serde::{Deserialize, Serialize};
 use store::{ConfirmOutcome, Registration, Resend};
@@ -88,7 +88,7 @@ struct MessageView<'a> {
     message: &'a str,
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (
         status,
         [
@@ -118,10 +118,7 @@ async fn render_home(
     } else {
         Vec::new()
     };
-    let (nonce, new_nonce) = match Csrf::nonce_from(headers) {
-        Some(nonce) => (nonce, false),
-        None => (Csrf::new_nonce(), true),
-    };
+    let (csrf_token, csrf_cookie) = csrf_token_for(state, headers);
     let (mut email, mut error, mut resend_email, mut resend_error) =
         (String::new(), None, String::new(), None);
     if let Some(problem) = problem {
@@ -138,7 +135,7 @@ async fn render_home(
             })
             .into_iter()
             .collect(),
-        csrf_token: state.csrf.token(&nonce, state.clock.now().timestamp()),
+        csrf_token,
         email,
         error,
         resend_email,
@@ -152,17 +149,34 @@ async fn render_home(
             .headers_mut()
             .append(header::SET_COOKIE, Flash::clear_cookie());
     }
-    if new_nonce {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            Csrf::cookie(&nonce, state.config.secure_cookies),
-        );
+    if let Some(cookie) = csrf_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
 }
 
+/// The CSRF token for a form on a page answering this request, and the `Set-Cookie` value of a
+/// new nonce when the request had none.
+pub(crate) fn csrf_token_for(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> (String, Option<header::HeaderValue>) {
+    let (nonce, cookie) = match Csrf::nonce_from(headers) {
+        Some(nonce) => (nonce, None),
+        None => {
+            let nonce = Csrf::new_nonce();
+            let cookie = Csrf::cookie(&nonce, state.config.secure_cookies);
+            (nonce, Some(cookie))
+        }
+    };
+    (
+        state.csrf.token(&nonce, state.clock.now().timestamp()),
+        cookie,
+    )
+}
+
 /// A page with a title and a message, and the given status.
-fn message_page(
+pub(crate) fn message_page(
     state: &AppState,
     status: StatusCode,
     title: &str,
@@ -207,23 +221,29 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     render_home(&state, &headers, StatusCode::OK, flash, None).await
 }
 
-/// Publishes the job of a committed message, bounded by the publish timeout. After a failure the
-/// queue is left alone for a few seconds (registrations stay fast during a Redis outage; the
-/// sweeper sends what was not published).
-async fn publish(state: &AppState, message: domain::MessageId) {
+/// Publishes the job of a committed message, tagged with the id of the request that owed it (so
+/// the worker's log lines carry it), bounded by the publish timeout. After a failure the queue
+/// is left alone for a few seconds (registrations stay fast during a Redis outage; the sweeper
+/// sends what was not published).
+pub(crate) async fn publish_job(
+    state: &AppState,
+    message: domain::MessageId,
+    request_id: Option<RequestId>,
+) {
     if state.queue_gate.is_closed() {
         tracing::debug!(message_id = %message, "queue recently failed; leaving this one to the sweeper");
         return;
     }
-    let publish = state.queue.publish(Job {
-        message_id: message,
-    });
+    let publish = state
+        .queue
+        .publish(Job::new(message).with_request_id(request_id));
     let failure = match tokio::time::timeout(state.config.publish_timeout, publish).await {
         Ok(Ok(())) => return,
         Ok(Err(error)) => error.to_string(),
         Err(_) => format!("no answer within {:?}", state.config.publish_timeout),
     };
     state.queue_gate.close_for(state.config.publish_backoff);
+    metrics::counter!("publish_failures_total").increment(1);
     tracing::warn!(message_id = %message, error = %failure, "publish failed; the sweeper will send this message");
 }
 
@@ -260,6 +280,7 @@ async fn accept(
         .verify(headers, &form.csrf_token, state.clock.now().timestamp())
     {
         tracing::info!(form = ?which, "form post without a valid CSRF token refused");
+        metrics::counter!("csrf_rejected_total").increment(1);
         return message_page(
             state,
             StatusCode::FORBIDDEN,
@@ -270,6 +291,7 @@ async fn accept(
     }
     if !form.website.is_empty() {
         tracing::info!(form = ?which, "honeypot field filled in: ignoring the post");
+        metrics::counter!("honeypot_total").increment(1);
         return Ok(Ok(None));
     }
     match EmailAddress::parse(&form.email) {
@@ -303,16 +325,29 @@ async fn accept(
 
 /// Owes a fresh confirmation email to an unconfirmed account, within the resend limits, and
 /// publishes it. Every outcome is logged (masked) and none is visible to the visitor.
-async fn resend_to(state: &AppState, email: &EmailAddress) -> Result<(), AppError> {
+async fn resend_to(
+    state: &AppState,
+    email: &EmailAddress,
+    request_id: Option<RequestId>,
+) -> Result<(), AppError> {
     let outcome = state
         .users
         .resend(email, state.config.resend, state.clock.now())
         .await?;
+    let label = match outcome {
+        Resend::Queued(_) => "queued",
+        Resend::NotRegistered => "not_registered",
+        Resend::AlreadyConfirmed => "already_confirmed",
+        Resend::Pending => "pending",
+        Resend::CoolingDown => "cooling_down",
+        Resend::DailyCapReached => "daily_cap",
+    };
+    metrics::counter!("resends_total", "outcome" => label).increment(1);
     let to = email.masked();
     match outcome {
         Resend::Queued(message) => {
             tracing::info!(message_id = %message, %to, "confirmation email owed again");
-            publish(state, message).await;
+            publish_job(state, message, request_id).await;
         }
         Resend::NotRegistered => tracing::info!(%to, "resend for an address with no account"),
         Resend::AlreadyConfirmed => {
@@ -335,6 +370,7 @@ async fn resend_to(state: &AppState, email: &EmailAddress) -> Result<(), AppErro
 /// existing unconfirmed address is treated as a resend.
 pub async fn register(
     State(state): State<AppState>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     form: Result<Form<EmailForm>, FormRejection>,
 ) -> Result<Response, AppError> {
@@ -343,16 +379,19 @@ pub async fn register(
         Ok(None) => return Ok(redirect_home(&state, Flash::Registered)),
         Err(response) => return Ok(response),
     };
+    let request_id = request_id.map(|Extension(id)| id);
     match state.users.register(&email, state.clock.now()).await? {
         Registration::Created { user, message } => {
+            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
             tracing::info!(user_id = %user.id, message_id = %message, to = %email.masked(), "user registered");
             // The promise is already committed; the queue is only the fast path. If it is slow or
             // down, the sweeper republishes the message later.
-            publish(&state, message).await;
+            publish_job(&state, message, request_id).await;
         }
         Registration::AlreadyRegistered => {
+            metrics::counter!("registrations_total", "outcome" => "existing").increment(1);
             tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
-            resend_to(&state, &email).await?;
+            resend_to(&state, &email, request_id).await?;
         }
     }
     Ok(redirect_home(&state, Flash::Registered))
@@ -362,15 +401,28 @@ pub async fn register(
 /// and the same answer whatever the address.
 pub async fn resend(
     State(state): State<AppState>,
+    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     form: Result<Form<EmailForm>, FormRejection>,
 ) -> Result<Response, AppError> {
+    let request_id = request_id.map(|Extension(id)| id);
     match accept(&state, &headers, FormKind::Resend, form).await? {
-        Ok(Some(email)) => resend_to(&state, &email).await?,
+        Ok(Some(email)) => resend_to(&state, &email, request_id).await?,
         Ok(None) => {}
         Err(response) => return Ok(response),
     }
     Ok(redirect_home(&state, Flash::Resent))
+}
+
+/// Counts a confirmation link's outcome (`confirmations_total{outcome}`) and passes it on.
+fn confirmation(flash: Flash) -> Flash {
+    let outcome = match flash {
+        Flash::Confirmed => "confirmed",
+        Flash::AlreadyConfirmed => "already_confirmed",
+        _ => "invalid",
+    };
+    metrics::counter!("confirmations_total", "outcome" => outcome).increment(1);
+    flash
 }
 
 /// `GET /confirm/{token}`: confirm the account, then redirect home with the outcome.
@@ -379,10 +431,10 @@ pub async fn confirm(
     token: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AppError> {
     let Ok(Path(token)) = token else {
-        return Ok(redirect_home(&state, Flash::InvalidLink));
+        return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
     };
     if token.len() > MAX_TOKEN_LEN {
-        return Ok(redirect_home(&state, Flash::InvalidLink));
+        return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
     }
     let now = state.clock.now();
     let verified =
@@ -393,12 +445,12 @@ pub async fn confirm(
             Ok(verified) => verified,
             Err(error) => {
                 tracing::info!(reason = error.code(), "confirmation link refused");
-                return Ok(redirect_home(&state, Flash::InvalidLink));
+                return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
             }
         };
     let Ok(email) = EmailAddress::parse(&verified.payload) else {
         tracing::warn!("confirmation link with a valid signature but no valid address");
-        return Ok(redirect_home(&state, Flash::InvalidLink));
+        return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
     };
     let issued_at = i64::try_from(verified.issued_at)
         .ok()
@@ -419,7 +471,7 @@ pub async fn confirm(
             Flash::InvalidLink
         }
     };
-    Ok(redirect_home(&state, flash))
+    Ok(redirect_home(&state, confirmation(flash)))
 }
 
 /// `GET /healthz`: the process is up.

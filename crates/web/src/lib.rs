@@ -10,20 +10,25 @@ use axum::routing::{get, post};
 use domain::{Clock, ConfirmationTokens};
 use mailer::Templates;
 use queue::JobQueue;
-use store::{ResendPolicy, UserStore};
+use store::{MessageStore, ResendPolicy, UserStore};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+mod admin;
 mod csrf;
 mod error;
 mod flash;
 mod handlers;
 mod limits;
+pub mod ops;
+mod request_id;
 
+pub use admin::{AdminToken, MIN_ADMIN_TOKEN_LEN};
 pub use csrf::{CSRF_COOKIE, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
 pub use limits::{IpRateLimiter, client_ip};
+pub use request_id::{REQUEST_ID_HEADER, request_id_from};
 
 /// The page templates compiled into the binary (names relative to `templates/`).
 pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
@@ -34,6 +39,14 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     (
         "web/home.html",
         include_str!("../../../templates/web/home.html"),
+    ),
+    (
+        "web/admin.html",
+        include_str!("../../../templates/web/admin.html"),
+    ),
+    (
+        "web/admin_message.html",
+        include_str!("../../../templates/web/admin_message.html"),
     ),
     (
         "web/message.html",
@@ -71,6 +84,8 @@ pub struct WebConfig {
     pub trusted_proxy_header: Option<HeaderName>,
     /// Longest time a request may take (reading the body included) before a 408.
     pub request_timeout: Duration,
+    /// The delivery dashboard's token; `None` = no `/admin` at all.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl Default for WebConfig {
@@ -89,6 +104,7 @@ impl Default for WebConfig {
             rate_limit_per_ip: 20,
             trusted_proxy_header: None,
             request_timeout: Duration::from_secs(10),
+            admin_token: None,
         }
     }
 }
@@ -97,6 +113,8 @@ impl Default for WebConfig {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub users: Arc<dyn UserStore>,
+    /// The outbox, for the delivery dashboard.
+    pub messages: Arc<dyn MessageStore>,
     pub queue: Arc<dyn JobQueue>,
     pub tokens: Arc<ConfirmationTokens>,
     pub clock: Arc<dyn Clock>,
@@ -108,13 +126,21 @@ pub struct AppState {
     pub csrf: Arc<Csrf>,
     /// Counts form posts per client IP.
     pub ip_limiter: Arc<IpRateLimiter>,
+    /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
+    /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
     /// The state for these parts; the queue gate and the IP limiter (sized from
     /// `config.rate_limit_per_ip`) start empty.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per part; each is a different type"
+    )]
     pub fn new(
         users: Arc<dyn UserStore>,
+        messages: Arc<dyn MessageStore>,
         queue: Arc<dyn JobQueue>,
         tokens: Arc<ConfirmationTokens>,
         csrf: Csrf,
@@ -124,6 +150,7 @@ impl AppState {
     ) -> Self {
         Self {
             users,
+            messages,
             queue,
             tokens,
             clock,
@@ -132,7 +159,28 @@ impl AppState {
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
+            metrics: None,
         }
+    }
+
+    /// The same state, rendering `GET /metrics` with `handle` (and the web counters registered
+    /// at 0).
+    #[must_use]
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        ops::register_server_metrics();
+        self.metrics = Some(handle);
+        self
+    }
+
+    /// What `/readyz` and `/metrics` look at.
+    pub fn probes(&self) -> ops::Probes {
+        ops::Probes::new(
+            self.users.clone(),
+            self.messages.clone(),
+            self.queue.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+        )
     }
 }
 
@@ -164,12 +212,16 @@ impl QueueGate {
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
-    Router::new()
+    let mut routes = Router::new();
+    if state.config.admin_token.is_some() {
+        routes = routes.merge(admin::routes(state.clone()));
+    }
+    routes
         .route("/", get(handlers::home).post(handlers::register))
         .route("/resend", post(handlers::resend))
         .route("/confirm/{token}", get(handlers::confirm))
-        .route("/healthz", get(handlers::healthz))
         .route("/static/main.css", get(handlers::stylesheet))
+        .merge(ops::router(state.probes()))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -188,6 +240,8 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
         ))
+        // Outermost: the request span covers every layer above (a 408 or 413 is logged too).
+        .layer(axum::middleware::from_fn(request_id::track))
         .with_state(state)
 }
 

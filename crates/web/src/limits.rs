@@ -149,7 +149,9 @@ pub async fn limit_posts(State(state): State<AppState>, request: Request, next: 
     match state.ip_limiter.check(ip, now_ms) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            tracing::info!(path = %request.uri().path(), "rate limited: too many posts from one client");
+            // The request span names the route; the path itself may hold a token.
+            tracing::info!("rate limited: too many posts from one client");
+            metrics::counter!("rate_limited_total").increment(1);
             crate::handlers::too_many_requests(&state, wait)
         }
     }

@@ -70,12 +70,7 @@ async fn sends_a_fresh_link_and_records_the_send() {
     let mailer = Arc::new(MemoryMailer::new());
     let d = deliverer(messages, mailer.clone());
 
-    let outcome = d
-        .handle(Job {
-            message_id: MessageId(7),
-        })
-        .await
-        .unwrap();
+    let outcome = d.handle(Job::new(MessageId(7))).await.unwrap();
     assert_eq!(
         outcome,
         Outcome::Sent {
@@ -120,11 +115,7 @@ async fn skips_without_sending_when_the_claim_fails() {
         let d = deliverer(messages, Arc::new(mailer));
         assert!(
             matches!(
-                d.handle(Job {
-                    message_id: MessageId(1)
-                })
-                .await
-                .unwrap(),
+                d.handle(Job::new(MessageId(1))).await.unwrap(),
                 Outcome::Skipped(_)
             ),
             "{claim:?}"
@@ -157,11 +148,7 @@ async fn transient_failure_schedules_a_retry_within_the_backoff_window() {
     mailer.expect_provider().return_const("mock");
     let d = deliverer(messages, Arc::new(mailer));
     assert!(matches!(
-        d.handle(Job {
-            message_id: MessageId(3)
-        })
-        .await
-        .unwrap(),
+        d.handle(Job::new(MessageId(3))).await.unwrap(),
         Outcome::Retrying { .. }
     ));
 }
@@ -192,11 +179,7 @@ async fn permanent_failure_or_last_attempt_goes_dead() {
         let d = deliverer(messages, Arc::new(mailer));
         assert!(
             matches!(
-                d.handle(Job {
-                    message_id: MessageId(4)
-                })
-                .await
-                .unwrap(),
+                d.handle(Job::new(MessageId(4))).await.unwrap(),
                 Outcome::Dead { .. }
             ),
             "{error:?}"
@@ -214,13 +197,7 @@ async fn store_failure_on_claim_is_an_error_and_sends_nothing() {
     mailer.expect_send().never();
     mailer.expect_provider().return_const("mock");
     let d = deliverer(messages, Arc::new(mailer));
-    assert!(
-        d.handle(Job {
-            message_id: MessageId(1)
-        })
-        .await
-        .is_err()
-    );
+    assert!(d.handle(Job::new(MessageId(1))).await.is_err());
 }
 
 #[test]
@@ -290,12 +267,7 @@ async fn sweep_waits_while_jobs_are_waiting_in_the_queue() {
     let mut messages = MockMessageStore::new();
     messages.expect_due().never();
     let queue = EmbeddedQueue::new();
-    queue
-        .publish(Job {
-            message_id: MessageId(9),
-        })
-        .await
-        .unwrap();
+    queue.publish(Job::new(MessageId(9))).await.unwrap();
     let now = DateTime::from_timestamp(NOW, 0).unwrap();
     assert_eq!(
         sweep_once(&messages, &queue, now, SweepConfig::default())
@@ -320,12 +292,7 @@ async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
     let d = Arc::new(deliverer(messages, mailer.clone()));
     let queue = Arc::new(EmbeddedQueue::new());
     for n in 1..=3 {
-        queue
-            .publish(Job {
-                message_id: MessageId(n),
-            })
-            .await
-            .unwrap();
+        queue.publish(Job::new(MessageId(n))).await.unwrap();
     }
     let (stop, stopped) = watch::channel(false);
     let config = RunConfig {
@@ -471,22 +438,13 @@ async fn an_account_failure_pauses_sending_without_burning_retries() {
         config(),
     );
     assert!(matches!(
-        d.handle(Job {
-            message_id: MessageId(5)
-        })
-        .await
-        .unwrap(),
+        d.handle(Job::new(MessageId(5))).await.unwrap(),
         Outcome::Retrying { .. }
     ));
     assert_eq!(d.paused_for(), Some(Duration::from_secs(300)));
 
     // While paused, nothing is claimed or sent (the mocks allow one claim and one send only).
-    let next = d
-        .handle(Job {
-            message_id: MessageId(6),
-        })
-        .await
-        .unwrap();
+    let next = d.handle(Job::new(MessageId(6))).await.unwrap();
     assert!(matches!(next, Outcome::Skipped(_)), "{next:?}");
 
     clock.advance(TimeDelta::seconds(300));

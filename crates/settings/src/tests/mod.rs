@@ -30,6 +30,14 @@ fn defaults_run_locally_with_no_environment() {
         s.sender().unwrap().mailbox().email.to_string(),
         "no-reply@example.com"
     );
+    assert_eq!(s.log_format().unwrap(), telemetry::LogFormat::Text);
+    assert_eq!(
+        load(&[("LOG_FORMAT", "json")])
+            .unwrap()
+            .log_format()
+            .unwrap(),
+        telemetry::LogFormat::Json
+    );
 }
 
 #[test]
@@ -142,6 +150,10 @@ fn bad_values_are_clear_errors() {
             "TRUSTED_PROXY_HEADER",
         ),
         (&[("REQUEST_TIMEOUT", "10ms")], "REQUEST_TIMEOUT"),
+        (
+            &[("LOG_FORMAT", "xml")],
+            "LOG_FORMAT must be `text` or `json`",
+        ),
     ];
     for (vars, needle) in cases {
         let err = load(vars).unwrap_err().to_string();
@@ -275,4 +287,18 @@ fn durations_parse_with_units() {
         load(&[]).unwrap().shutdown_timeout().unwrap(),
         Duration::from_secs(30)
     );
+}
+
+#[test]
+fn worker_metrics_addr_is_off_by_default_and_must_be_an_address() {
+    assert_eq!(load(&[]).unwrap().worker_metrics_addr().unwrap(), None);
+    let s = load(&[("WORKER_METRICS_ADDR", "0.0.0.0:9102")]).unwrap();
+    assert_eq!(
+        s.worker_metrics_addr().unwrap(),
+        Some("0.0.0.0:9102".parse().unwrap())
+    );
+    let err = load(&[("WORKER_METRICS_ADDR", "localhost:9102")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WORKER_METRICS_ADDR"), "{err}");
 }

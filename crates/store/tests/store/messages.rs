@@ -386,7 +386,117 @@ async fn dead_letters_are_listed_requeued_and_purged(store: &SeaStore) {
     assert_eq!(status(store, a).await, "queued");
 }
 
+async fn stats_list_and_attempt_history(store: &SeaStore) {
+    assert_eq!(
+        store.stats().await.unwrap(),
+        store::DeliveryStats::default()
+    );
+    let (_, a) = register(store, "Alpha@example.com", t0()).await;
+    let (_, b) = register(store, "beta@example.com", t0() + secs(1.0)).await;
+    let (_, c) = register(store, "gamma@example.com", t0() + secs(2.0)).await;
+    // a: retried once, then sent. b: dead. c: still queued.
+    claim_ok(store, a, t0() + secs(3.0)).await;
+    store
+        .mark_retry(
+            a,
+            "451 try later".into(),
+            t0() + secs(4.0),
+            t0() + secs(3.5),
+        )
+        .await
+        .unwrap();
+    claim_ok(store, a, t0() + secs(4.0)).await;
+    store
+        .mark_sent(a, Some("provider-id-1".into()), t0() + secs(4.5))
+        .await
+        .unwrap();
+    claim_ok(store, b, t0() + secs(5.0)).await;
+    store
+        .mark_dead(b, "550 no such user".into(), t0() + secs(5.5))
+        .await
+        .unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.queued,
+            stats.sending,
+            stats.retrying,
+            stats.sent,
+            stats.dead
+        ),
+        (1, 0, 0, 1, 1)
+    );
+    assert_eq!(stats.oldest_owed, Some(t0() + secs(2.0)));
+
+    let attempts = store.attempts(a).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        (
+            attempts[0].attempt,
+            attempts[0].outcome,
+            attempts[0].error.as_deref()
+        ),
+        (1, MessageStatus::Retrying, Some("451 try later"))
+    );
+    assert_eq!(attempts[0].finished_at, t0() + secs(3.5));
+    assert_eq!(
+        (
+            attempts[1].attempt,
+            attempts[1].outcome,
+            attempts[1].provider_message_id.as_deref()
+        ),
+        (2, MessageStatus::Sent, Some("provider-id-1"))
+    );
+    let dead = store.attempts(b).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].outcome, MessageStatus::Dead);
+    assert!(store.attempts(c).await.unwrap().is_empty());
+    // A late failure report for a sent message records nothing.
+    store
+        .mark_retry(a, "late".into(), t0() + secs(9.0), t0() + secs(6.0))
+        .await
+        .unwrap();
+    assert_eq!(store.attempts(a).await.unwrap().len(), 2);
+
+    // Newest first, paged by id, filtered by the account's address (any case).
+    let query = |recipient: Option<&str>, before, limit| store::MessageQuery {
+        recipient: recipient.map(email),
+        before,
+        limit,
+    };
+    let ids = |records: Vec<domain::MessageRecord>| -> Vec<MessageId> {
+        records.into_iter().map(|r| r.message.id).collect()
+    };
+    assert_eq!(
+        ids(store.list(query(None, None, 10)).await.unwrap()),
+        [c, b, a]
+    );
+    assert_eq!(ids(store.list(query(None, None, 2)).await.unwrap()), [c, b]);
+    assert_eq!(ids(store.list(query(None, Some(b), 2)).await.unwrap()), [a]);
+    assert_eq!(
+        ids(store
+            .list(query(Some("alpha@EXAMPLE.com"), None, 10))
+            .await
+            .unwrap()),
+        [a]
+    );
+    assert!(
+        store
+            .list(query(Some("nobody@example.com"), None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let record = store.get(a).await.unwrap().unwrap();
+    assert_eq!(record.message.status, MessageStatus::Sent);
+    assert_eq!(record.provider_message_id.as_deref(), Some("provider-id-1"));
+    assert_eq!(record.message.recipient.as_str(), "Alpha@example.com");
+    assert_eq!(store.get(MessageId(999_999)).await.unwrap(), None);
+}
+
 backend_tests!(
+    stats_list_and_attempt_history,
     dead_letters_are_listed_requeued_and_purged,
     claim_then_lease_expiry,
     sent_is_already_sent_and_marks_the_user,

@@ -6,13 +6,16 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const INITIAL: &str = "m20261121_000001_create_users_and_email_messages";
+const MIGRATIONS: [&str; 2] = [
+    "m20261121_000001_create_users_and_email_messages",
+    "m20261121_000002_create_email_attempts",
+];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.
 async fn pending_until_migrated(store: &SeaStore) {
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        vec![INITIAL.to_owned()]
+        MIGRATIONS.map(str::to_owned).to_vec()
     );
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
@@ -21,6 +24,7 @@ async fn pending_until_migrated(store: &SeaStore) {
     assert!(store.pending_migrations().await.unwrap().is_empty());
     assert_eq!(common::count(store, "users").await, 0);
     assert_eq!(common::count(store, "email_messages").await, 0);
+    assert_eq!(common::count(store, "email_attempts").await, 0);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use chrono::DateTime;
 use domain::{EmailAddress, ManualClock, MessageId, User, UserId};
 use http_body_util::BodyExt;
 use queue::{Job, MockJobQueue, QueueError};
-use store::{ConfirmOutcome, MockUserStore, Registration, StoreError};
+use store::{ConfirmOutcome, MockMessageStore, MockUserStore, Registration, StoreError};
 use tower::ServiceExt;
 
 use super::*;
@@ -20,7 +20,10 @@ fn tokens() -> ConfirmationTokens {
     ConfirmationTokens::new(&[KEY]).unwrap()
 }
 
+mod admin;
 mod forms;
+mod ops;
+mod request_ids;
 
 /// The CSRF nonce of the test visitor's cookie.
 const NONCE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
@@ -41,8 +44,18 @@ fn state(users: MockUserStore, queue: MockJobQueue, show_users: bool) -> AppStat
 }
 
 fn state_with(users: MockUserStore, queue: MockJobQueue, config: WebConfig) -> AppState {
+    state_full(users, MockMessageStore::new(), queue, config)
+}
+
+fn state_full(
+    users: MockUserStore,
+    messages: MockMessageStore,
+    queue: MockJobQueue,
+    config: WebConfig,
+) -> AppState {
     AppState::new(
         Arc::new(users),
+        Arc::new(messages),
         Arc::new(queue),
         Arc::new(tokens()),
         csrf(),
@@ -205,8 +218,8 @@ async fn registering_stores_publishes_and_redirects_with_the_flash() {
     let mut queue = MockJobQueue::new();
     queue
         .expect_publish()
-        .with(mockall::predicate::eq(Job {
-            message_id: MessageId(9),
+        .with(mockall::predicate::function(|job: &Job| {
+            job.message_id == MessageId(9) && job.request_id.is_some()
         }))
         .times(1)
         .returning(|_| Ok(()));

@@ -1,0 +1,236 @@
+//! Operations endpoints, shared by `server` (merged into [`crate::router`]) and the worker's
+//! listener (`WORKER_METRICS_ADDR`, served by [`serve`]):
+//!
+//! - `GET /healthz`: the process is up (no dependency is checked).
+//! - `GET /readyz`: the database answers a ping and the queue its depth, each within
+//!   [`CHECK_TIMEOUT`]; 200 `ok`, or 503 with one line per failed dependency
+//!   (`database: unavailable`, `queue: no answer within 2s`, …: no URL, no error text, which is
+//!   logged instead).
+//! - `GET /metrics`: the process's metrics in the Prometheus text format, after setting the
+//!   gauges read at scrape time (`queue_depth`, `messages{state}`,
+//!   `oldest_owed_message_age_seconds`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use domain::Clock;
+use metrics_exporter_prometheus::PrometheusHandle;
+use queue::JobQueue;
+use store::{MessageStore, UserStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long each dependency check (readiness, scrape-time gauges) may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The Content-Type of `GET /metrics` (Prometheus text exposition format 0.0.4).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// What the operations endpoints look at.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub users: Arc<dyn UserStore>,
+    pub messages: Arc<dyn MessageStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub clock: Arc<dyn Clock>,
+    /// Renders `/metrics`; `None`: `/metrics` answers 404.
+    pub metrics: Option<PrometheusHandle>,
+    /// Bound on each dependency check ([`CHECK_TIMEOUT`] by default).
+    pub timeout: Duration,
+}
+
+impl Probes {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        messages: Arc<dyn MessageStore>,
+        queue: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
+        Self {
+            users,
+            messages,
+            queue,
+            clock,
+            metrics,
+            timeout: CHECK_TIMEOUT,
+        }
+    }
+
+    /// `Ok` when the database and the queue both answer in time; otherwise one line per
+    /// dependency that did not (`database: unavailable`), without any error detail (logged).
+    pub async fn readiness(&self) -> Result<(), String> {
+        let timeout = self.timeout;
+        let (database, queue) = tokio::join!(
+            tokio::time::timeout(timeout, self.users.ping()),
+            tokio::time::timeout(timeout, self.queue.depth()),
+        );
+        let mut failed = Vec::new();
+        match database {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "readiness: the database check failed");
+                failed.push(if error.is_unavailable() {
+                    "database: unavailable".to_owned()
+                } else {
+                    "database: error".to_owned()
+                });
+            }
+            Err(_) => {
+                tracing::warn!(?timeout, "readiness: the database did not answer in time");
+                failed.push(format!("database: no answer within {}", seconds(timeout)));
+            }
+        }
+        match queue {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "readiness: the queue check failed");
+                failed.push("queue: unavailable".to_owned());
+            }
+            Err(_) => {
+                tracing::warn!(?timeout, "readiness: the queue did not answer in time");
+                failed.push(format!("queue: no answer within {}", seconds(timeout)));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("\n"))
+        }
+    }
+
+    /// Sets the gauges read at scrape time from the database and the queue. A check that fails
+    /// or times out leaves its gauges at their previous values (and logs a warning).
+    pub async fn refresh_gauges(&self) {
+        let timeout = self.timeout;
+        let (stats, depth) = tokio::join!(
+            tokio::time::timeout(timeout, self.messages.stats()),
+            tokio::time::timeout(timeout, self.queue.depth()),
+        );
+        match stats {
+            Ok(Ok(stats)) => {
+                for (state, count) in [
+                    ("queued", stats.queued),
+                    ("sending", stats.sending),
+                    ("retrying", stats.retrying),
+                    ("sent", stats.sent),
+                    ("dead", stats.dead),
+                ] {
+                    metrics::gauge!("messages", "state" => state).set(count as f64);
+                }
+                let age = stats
+                    .oldest_owed
+                    .map(|oldest| (self.clock.now() - oldest).num_milliseconds().max(0))
+                    .unwrap_or(0);
+                metrics::gauge!("oldest_owed_message_age_seconds").set(age as f64 / 1000.0);
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "metrics: cannot read the message counts"),
+            Err(_) => tracing::warn!(?timeout, "metrics: the message counts took too long"),
+        }
+        match depth {
+            Ok(Ok(depth)) => metrics::gauge!("queue_depth").set(depth as f64),
+            Ok(Err(error)) => tracing::warn!(%error, "metrics: cannot read the queue depth"),
+            Err(_) => tracing::warn!(?timeout, "metrics: the queue depth took too long"),
+        }
+    }
+}
+
+/// Registers every series the web handlers count at 0, so that they are scraped (and rates
+/// computed) from the start rather than from their first event.
+pub fn register_server_metrics() {
+    for outcome in ["created", "existing"] {
+        metrics::counter!("registrations_total", "outcome" => outcome).increment(0);
+    }
+    for outcome in ["confirmed", "already_confirmed", "invalid"] {
+        metrics::counter!("confirmations_total", "outcome" => outcome).increment(0);
+    }
+    for outcome in [
+        "queued",
+        "not_registered",
+        "already_confirmed",
+        "pending",
+        "cooling_down",
+        "daily_cap",
+    ] {
+        metrics::counter!("resends_total", "outcome" => outcome).increment(0);
+    }
+    for name in [
+        "rate_limited_total",
+        "csrf_rejected_total",
+        "honeypot_total",
+        "publish_failures_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+/// `/healthz`, `/readyz` and `/metrics` over `probes`; merge it into any router.
+pub fn router<S>(probes: Probes) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(crate::handlers::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_page))
+        .with_state(probes)
+}
+
+fn plain(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 `ok`, or 503 naming the dependencies that failed.
+pub async fn readyz(State(probes): State<Probes>) -> Response {
+    match probes.readiness().await {
+        Ok(()) => plain(StatusCode::OK, "ok\n".to_owned()),
+        Err(reason) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+    }
+}
+
+/// `GET /metrics`: the Prometheus text page.
+pub async fn metrics_page(State(probes): State<Probes>) -> Response {
+    let Some(handle) = &probes.metrics else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process\n".to_owned(),
+        );
+    };
+    probes.refresh_gauges().await;
+    (
+        [
+            (header::CONTENT_TYPE, METRICS_CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Serves [`router`] on `listener` until `shutdown` turns true (or its sender is dropped).
+pub async fn serve(
+    listener: TcpListener,
+    probes: Probes,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app: Router = router(probes);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+}
