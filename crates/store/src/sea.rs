@@ -215,6 +215,50 @@ impl SeaStore {
 }
 
 impl SeaStore {
+    /// [`UserStore::register`] on PostgreSQL: one statement, so one round trip and one commit.
+    /// The user and the owed message are inserted together or not at all; an existing key
+    /// (`ON CONFLICT DO NOTHING` on the unique `email_key`, also under concurrency) inserts
+    /// neither.
+    async fn register_postgres(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Registration, StoreError> {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH u AS (INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
+             VALUES ($1, $2, FALSE, FALSE, $3) ON CONFLICT (email_key) DO NOTHING RETURNING id), \
+             m AS (INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT id, $4, $1, $5, 0, $3, $3, $3 FROM u RETURNING id, user_id) \
+             SELECT user_id, id FROM m",
+            [
+                email.as_str().into(),
+                email.key().into(),
+                now.into(),
+                MessageKind::Confirm.as_str().into(),
+                MessageStatus::Queued.as_str().into(),
+            ],
+        );
+        let Some(row) = self.db.query_one_raw(statement).await? else {
+            return Ok(Registration::AlreadyRegistered);
+        };
+        let user_id: i64 = row.try_get("", "user_id")?;
+        let message_id: i64 = row.try_get("", "id")?;
+        tracing::debug!(user = user_id, message_id, email = %email.masked(), "registered");
+        Ok(Registration::Created {
+            user: User {
+                id: UserId(user_id),
+                email: email.clone(),
+                confirmed: false,
+                email_sent: false,
+                registered_on: now,
+                confirmed_on: None,
+            },
+            message: MessageId(message_id),
+        })
+    }
+
     /// Records a failed attempt: `status` (retrying or dead), the error, and for a retry the next
     /// attempt time; releases the lease. A late failure report never undoes a send recorded by
     /// another worker, so rows already `sent` are left alone.
@@ -503,6 +547,9 @@ impl UserStore for SeaStore {
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError> {
         let now = ts(now);
+        if self.backend() == Some(DbBackend::Postgres) {
+            return self.register_postgres(email, now).await;
+        }
         let key = email.key();
         let txn = self.begin_write().await?;
 
