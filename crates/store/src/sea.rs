@@ -270,51 +270,69 @@ impl SeaStore {
         error: String,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        use email_message::Column;
-        let now = ts(now);
-        let error = truncate_chars(error, MAX_ERROR_CHARS);
-        let mut update = email_message::Entity::update_many()
-            .col_expr(Column::Status, Expr::value(status.as_str()))
-            .col_expr(Column::LastError, Expr::value(error.clone()))
-            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-            .col_expr(Column::UpdatedAt, Expr::value(now));
-        if let Some(at) = retry_at {
-            update = update.col_expr(Column::NextAttemptAt, Expr::value(ts(at)));
-        }
-        let txn = self.begin_write().await?;
-        let result = async {
-            let updated = update
-                .filter(Column::Id.eq(id.0))
-                .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
-                .exec(&txn)
-                .await?;
-            if updated.rows_affected == 0 {
-                return Ok::<bool, DbErr>(false);
+        let this = self.clone();
+        detached(async move {
+            use email_message::Column;
+            let now = ts(now);
+            let error = truncate_chars(error, MAX_ERROR_CHARS);
+            let mut update = email_message::Entity::update_many()
+                .col_expr(Column::Status, Expr::value(status.as_str()))
+                .col_expr(Column::LastError, Expr::value(error.clone()))
+                .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+                .col_expr(Column::UpdatedAt, Expr::value(now));
+            if let Some(at) = retry_at {
+                update = update.col_expr(Column::NextAttemptAt, Expr::value(ts(at)));
             }
-            let attempts = email_message::Entity::find_by_id(id.0)
-                .select_only()
-                .column(Column::Attempts)
-                .into_tuple::<i32>()
-                .one(&txn)
-                .await?
-                .unwrap_or(0);
-            record_attempt(&txn, id, attempts, status, Some(error), None, now).await?;
-            Ok(true)
-        }
-        .await;
-        match result {
-            Ok(true) => txn.commit().await?,
-            Ok(false) => {
-                abandon(txn).await;
-                tracing::warn!(message_id = %id, %status, "failure not recorded: message already sent or gone");
+            let txn = this.begin_write().await?;
+            let result = async {
+                let updated = update
+                    .filter(Column::Id.eq(id.0))
+                    .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+                    .exec(&txn)
+                    .await?;
+                if updated.rows_affected == 0 {
+                    return Ok::<bool, DbErr>(false);
+                }
+                let attempts = email_message::Entity::find_by_id(id.0)
+                    .select_only()
+                    .column(Column::Attempts)
+                    .into_tuple::<i32>()
+                    .one(&txn)
+                    .await?
+                    .unwrap_or(0);
+                record_attempt(&txn, id, attempts, status, Some(error), None, now).await?;
+                Ok(true)
             }
-            Err(e) => {
-                abandon(txn).await;
-                return Err(e.into());
+            .await;
+            match result {
+                Ok(true) => txn.commit().await?,
+                Ok(false) => {
+                    abandon(txn).await;
+                    tracing::warn!(message_id = %id, %status, "failure not recorded: message already sent or gone");
+                }
+                Err(e) => {
+                    abandon(txn).await;
+                    return Err(e.into());
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
+}
+
+/// Runs `work` on a task of its own and waits for it. A caller that stops waiting (a visitor who
+/// hangs up, a request timeout, a shutdown) then cannot cancel it half-way through a
+/// transaction: cancelled mid-statement, the transaction's drop-time rollback can fail to take
+/// the connection's lock, and the pooled connection stays inside an open transaction that
+/// silently swallows the later writes made on it. Every method that opens a transaction runs
+/// through here, so it always ends in a commit or a rollback.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the database task did not finish: {e}")))?
 }
 
 /// Timestamps are stored to the microsecond (PostgreSQL's precision), on every backend alike.
@@ -546,65 +564,71 @@ impl UserStore for SeaStore {
         email: &EmailAddress,
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError> {
-        let now = ts(now);
-        if self.backend() == Some(DbBackend::Postgres) {
-            return self.register_postgres(email, now).await;
-        }
-        let key = email.key();
-        let txn = self.begin_write().await?;
+        let this = self.clone();
+        let email = email.clone();
+        detached(async move {
+            let email = &email;
+            let now = ts(now);
+            if this.backend() == Some(DbBackend::Postgres) {
+                return this.register_postgres(email, now).await;
+            }
+            let key = email.key();
+            let txn = this.begin_write().await?;
 
-        let existing = user::Entity::find()
-            .filter(user::Column::EmailKey.eq(key.as_str()))
-            .one(&txn)
+            let existing = user::Entity::find()
+                .filter(user::Column::EmailKey.eq(key.as_str()))
+                .one(&txn)
+                .await;
+            match existing {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    abandon(txn).await;
+                    return Ok(Registration::AlreadyRegistered);
+                }
+                Err(e) => {
+                    abandon(txn).await;
+                    return Err(e.into());
+                }
+            }
+
+            let inserted = user::ActiveModel {
+                id: NotSet,
+                email: Set(email.as_str().to_owned()),
+                email_key: Set(key),
+                confirmed: Set(false),
+                email_sent: Set(false),
+                registered_on: Set(now),
+                confirmed_on: Set(None),
+            }
+            .insert(&txn)
             .await;
-        match existing {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                abandon(txn).await;
-                return Ok(Registration::AlreadyRegistered);
-            }
-            Err(e) => {
-                abandon(txn).await;
-                return Err(e.into());
-            }
-        }
+            let user_row = match inserted {
+                Ok(row) => row,
+                // Someone registered the same address between our check and our insert.
+                Err(e) if is_unique_violation(&e) => {
+                    abandon(txn).await;
+                    return Ok(Registration::AlreadyRegistered);
+                }
+                Err(e) => {
+                    abandon(txn).await;
+                    return Err(e.into());
+                }
+            };
 
-        let inserted = user::ActiveModel {
-            id: NotSet,
-            email: Set(email.as_str().to_owned()),
-            email_key: Set(key),
-            confirmed: Set(false),
-            email_sent: Set(false),
-            registered_on: Set(now),
-            confirmed_on: Set(None),
-        }
-        .insert(&txn)
-        .await;
-        let user_row = match inserted {
-            Ok(row) => row,
-            // Someone registered the same address between our check and our insert.
-            Err(e) if is_unique_violation(&e) => {
-                abandon(txn).await;
-                return Ok(Registration::AlreadyRegistered);
-            }
-            Err(e) => {
-                abandon(txn).await;
-                return Err(e.into());
-            }
-        };
+            let message = match owe_confirmation(&txn, user_row.id, email.as_str(), now).await {
+                Ok(id) => id,
+                Err(e) => {
+                    abandon(txn).await;
+                    return Err(e.into());
+                }
+            };
 
-        let message = match owe_confirmation(&txn, user_row.id, email.as_str(), now).await {
-            Ok(id) => id,
-            Err(e) => {
-                abandon(txn).await;
-                return Err(e.into());
-            }
-        };
-
-        let user = user_from_model(user_row)?;
-        txn.commit().await?;
-        tracing::debug!(user_id = %user.id, message_id = %message, to = %email.masked(), "registered");
-        Ok(Registration::Created { user, message })
+            let user = user_from_model(user_row)?;
+            txn.commit().await?;
+            tracing::debug!(user_id = %user.id, message_id = %message, to = %email.masked(), "registered");
+            Ok(Registration::Created { user, message })
+        })
+        .await
     }
 
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
@@ -658,23 +682,29 @@ impl UserStore for SeaStore {
         policy: ResendPolicy,
         now: DateTime<Utc>,
     ) -> Result<Resend, StoreError> {
-        let now = ts(now);
-        let txn = self.begin_write().await?;
-        let outcome = resend_in(&txn, email, policy, now, self.is_sqlite()).await;
-        match outcome {
-            Ok(Resend::Queued(id)) => {
-                txn.commit().await?;
-                Ok(Resend::Queued(id))
+        let this = self.clone();
+        let email = email.clone();
+        detached(async move {
+            let email = &email;
+            let now = ts(now);
+            let txn = this.begin_write().await?;
+            let outcome = resend_in(&txn, email, policy, now, this.is_sqlite()).await;
+            match outcome {
+                Ok(Resend::Queued(id)) => {
+                    txn.commit().await?;
+                    Ok(Resend::Queued(id))
+                }
+                Ok(other) => {
+                    abandon(txn).await;
+                    Ok(other)
+                }
+                Err(e) => {
+                    abandon(txn).await;
+                    Err(e)
+                }
             }
-            Ok(other) => {
-                abandon(txn).await;
-                Ok(other)
-            }
-            Err(e) => {
-                abandon(txn).await;
-                Err(e)
-            }
-        }
+        })
+        .await
     }
 
     async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {
@@ -702,25 +732,29 @@ impl MessageStore for SeaStore {
         now: DateTime<Utc>,
         lease: TimeDelta,
     ) -> Result<Claim, StoreError> {
-        let now = ts(now);
-        let lease_until = ts(now
-            .checked_add_signed(lease)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC));
-        // In a transaction so that the row read back is the one this claim wrote.
-        let txn = self.begin_write().await?;
-        match claim_in(&txn, id, now, lease_until).await {
-            Ok(claim) => {
-                txn.commit().await?;
-                if let Claim::Claimed(m) = &claim {
-                    tracing::debug!(message_id = %m.id, attempts = m.attempts, %lease_until, "claimed");
+        let this = self.clone();
+        detached(async move {
+            let now = ts(now);
+            let lease_until = ts(now
+                .checked_add_signed(lease)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC));
+            // In a transaction so that the row read back is the one this claim wrote.
+            let txn = this.begin_write().await?;
+            match claim_in(&txn, id, now, lease_until).await {
+                Ok(claim) => {
+                    txn.commit().await?;
+                    if let Claim::Claimed(m) = &claim {
+                        tracing::debug!(message_id = %m.id, attempts = m.attempts, %lease_until, "claimed");
+                    }
+                    Ok(claim)
                 }
-                Ok(claim)
+                Err(e) => {
+                    abandon(txn).await;
+                    Err(e)
+                }
             }
-            Err(e) => {
-                abandon(txn).await;
-                Err(e)
-            }
-        }
+        })
+        .await
     }
 
     async fn mark_sent(
@@ -729,84 +763,88 @@ impl MessageStore for SeaStore {
         provider_message_id: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        use email_message::Column;
-        let now = ts(now);
-        if self.backend() == Some(DbBackend::Postgres) {
-            // One atomic statement, one round trip: the time between the provider accepting a
-            // message and it being recorded as sent is the window in which a crash causes a
-            // duplicate, so keep it as short as the database allows.
-            let statement = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "WITH m AS (UPDATE email_messages SET status = $1, sent_at = $2, \
-                 provider_message_id = $3, lease_until = NULL, updated_at = $2 \
-                 WHERE id = $4 RETURNING user_id, attempts), \
-                 a AS (INSERT INTO email_attempts \
-                 (message_id, attempt, outcome, provider_message_id, finished_at) \
-                 SELECT $4, attempts, $1, $3, $2 FROM m) \
-                 UPDATE users SET email_sent = TRUE FROM m WHERE users.id = m.user_id",
-                [
-                    MessageStatus::Sent.as_str().into(),
-                    now.into(),
-                    provider_message_id.into(),
-                    id.0.into(),
-                ],
-            );
-            let result = self.db.execute_raw(statement).await?;
-            if result.rows_affected() == 0 {
-                tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+        let this = self.clone();
+        detached(async move {
+            use email_message::Column;
+            let now = ts(now);
+            if this.backend() == Some(DbBackend::Postgres) {
+                // One atomic statement, one round trip: the time between the provider accepting a
+                // message and it being recorded as sent is the window in which a crash causes a
+                // duplicate, so keep it as short as the database allows.
+                let statement = Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "WITH m AS (UPDATE email_messages SET status = $1, sent_at = $2, \
+                     provider_message_id = $3, lease_until = NULL, updated_at = $2 \
+                     WHERE id = $4 RETURNING user_id, attempts), \
+                     a AS (INSERT INTO email_attempts \
+                     (message_id, attempt, outcome, provider_message_id, finished_at) \
+                     SELECT $4, attempts, $1, $3, $2 FROM m) \
+                     UPDATE users SET email_sent = TRUE FROM m WHERE users.id = m.user_id",
+                    [
+                        MessageStatus::Sent.as_str().into(),
+                        now.into(),
+                        provider_message_id.into(),
+                        id.0.into(),
+                    ],
+                );
+                let result = this.db.execute_raw(statement).await?;
+                if result.rows_affected() == 0 {
+                    tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        let txn = self.begin_write().await?;
-        let result = async {
-            let found = email_message::Entity::find_by_id(id.0)
-                .select_only()
-                .column(Column::UserId)
-                .column(Column::Attempts)
-                .into_tuple::<(i64, i32)>()
-                .one(&txn)
-                .await?;
-            let Some((user_id, attempts)) = found else {
-                tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
-                return Ok::<(), DbErr>(());
-            };
-            email_message::Entity::update_many()
-                .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
-                .col_expr(Column::SentAt, Expr::value(now))
-                .col_expr(
-                    Column::ProviderMessageId,
-                    Expr::value(provider_message_id.clone()),
+            let txn = this.begin_write().await?;
+            let result = async {
+                let found = email_message::Entity::find_by_id(id.0)
+                    .select_only()
+                    .column(Column::UserId)
+                    .column(Column::Attempts)
+                    .into_tuple::<(i64, i32)>()
+                    .one(&txn)
+                    .await?;
+                let Some((user_id, attempts)) = found else {
+                    tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+                    return Ok::<(), DbErr>(());
+                };
+                email_message::Entity::update_many()
+                    .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
+                    .col_expr(Column::SentAt, Expr::value(now))
+                    .col_expr(
+                        Column::ProviderMessageId,
+                        Expr::value(provider_message_id.clone()),
+                    )
+                    .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+                    .col_expr(Column::UpdatedAt, Expr::value(now))
+                    .filter(Column::Id.eq(id.0))
+                    .exec(&txn)
+                    .await?;
+                record_attempt(
+                    &txn,
+                    id,
+                    attempts,
+                    MessageStatus::Sent,
+                    None,
+                    provider_message_id,
+                    now,
                 )
-                .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-                .col_expr(Column::UpdatedAt, Expr::value(now))
-                .filter(Column::Id.eq(id.0))
-                .exec(&txn)
                 .await?;
-            record_attempt(
-                &txn,
-                id,
-                attempts,
-                MessageStatus::Sent,
-                None,
-                provider_message_id,
-                now,
-            )
-            .await?;
-            user::Entity::update_many()
-                .col_expr(user::Column::EmailSent, Expr::value(true))
-                .filter(user::Column::Id.eq(user_id))
-                .exec(&txn)
-                .await?;
-            Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => Ok(txn.commit().await?),
-            Err(e) => {
-                abandon(txn).await;
-                Err(e.into())
+                user::Entity::update_many()
+                    .col_expr(user::Column::EmailSent, Expr::value(true))
+                    .filter(user::Column::Id.eq(user_id))
+                    .exec(&txn)
+                    .await?;
+                Ok(())
             }
-        }
+            .await;
+            match result {
+                Ok(()) => Ok(txn.commit().await?),
+                Err(e) => {
+                    abandon(txn).await;
+                    Err(e.into())
+                }
+            }
+        })
+        .await
     }
 
     async fn mark_retry(
@@ -864,41 +902,45 @@ impl MessageStore for SeaStore {
         id: Option<MessageId>,
         now: DateTime<Utc>,
     ) -> Result<Vec<MessageId>, StoreError> {
-        use email_message::Column;
-        let now = ts(now);
-        let txn = self.begin_write().await?;
-        let mut find = email_message::Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::Status.eq(MessageStatus::Dead.as_str()));
-        if let Some(id) = id {
-            find = find.filter(Column::Id.eq(id.0));
-        }
-        let ids: Vec<i64> = match find.into_tuple::<i64>().all(&txn).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                abandon(txn).await;
-                return Err(e.into());
+        let this = self.clone();
+        detached(async move {
+            use email_message::Column;
+            let now = ts(now);
+            let txn = this.begin_write().await?;
+            let mut find = email_message::Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .filter(Column::Status.eq(MessageStatus::Dead.as_str()));
+            if let Some(id) = id {
+                find = find.filter(Column::Id.eq(id.0));
             }
-        };
-        if !ids.is_empty() {
-            let updated = email_message::Entity::update_many()
-                .col_expr(Column::Status, Expr::value(MessageStatus::Queued.as_str()))
-                .col_expr(Column::Attempts, Expr::value(0))
-                .col_expr(Column::NextAttemptAt, Expr::value(now))
-                .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-                .col_expr(Column::UpdatedAt, Expr::value(now))
-                .filter(Column::Id.is_in(ids.clone()))
-                .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
-                .exec(&txn)
-                .await;
-            if let Err(e) = updated {
-                abandon(txn).await;
-                return Err(e.into());
+            let ids: Vec<i64> = match find.into_tuple::<i64>().all(&txn).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    abandon(txn).await;
+                    return Err(e.into());
+                }
+            };
+            if !ids.is_empty() {
+                let updated = email_message::Entity::update_many()
+                    .col_expr(Column::Status, Expr::value(MessageStatus::Queued.as_str()))
+                    .col_expr(Column::Attempts, Expr::value(0))
+                    .col_expr(Column::NextAttemptAt, Expr::value(now))
+                    .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+                    .col_expr(Column::UpdatedAt, Expr::value(now))
+                    .filter(Column::Id.is_in(ids.clone()))
+                    .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+                    .exec(&txn)
+                    .await;
+                if let Err(e) = updated {
+                    abandon(txn).await;
+                    return Err(e.into());
+                }
             }
-        }
-        txn.commit().await?;
-        Ok(ids.into_iter().map(MessageId).collect())
+            txn.commit().await?;
+            Ok(ids.into_iter().map(MessageId).collect())
+        })
+        .await
     }
 
     async fn purge_dead(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
