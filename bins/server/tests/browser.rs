@@ -588,12 +588,16 @@ async fn submit_registration(client: &Client) {
         .unwrap();
 }
 
-/// The text of the first element matching `css`.
+/// The text of the first element matching `css`, waiting (bounded) for it to appear: a click
+/// that submits a form returns before the next page has loaded.
 async fn text_of(client: &Client, css: &str) -> String {
     client
-        .find(Locator::Css(css))
+        .wait()
+        .at_most(DEADLINE)
+        .every(POLL)
+        .for_element(Locator::Css(css))
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("no {css} within {DEADLINE:?}: {e}"))
         .text()
         .await
         .unwrap()
