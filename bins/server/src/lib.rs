@@ -12,6 +12,10 @@ pub use worker::{Services, report, shutdown_signal};
 
 pub mod token_tool;
 
+// Settings validates ADMIN_TOKEN's length before the web crate's `AdminToken` sees it; the two
+// crates do not depend on each other, so this keeps their minimums one number.
+const _: () = assert!(settings::MIN_ADMIN_TOKEN_LEN == web::MIN_ADMIN_TOKEN_LEN);
+
 /// The web application state for these settings and services.
 pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<AppState> {
     let (keys, _) = settings.secret_keys()?;

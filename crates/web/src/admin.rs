@@ -481,9 +481,7 @@ async fn resend(
             tracing::info!(message_id = %new, "confirmation resent from the dashboard");
             let request_id = request_id.map(|Extension(id)| id);
             crate::handlers::publish_job(&state, new, request_id).await;
-            return Ok(
-                Redirect::to(&format!("/admin/messages/{}?done=resent", new.0)).into_response(),
-            );
+            return Ok(back_to(new.0, "resent"));
         }
         Resend::Pending => "pending",
         Resend::AlreadyConfirmed => "confirmed",
