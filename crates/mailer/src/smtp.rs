@@ -1,30 +1,45 @@
-//! The SMTP transport: lettre's pooled async client, configured from one URL.
+//! The SMTP transport: our own small connection pool over lettre's `AsyncSmtpConnection`,
+//! configured from one URL.
+//!
+//! Why not lettre's `AsyncSmtpTransport` and its pool: lettre writes a message's body and the
+//! final `\r\n.\r\n` in two writes, on a socket without `TCP_NODELAY`, so with the server's
+//! delayed ACK every message waited ~40 ms (Nagle's algorithm); its pool sent a NOOP (one more
+//! round trip) every time it reused a connection, and it did not bound the number of open
+//! connections (only idle ones). Here we open the TCP connection ourselves with `TCP_NODELAY`,
+//! reuse a recently used connection as is, and never have more than `max_connections` open.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 use crate::mime::{Sender, build_mime};
 use crate::{MailError, Mailer, Message, Sent};
 
-/// Bound on establishing the TCP connection (lettre applies it to the connect only).
+/// Bound on establishing one TCP connection (per resolved address).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on one whole send: getting a connection (connect, TLS, EHLO, AUTH) and the
-/// MAIL/RCPT/DATA exchange. lettre's async client has no per-command timeout, so without this
-/// a server that stops answering would hang the send forever.
+/// Bound on one whole send: waiting for a pool slot, getting a connection (connect, TLS, EHLO,
+/// AUTH) and the MAIL/RCPT/DATA exchange. lettre's async client has no per-command timeout, so
+/// without this a server that stops answering would hang the send forever.
 const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle connections kept for reuse (more may be open while sends run concurrently).
-const POOL_MAX_IDLE: u32 = 8;
+/// Connections open at once (in use or idle), unless `with_max_connections` says otherwise.
+const DEFAULT_MAX_CONNECTIONS: usize = 4;
+/// An idle connection used this recently is reused without a NOOP round trip first.
+const POOL_FRESH_FOR: Duration = Duration::from_secs(1);
 /// Idle connections are closed after this; servers often drop them after a minute or so.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the polite QUIT sent (in the background) to connections we close.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// What lettre's builder offers by default: PLAIN, then LOGIN.
+const AUTH_MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
 /// Server replies are cut to this many bytes in error messages.
 const MAX_DETAIL_LEN: usize = 300;
 
@@ -86,29 +101,37 @@ pub enum SmtpConfigError {
     Tls { host: String, reason: String },
 }
 
-/// Sends through an SMTP server with lettre's pooled async client
-/// (`AsyncSmtpTransport<Tokio1Executor>`), configured from a URL; see the crate docs for the
-/// URL forms and TLS rules.
+/// The TLS set-up of a connection, with the parameters it needs.
+#[derive(Clone)]
+enum TlsMode {
+    Implicit(TlsParameters),
+    StartTlsRequired(TlsParameters),
+    StartTlsOpportunistic(TlsParameters),
+    Plain,
+}
+
+/// Sends through an SMTP server over a small pool of lettre `AsyncSmtpConnection`s,
+/// configured from a URL; see the crate docs for the URL forms and TLS rules.
 ///
-/// The connection pool is created on the first send (it needs a Tokio runtime) and is replaced
-/// after a send times out, so a connection left mid-transaction is never reused. Drop the
-/// mailer inside the runtime: lettre's pool closes its connections on a spawned task.
+/// At most `max_connections` connections are open at once (default 4); a send holds one of
+/// them from the moment it gets it until MAIL/RCPT/DATA is over. After a successful send the
+/// connection goes back to the pool (most recently used first); after any error or timeout it
+/// is dropped, since its state mid-transaction is unknown. Nothing is connected before the
+/// first send; no background task runs.
 pub struct SmtpMailer {
-    builder: AsyncSmtpTransportBuilder,
     sender: Sender,
     host: String,
     port: u16,
     security: SmtpSecurity,
-    authenticated: bool,
+    tls: TlsMode,
+    hello_name: ClientId,
+    credentials: Option<Credentials>,
     connect_timeout: Duration,
     send_timeout: Duration,
-    pool: Mutex<PoolSlot>,
-}
-
-struct PoolSlot {
-    /// Bumped whenever the transport is thrown away.
-    generation: u64,
-    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    max_connections: usize,
+    /// One permit per connection that may be open; held for the whole send.
+    permits: Semaphore,
+    idle: IdlePool<AsyncSmtpConnection>,
 }
 
 impl fmt::Debug for SmtpMailer {
@@ -118,10 +141,12 @@ impl fmt::Debug for SmtpMailer {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("security", &self.security)
-            .field("authenticated", &self.authenticated)
+            .field("authenticated", &self.credentials.is_some())
             .field("sender", &self.sender.to_header_value())
             .field("connect_timeout", &self.connect_timeout)
             .field("send_timeout", &self.send_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("idle_connections", &self.idle.len())
             .finish_non_exhaustive()
     }
 }
@@ -140,52 +165,56 @@ impl SmtpMailer {
             })
         };
         let tls = match parsed.security {
-            SmtpSecurity::ImplicitTls => Tls::Wrapper(tls_parameters()?),
-            SmtpSecurity::StartTlsRequired => Tls::Required(tls_parameters()?),
-            SmtpSecurity::StartTlsOpportunistic => Tls::Opportunistic(tls_parameters()?),
-            SmtpSecurity::None => Tls::None,
+            SmtpSecurity::ImplicitTls => TlsMode::Implicit(tls_parameters()?),
+            SmtpSecurity::StartTlsRequired => TlsMode::StartTlsRequired(tls_parameters()?),
+            SmtpSecurity::StartTlsOpportunistic => {
+                TlsMode::StartTlsOpportunistic(tls_parameters()?)
+            }
+            SmtpSecurity::None => TlsMode::Plain,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&parsed.host)
-            .port(parsed.port)
-            .tls(tls)
-            .timeout(Some(DEFAULT_CONNECT_TIMEOUT))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(POOL_MAX_IDLE)
-                    .idle_timeout(POOL_IDLE_TIMEOUT),
-            );
-        if let Some(name) = &parsed.hello_name {
-            builder = builder.hello_name(ClientId::Domain(name.clone()));
-        }
-        let authenticated = parsed.credentials.is_some();
-        if let Some((user, password)) = parsed.credentials {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
+        let hello_name = match parsed.hello_name {
+            Some(name) => ClientId::Domain(name),
+            None => ClientId::default(),
+        };
+        let credentials = parsed
+            .credentials
+            .map(|(user, password)| Credentials::new(user, password));
         Ok(Self {
-            builder,
             sender,
             host: parsed.host,
             port: parsed.port,
             security: parsed.security,
-            authenticated,
+            tls,
+            hello_name,
+            credentials,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
-            pool: Mutex::new(PoolSlot {
-                generation: 0,
-                transport: None,
-            }),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            permits: Semaphore::new(DEFAULT_MAX_CONNECTIONS),
+            idle: IdlePool::new(POOL_FRESH_FOR, POOL_IDLE_TIMEOUT),
         })
     }
 
-    /// Replaces the default timeouts (10 s to connect, 30 s for a whole send).
+    /// Replaces the default timeouts: 10 s to connect (per address tried), 30 s for a whole
+    /// send (waiting for a free connection, connecting, TLS, EHLO, AUTH, MAIL/RCPT/DATA).
     pub fn with_timeouts(mut self, connect: Duration, send: Duration) -> Self {
-        self.builder = self.builder.timeout(Some(connect));
         self.connect_timeout = connect;
         self.send_timeout = send;
-        let slot = self.pool.get_mut().unwrap_or_else(PoisonError::into_inner);
-        slot.generation += 1;
-        slot.transport = None;
         self
+    }
+
+    /// At most `n` connections open to the server at once (default 4); a send waits for a free
+    /// one, within its send timeout. `0` counts as `1`.
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        let n = n.clamp(1, Semaphore::MAX_PERMITS);
+        self.max_connections = n;
+        self.permits = Semaphore::new(n);
+        self
+    }
+
+    /// The most connections open to the server at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     pub fn host(&self) -> &str {
@@ -202,27 +231,7 @@ impl SmtpMailer {
 
     /// Whether the URL carried credentials (sent with AUTH after TLS is up).
     pub fn is_authenticated(&self) -> bool {
-        self.authenticated
-    }
-
-    fn transport(&self) -> (u64, AsyncSmtpTransport<Tokio1Executor>) {
-        let mut slot = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = slot.generation;
-        let transport = slot
-            .transport
-            .get_or_insert_with(|| self.builder.clone().build())
-            .clone();
-        (generation, transport)
-    }
-
-    /// Throws the pool away (unless someone already did): its connections may be in the middle
-    /// of a transaction, and lettre would otherwise hand them out again.
-    fn discard_pool(&self, generation: u64) {
-        let mut slot = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.generation == generation {
-            slot.generation += 1;
-            slot.transport = None;
-        }
+        self.credentials.is_some()
     }
 
     fn server(&self) -> String {
@@ -232,6 +241,93 @@ impl SmtpMailer {
             format!("{}:{}", self.host, self.port)
         }
     }
+
+    /// Waits for a pool slot, gets a connection and sends one message on it. The connection
+    /// goes back to the pool only after a successful send; on an error it is dropped here, and
+    /// on a timeout with this future.
+    async fn deliver(&self, envelope: &Envelope, email: &[u8]) -> Result<(), SendFailure> {
+        let permit = self.permits.acquire().await.map_err(|_| {
+            SendFailure::Local(Failure::Connection, "the connection pool is closed".into())
+        })?;
+        let mut conn = self.connection().await?;
+        conn.send(envelope, email).await?;
+        if conn.has_broken() {
+            drop(conn);
+        } else {
+            self.idle.put(conn, Instant::now());
+        }
+        // Back in the pool before the slot is freed, so whoever gets the slot finds it there.
+        drop(permit);
+        Ok(())
+    }
+
+    /// An idle connection if a usable one is there, else a new one. Call with a permit held.
+    async fn connection(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let (idle, expired) = self.idle.take(Instant::now());
+        quit_in_background(expired);
+        match idle {
+            Some((conn, Freshness::Fresh)) => return Ok(conn),
+            Some((mut conn, Freshness::Stale)) => {
+                let alive = tokio::time::timeout(self.connect_timeout, conn.test_connected()).await;
+                if matches!(alive, Ok(true)) && !conn.has_broken() {
+                    return Ok(conn);
+                }
+                tracing::debug!(server = %self.server(), "idle SMTP connection failed its NOOP check; opening a new one");
+            }
+            None => {}
+        }
+        self.open().await
+    }
+
+    /// Connects, reads the greeting, sends EHLO, sets up TLS as configured and authenticates.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        tracing::debug!(server = %self.server(), "opening an SMTP connection");
+        let hello = &self.hello_name;
+        let mut conn = match &self.tls {
+            // lettre offers no non-deprecated way to run implicit TLS over a socket of ours, so
+            // this uses lettre's own socket, without TCP_NODELAY: smtps:// keeps the ~40 ms
+            // stall per message (Nagle's algorithm against the server's delayed ACK). Port 587
+            // with STARTTLS does not: its TLS runs over our socket.
+            TlsMode::Implicit(tls) => {
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(self.connect_timeout),
+                    hello,
+                    Some(tls.clone()),
+                    None,
+                )
+                .await?
+            }
+            _ => {
+                let stream = connect_tcp(&self.host, self.port, self.connect_timeout).await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), hello).await?
+            }
+        };
+        match &self.tls {
+            // Fails with lettre's "STARTTLS is not supported on this server" (a client error,
+            // classified Account) before anything else is sent when the server does not offer it.
+            TlsMode::StartTlsRequired(tls) => conn.starttls(tls.clone(), hello).await?,
+            TlsMode::StartTlsOpportunistic(tls) if conn.can_starttls() => {
+                conn.starttls(tls.clone(), hello).await?;
+            }
+            _ => {}
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(AUTH_MECHANISMS, credentials).await?;
+        }
+        Ok(conn)
+    }
+}
+
+impl Drop for SmtpMailer {
+    /// Says QUIT on the idle connections when a Tokio runtime is there to do it; otherwise
+    /// they are just closed.
+    fn drop(&mut self) {
+        let idle = self.idle.drain();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            quit_in_background(idle);
+        }
+    }
 }
 
 #[async_trait]
@@ -239,32 +335,184 @@ impl Mailer for SmtpMailer {
     async fn send(&self, message: &Message) -> Result<Sent, MailError> {
         let message_id = self.sender.new_message_id();
         let email = build_mime(&self.sender, message, &message_id)?;
-        let (generation, transport) = self.transport();
-        let result = tokio::time::timeout(self.send_timeout, transport.send(email)).await;
+        let envelope = email.envelope();
+        let bytes = email.formatted();
+        let result = tokio::time::timeout(self.send_timeout, self.deliver(envelope, &bytes)).await;
         match result {
-            Ok(Ok(_response)) => {
+            Ok(Ok(())) => {
                 tracing::debug!(to = %message.to.masked(), server = %self.server(), "email accepted by the SMTP server");
                 Ok(Sent {
                     provider_message_id: Some(message_id),
                 })
             }
-            Ok(Err(error)) => {
-                let detail = redact(&error.to_string(), message);
-                Err(classify(failure_of(&error), &self.server(), &detail))
+            Ok(Err(failure)) => {
+                let (failure, detail) = failure.into_parts();
+                Err(classify(failure, &self.server(), &redact(&detail, message)))
             }
-            Err(_elapsed) => {
-                self.discard_pool(generation);
-                Err(classify(
-                    Failure::Timeout,
-                    &self.server(),
-                    &format!("no answer within {} s", self.send_timeout.as_secs_f32()),
-                ))
-            }
+            Err(_elapsed) => Err(classify(
+                Failure::Timeout,
+                &self.server(),
+                &format!("no answer within {} s", self.send_timeout.as_secs_f32()),
+            )),
         }
     }
 
     fn provider(&self) -> &'static str {
         "smtp"
+    }
+}
+
+/// Resolves `host:port` and tries each address in turn, each attempt bounded by `timeout`.
+/// The socket gets `TCP_NODELAY`: lettre writes a message's body and its final `\r\n.\r\n`
+/// separately, and with Nagle's algorithm the second write would wait for the server's delayed
+/// ACK (~40 ms per message).
+async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, SendFailure> {
+    let addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| {
+        SendFailure::Local(
+            Failure::Connection,
+            format!("could not resolve {host}: {e}"),
+        )
+    })?;
+    let mut last_error = None;
+    for address in addresses {
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::warn!(%address, error = %e, "could not set TCP_NODELAY on the SMTP connection; every message will wait for the server's delayed ACK");
+                }
+                return Ok(stream);
+            }
+            Ok(Err(e)) => {
+                last_error = Some((
+                    Failure::Connection,
+                    format!("could not connect to {address}: {e}"),
+                ));
+            }
+            Err(_elapsed) => {
+                last_error = Some((
+                    Failure::Timeout,
+                    format!(
+                        "could not connect to {address} within {} s",
+                        timeout.as_secs_f32()
+                    ),
+                ));
+            }
+        }
+    }
+    let (failure, detail) = last_error.unwrap_or_else(|| {
+        (
+            Failure::Connection,
+            format!("{host} resolved to no address"),
+        )
+    });
+    Err(SendFailure::Local(failure, detail))
+}
+
+/// Sends QUIT on connections we no longer want, on a spawned task (bounded by
+/// `QUIT_TIMEOUT`), so the send that found them does not wait. Call inside a Tokio runtime.
+fn quit_in_background(connections: Vec<AsyncSmtpConnection>) {
+    if connections.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for mut conn in connections {
+            let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.abort()).await;
+        }
+    });
+}
+
+/// Whether an idle connection can be used as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// Used less than `fresh_for` ago: reuse without a round trip.
+    Fresh,
+    /// Idle longer: check it with NOOP first.
+    Stale,
+}
+
+/// The idle connections, oldest first; reuse takes the most recently used (LIFO), so the
+/// others age out when traffic drops. Times are passed in, so tests need no clock.
+struct IdlePool<C> {
+    connections: Mutex<Vec<(C, Instant)>>,
+    /// Idle for less than this: reused without a check.
+    fresh_for: Duration,
+    /// Idle for this long or longer: closed, never reused.
+    idle_timeout: Duration,
+}
+
+impl<C> IdlePool<C> {
+    fn new(fresh_for: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            connections: Mutex::new(Vec::new()),
+            fresh_for,
+            idle_timeout,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(C, Instant)>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Parks a connection after a successful send.
+    fn put(&self, conn: C, now: Instant) {
+        self.lock().push((conn, now));
+    }
+
+    /// The most recently used connection that has not expired, with whether it needs a check,
+    /// and the expired ones, taken out to be closed.
+    fn take(&self, now: Instant) -> (Option<(C, Freshness)>, Vec<C>) {
+        let mut connections = self.lock();
+        let idle_timeout = self.idle_timeout;
+        let expired = connections
+            .extract_if(.., |(_, since)| {
+                now.saturating_duration_since(*since) >= idle_timeout
+            })
+            .map(|(conn, _)| conn)
+            .collect();
+        let taken = connections.pop().map(|(conn, since)| {
+            let freshness = if now.saturating_duration_since(since) < self.fresh_for {
+                Freshness::Fresh
+            } else {
+                Freshness::Stale
+            };
+            (conn, freshness)
+        });
+        (taken, expired)
+    }
+
+    /// Takes every idle connection out.
+    fn drain(&self) -> Vec<C> {
+        self.lock().drain(..).map(|(conn, _)| conn).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Why a send failed, before classification.
+enum SendFailure {
+    /// lettre's error: a server reply, I/O or TLS on its stream, a client-side check.
+    Smtp(lettre::transport::smtp::Error),
+    /// Our own part: resolving and connecting the TCP socket, the pool.
+    Local(Failure, String),
+}
+
+impl From<lettre::transport::smtp::Error> for SendFailure {
+    fn from(error: lettre::transport::smtp::Error) -> Self {
+        Self::Smtp(error)
+    }
+}
+
+impl SendFailure {
+    /// The failure for `classify` and its detail (not yet redacted).
+    fn into_parts(self) -> (Failure, String) {
+        match self {
+            Self::Smtp(error) => (failure_of(&error), error.to_string()),
+            Self::Local(failure, detail) => (failure, detail),
+        }
     }
 }
 
@@ -564,6 +812,9 @@ fn percent_decode(input: &str) -> Result<String, SmtpConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use domain::EmailAddress;
 
     use super::*;
@@ -823,33 +1074,546 @@ mod tests {
         assert!(long.len() <= MAX_DETAIL_LEN + 3, "{}", long.len());
     }
 
+    fn message_to(to: &str) -> Message {
+        Message {
+            to: EmailAddress::parse(to).unwrap(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: None,
+            action_url: None,
+        }
+    }
+
     /// A server that accepts connections and never says anything: the send must give up.
     #[tokio::test]
     async fn silent_server_times_out_as_transient() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let accept = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn({
+            let accepted = Arc::clone(&accepted);
+            async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    held.push(socket);
+                }
             }
         });
         let mailer = SmtpMailer::from_url(&format!("smtp://127.0.0.1:{port}"), sender())
             .unwrap()
             .with_timeouts(Duration::from_secs(1), Duration::from_millis(300));
-        let message = Message {
-            to: EmailAddress::parse("someone@example.org").unwrap(),
-            subject: "s".into(),
-            text: "t".into(),
-            html: None,
-            action_url: None,
-        };
+        let message = message_to("someone@example.org");
         let err = mailer.send(&message).await.unwrap_err();
         assert!(matches!(err, MailError::Transient(_)), "{err}");
         assert!(err.to_string().contains("timed out"), "{err}");
-        // The pool was thrown away; the next send gets a fresh one and fails the same way.
+        // The connection went with the timed-out send; the next send opens another one (and
+        // fails the same way), and the first one's slot was given back.
         let err = mailer.send(&message).await.unwrap_err();
         assert!(matches!(err, MailError::Transient(_)), "{err}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(mailer.idle.len(), 0);
+        assert_eq!(mailer.permits.available_permits(), DEFAULT_MAX_CONNECTIONS);
         accept.abort();
+    }
+
+    // --- the idle pool, with injected times ------------------------------------------------
+
+    fn pool() -> IdlePool<u32> {
+        IdlePool::new(POOL_FRESH_FOR, POOL_IDLE_TIMEOUT)
+    }
+
+    #[test]
+    fn idle_pool_reuses_the_most_recent_connection_first() {
+        let t0 = Instant::now();
+        let pool = pool();
+        assert_eq!(pool.take(t0), (None, vec![]));
+        pool.put(1, t0);
+        pool.put(2, t0 + Duration::from_millis(10));
+        assert_eq!(pool.len(), 2);
+        let at = t0 + Duration::from_millis(500);
+        assert_eq!(pool.take(at), (Some((2, Freshness::Fresh)), vec![]));
+        assert_eq!(pool.take(at), (Some((1, Freshness::Fresh)), vec![]));
+        assert_eq!(pool.take(at), (None, vec![]));
+    }
+
+    #[test]
+    fn idle_pool_checks_after_a_second_and_expires_after_thirty() {
+        let t0 = Instant::now();
+        let pool = pool();
+        pool.put(1, t0);
+        let just_fresh = t0 + POOL_FRESH_FOR - Duration::from_millis(1);
+        assert_eq!(pool.take(just_fresh), (Some((1, Freshness::Fresh)), vec![]));
+
+        pool.put(1, t0);
+        assert_eq!(
+            pool.take(t0 + POOL_FRESH_FOR),
+            (Some((1, Freshness::Stale)), vec![])
+        );
+
+        pool.put(1, t0);
+        let just_alive = t0 + POOL_IDLE_TIMEOUT - Duration::from_millis(1);
+        assert_eq!(pool.take(just_alive), (Some((1, Freshness::Stale)), vec![]));
+
+        pool.put(1, t0);
+        assert_eq!(pool.take(t0 + POOL_IDLE_TIMEOUT), (None, vec![1]));
+        assert_eq!(pool.len(), 0);
+    }
+
+    #[test]
+    fn idle_pool_hands_out_expired_connections_for_closing() {
+        let t0 = Instant::now();
+        let pool = pool();
+        pool.put(1, t0);
+        pool.put(2, t0 + Duration::from_secs(1));
+        pool.put(3, t0 + Duration::from_secs(20));
+        // At t0 + 31 s: 1 and 2 idled past 30 s, 3 for 11 s (to be checked with NOOP).
+        let (taken, expired) = pool.take(t0 + Duration::from_secs(31));
+        assert_eq!(taken, Some((3, Freshness::Stale)));
+        assert_eq!(expired, vec![1, 2]);
+        assert_eq!(pool.len(), 0);
+        // A clock that went backwards (times from different threads) counts as no idle time.
+        pool.put(4, t0 + Duration::from_secs(40));
+        assert_eq!(
+            pool.take(t0 + Duration::from_secs(39)),
+            (Some((4, Freshness::Fresh)), vec![])
+        );
+        pool.put(5, t0);
+        pool.put(6, t0);
+        assert_eq!(pool.drain(), vec![5, 6]);
+        assert_eq!(pool.len(), 0);
+    }
+
+    #[test]
+    fn max_connections_default_and_builder() {
+        let url = "smtp://127.0.0.1:2525";
+        let mailer = SmtpMailer::from_url(url, sender()).unwrap();
+        assert_eq!(mailer.max_connections(), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(mailer.permits.available_permits(), 4);
+        let mailer = mailer.with_max_connections(9);
+        assert_eq!(mailer.max_connections(), 9);
+        assert_eq!(mailer.permits.available_permits(), 9);
+        let mailer = SmtpMailer::from_url(url, sender())
+            .unwrap()
+            .with_max_connections(0);
+        assert_eq!(mailer.max_connections(), 1);
+        assert_eq!(mailer.permits.available_permits(), 1);
+        assert!(format!("{mailer:?}").contains("max_connections: 1"));
+    }
+
+    // --- the TCP connect helper ---------------------------------------------------------------
+
+    #[tokio::test]
+    async fn connect_sets_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stream = connect_tcp("127.0.0.1", port, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{:?}", e.into_parts()));
+        assert!(stream.nodelay().unwrap());
+        assert_eq!(stream.peer_addr().unwrap().port(), port);
+        // A name that resolves to several addresses (::1 and 127.0.0.1, in either order): the
+        // helper tries them in turn and reaches the IPv4 listener.
+        let stream = connect_tcp("localhost", port, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{:?}", e.into_parts()));
+        assert!(stream.nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn connect_refused_is_a_connection_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let Err(failure) = connect_tcp("127.0.0.1", port, Duration::from_secs(5)).await else {
+            panic!("connected to a closed port");
+        };
+        let (failure, detail) = failure.into_parts();
+        assert_eq!(failure, Failure::Connection, "{detail}");
+        assert!(detail.contains(&format!("127.0.0.1:{port}")), "{detail}");
+        let err = classify(failure, "127.0.0.1", &detail);
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+    }
+
+    // --- a fake SMTP server -------------------------------------------------------------------
+
+    /// What the fake server saw.
+    #[derive(Debug, Default)]
+    struct Counts {
+        /// TCP connections accepted.
+        connections: AtomicUsize,
+        /// Connections open right now, and the most open at once.
+        open: AtomicUsize,
+        max_open: AtomicUsize,
+        mails: AtomicUsize,
+        /// Messages received in full (up to `\r\n.\r\n`).
+        messages: AtomicUsize,
+        noops: AtomicUsize,
+        auths: AtomicUsize,
+        starttls: AtomicUsize,
+    }
+
+    impl Counts {
+        fn get(counter: &AtomicUsize) -> usize {
+            counter.load(Ordering::SeqCst)
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, Default)]
+    struct Behaviour {
+        /// Close the connection right after accepting a message.
+        close_after_message: bool,
+        /// Never answer the end of the first message's DATA (the message is counted).
+        hang_first_data: bool,
+        /// Offer STARTTLS in the EHLO reply, and refuse it with 454 when asked.
+        offer_starttls: bool,
+    }
+
+    struct FakeServer {
+        port: u16,
+        counts: Arc<Counts>,
+        accept: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for FakeServer {
+        fn drop(&mut self) {
+            self.accept.abort();
+        }
+    }
+
+    impl FakeServer {
+        async fn start(behaviour: Behaviour) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let counts = Arc::new(Counts::default());
+            let first_data = Arc::new(AtomicBool::new(true));
+            let accept = tokio::spawn({
+                let counts = Arc::clone(&counts);
+                async move {
+                    while let Ok((socket, _)) = listener.accept().await {
+                        counts.connections.fetch_add(1, Ordering::SeqCst);
+                        let open = counts.open.fetch_add(1, Ordering::SeqCst) + 1;
+                        counts.max_open.fetch_max(open, Ordering::SeqCst);
+                        let counts = Arc::clone(&counts);
+                        let first_data = Arc::clone(&first_data);
+                        tokio::spawn(async move {
+                            let _ = serve(socket, &counts, behaviour, &first_data).await;
+                            counts.open.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                }
+            });
+            Self {
+                port,
+                counts,
+                accept,
+            }
+        }
+
+        fn url(&self) -> String {
+            format!("smtp://127.0.0.1:{}", self.port)
+        }
+
+        fn mailer(&self) -> SmtpMailer {
+            SmtpMailer::from_url(&self.url(), sender())
+                .unwrap()
+                .with_timeouts(Duration::from_secs(5), Duration::from_secs(10))
+        }
+    }
+
+    /// Just enough ESMTP for lettre's client.
+    async fn serve(
+        socket: TcpStream,
+        counts: &Counts,
+        behaviour: Behaviour,
+        first_data: &AtomicBool,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        let (read, mut write) = socket.into_split();
+        let mut read = BufReader::new(read);
+        write.write_all(b"220 fake.test ESMTP\r\n").await?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if read.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let verb = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let reply: &[u8] = match verb.as_str() {
+                "EHLO" if behaviour.offer_starttls => {
+                    b"250-fake.test\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
+                }
+                "EHLO" => b"250-fake.test\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n",
+                "STARTTLS" => {
+                    counts.starttls.fetch_add(1, Ordering::SeqCst);
+                    b"454 4.7.0 TLS not available\r\n"
+                }
+                "AUTH" => {
+                    counts.auths.fetch_add(1, Ordering::SeqCst);
+                    b"235 2.7.0 Authentication successful\r\n"
+                }
+                "MAIL" => {
+                    counts.mails.fetch_add(1, Ordering::SeqCst);
+                    b"250 2.1.0 OK\r\n"
+                }
+                "RCPT" | "RSET" => b"250 2.1.5 OK\r\n",
+                "NOOP" => {
+                    counts.noops.fetch_add(1, Ordering::SeqCst);
+                    b"250 2.0.0 OK\r\n"
+                }
+                "QUIT" => {
+                    write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                    return Ok(());
+                }
+                "DATA" => {
+                    write
+                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                        .await?;
+                    loop {
+                        line.clear();
+                        if read.read_line(&mut line).await? == 0 {
+                            return Ok(());
+                        }
+                        if line == ".\r\n" {
+                            break;
+                        }
+                    }
+                    counts.messages.fetch_add(1, Ordering::SeqCst);
+                    if behaviour.hang_first_data && first_data.swap(false, Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    write.write_all(b"250 2.0.0 Queued\r\n").await?;
+                    if behaviour.close_after_message {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                _ => b"500 5.5.2 Unknown command\r\n",
+            };
+            write.write_all(reply).await?;
+        }
+    }
+
+    #[tokio::test]
+    async fn sequential_sends_share_one_connection_without_noop() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let mailer = server.mailer();
+        for i in 0..20 {
+            let sent = mailer
+                .send(&message_to(&format!("user{i}@example.org")))
+                .await
+                .unwrap();
+            assert!(sent.provider_message_id.is_some());
+        }
+        let counts = &server.counts;
+        assert_eq!(Counts::get(&counts.messages), 20);
+        assert_eq!(Counts::get(&counts.connections), 1);
+        assert_eq!(
+            Counts::get(&counts.noops),
+            0,
+            "reuse within 1 s sends no NOOP"
+        );
+        assert_eq!(mailer.idle.len(), 1);
+    }
+
+    /// Sends `n` messages at once through `mailer` and checks that every one was accepted.
+    async fn send_concurrently(mailer: &Arc<SmtpMailer>, n: usize) {
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let mailer = Arc::clone(mailer);
+            sends.spawn(async move {
+                mailer
+                    .send(&message_to(&format!("user{i}@example.org")))
+                    .await
+            });
+        }
+        while let Some(result) = sends.join_next().await {
+            result.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_sends_open_at_most_max_connections() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let mailer = Arc::new(server.mailer().with_max_connections(4));
+        send_concurrently(&mailer, 40).await;
+        let counts = &server.counts;
+        assert_eq!(Counts::get(&counts.messages), 40);
+        let connections = Counts::get(&counts.connections);
+        assert!((1..=4).contains(&connections), "{connections} connections");
+        assert!(Counts::get(&counts.max_open) <= 4);
+        assert_eq!(mailer.idle.len(), connections, "every connection is back");
+        assert_eq!(mailer.permits.available_permits(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_connection_serves_concurrent_sends_in_turn() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let mailer = Arc::new(server.mailer().with_max_connections(1));
+        send_concurrently(&mailer, 10).await;
+        assert_eq!(Counts::get(&server.counts.messages), 10);
+        assert_eq!(Counts::get(&server.counts.connections), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_not_reused_after_the_failure() {
+        let server = FakeServer::start(Behaviour {
+            close_after_message: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = server.mailer();
+        let message = message_to("someone@example.org");
+        mailer.send(&message).await.unwrap();
+        assert_eq!(mailer.idle.len(), 1, "lettre cannot see the close yet");
+        // Reused within 1 s without a check: the dead connection fails this send, transiently.
+        let err = mailer.send(&message).await.unwrap_err();
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+        assert!(!err.to_string().contains("someone@"), "{err}");
+        assert_eq!(mailer.idle.len(), 0, "the failed connection was dropped");
+        // The next send opens a new connection and succeeds.
+        mailer.send(&message).await.unwrap();
+        assert_eq!(Counts::get(&server.counts.connections), 2);
+        assert_eq!(Counts::get(&server.counts.messages), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stale_connection_is_checked_with_noop_and_replaced_when_dead() {
+        let server = FakeServer::start(Behaviour {
+            close_after_message: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mut mailer = server.mailer();
+        // Every idle connection counts as idle for more than a second.
+        mailer.idle.fresh_for = Duration::ZERO;
+        let message = message_to("someone@example.org");
+        mailer.send(&message).await.unwrap();
+        // The NOOP finds the connection closed, so this send opens a new one.
+        mailer.send(&message).await.unwrap();
+        assert_eq!(Counts::get(&server.counts.connections), 2);
+        assert_eq!(Counts::get(&server.counts.messages), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stale_live_connection_is_reused_after_one_noop() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let mut mailer = server.mailer();
+        mailer.idle.fresh_for = Duration::ZERO;
+        let message = message_to("someone@example.org");
+        for _ in 0..3 {
+            mailer.send(&message).await.unwrap();
+        }
+        assert_eq!(Counts::get(&server.counts.connections), 1);
+        assert_eq!(Counts::get(&server.counts.noops), 2);
+        assert_eq!(Counts::get(&server.counts.messages), 3);
+    }
+
+    #[tokio::test]
+    async fn an_expired_connection_is_closed_not_reused() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let mut mailer = server.mailer();
+        // Every idle connection counts as idle for more than 30 s.
+        mailer.idle.idle_timeout = Duration::ZERO;
+        let message = message_to("someone@example.org");
+        mailer.send(&message).await.unwrap();
+        mailer.send(&message).await.unwrap();
+        assert_eq!(Counts::get(&server.counts.connections), 2);
+        assert_eq!(Counts::get(&server.counts.noops), 0);
+        assert_eq!(mailer.idle.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_connection_is_dropped_and_the_next_send_reconnects() {
+        let server = FakeServer::start(Behaviour {
+            hang_first_data: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = server
+            .mailer()
+            .with_timeouts(Duration::from_secs(5), Duration::from_millis(500));
+        let message = message_to("someone@example.org");
+        let err = mailer.send(&message).await.unwrap_err();
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert_eq!(mailer.idle.len(), 0);
+        mailer.send(&message).await.unwrap();
+        assert_eq!(Counts::get(&server.counts.connections), 2);
+        assert_eq!(Counts::get(&server.counts.messages), 2);
+    }
+
+    #[tokio::test]
+    async fn credentials_authenticate_once_per_connection() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let url = format!("smtp://user:s3cret@127.0.0.1:{}?tls=none", server.port);
+        let mailer = SmtpMailer::from_url(&url, sender()).unwrap();
+        let message = message_to("someone@example.org");
+        for _ in 0..3 {
+            mailer.send(&message).await.unwrap();
+        }
+        assert_eq!(Counts::get(&server.counts.auths), 1);
+        assert_eq!(Counts::get(&server.counts.connections), 1);
+        assert_eq!(Counts::get(&server.counts.messages), 3);
+    }
+
+    #[tokio::test]
+    async fn required_starttls_not_offered_sends_nothing() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let url = format!("smtp://user:s3cret@127.0.0.1:{}", server.port);
+        let mailer = SmtpMailer::from_url(&url, sender()).unwrap();
+        assert_eq!(mailer.security(), SmtpSecurity::StartTlsRequired);
+        let err = mailer
+            .send(&message_to("someone@example.org"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MailError::Account(_)), "{err}");
+        assert!(err.to_string().contains("STARTTLS"), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert_eq!(Counts::get(&server.counts.auths), 0);
+        assert_eq!(Counts::get(&server.counts.mails), 0);
+        assert_eq!(mailer.idle.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn opportunistic_starttls_is_tried_when_offered() {
+        let server = FakeServer::start(Behaviour {
+            offer_starttls: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = server.mailer();
+        assert_eq!(mailer.security(), SmtpSecurity::StartTlsOpportunistic);
+        let err = mailer
+            .send(&message_to("someone@example.org"))
+            .await
+            .unwrap_err();
+        // The fake server refuses STARTTLS with 454: a deferral.
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+        assert!(err.to_string().contains("454"), "{err}");
+        assert_eq!(Counts::get(&server.counts.starttls), 1);
+        assert_eq!(Counts::get(&server.counts.mails), 0);
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_against_a_plain_server_fails_transiently() {
+        let server = FakeServer::start(Behaviour::default()).await;
+        let url = format!("smtps://127.0.0.1:{}", server.port);
+        let mailer = SmtpMailer::from_url(&url, sender())
+            .unwrap()
+            .with_timeouts(Duration::from_secs(5), Duration::from_secs(5));
+        let err = mailer
+            .send(&message_to("someone@example.org"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+        assert_eq!(Counts::get(&server.counts.connections), 1);
+        assert_eq!(Counts::get(&server.counts.mails), 0);
+        assert_eq!(mailer.idle.len(), 0);
     }
 }

@@ -244,6 +244,57 @@ async fn rejected_recipient_is_permanent() {
     find_message(&env.maildir, &sent.provider_message_id.unwrap()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_through_a_bounded_pool_all_arrive() {
+    let Some(env) = env("concurrent_sends_through_a_bounded_pool_all_arrive") else {
+        return;
+    };
+    let mailer = std::sync::Arc::new(
+        SmtpMailer::from_url(&env.url, sender())
+            .unwrap()
+            .with_max_connections(2),
+    );
+    assert_eq!(mailer.max_connections(), 2);
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let mailer = std::sync::Arc::clone(&mailer);
+        let to = format!("{}@example.org", unique("pool"));
+        sends.spawn(async move { mailer.send(&message(&to, "http://x/c")).await });
+    }
+    let mut ids = Vec::new();
+    while let Some(result) = sends.join_next().await {
+        let sent = result
+            .unwrap()
+            .unwrap_or_else(|e| panic!("send failed: {e}"));
+        ids.push(sent.provider_message_id.unwrap());
+    }
+    for id in &ids {
+        find_message(&env.maildir, id).await;
+    }
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_with_421_is_not_reused() {
+    let Some(env) = env("a_connection_the_server_closed_with_421_is_not_reused") else {
+        return;
+    };
+    let mailer = SmtpMailer::from_url(&env.url, sender()).unwrap();
+    // A first message leaves a connection in the pool.
+    let first = format!("{}@example.org", unique("before-421"));
+    let sent = mailer.send(&message(&first, "http://x/c")).await.unwrap();
+    find_message(&env.maildir, &sent.provider_message_id.unwrap()).await;
+    // The server answers this recipient's RCPT with 421 and closes the connection.
+    let to = format!("{}@example.org", unique("flaky421"));
+    let err = mailer.send(&message(&to, "http://x/c")).await.unwrap_err();
+    assert!(matches!(err, MailError::Transient(_)), "{err}");
+    assert!(err.to_string().contains("421"), "{err}");
+    assert!(!err.to_string().contains(&to), "{err}");
+    // The closed connection is not handed out again: the next message goes through.
+    let after = format!("{}@example.org", unique("after-421"));
+    let sent = mailer.send(&message(&after, "http://x/c")).await.unwrap();
+    find_message(&env.maildir, &sent.provider_message_id.unwrap()).await;
+}
+
 /// Needs no server: a port nobody listens on.
 #[tokio::test]
 async fn unreachable_server_is_transient() {

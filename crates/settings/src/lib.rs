@@ -85,6 +85,8 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…:465`, or `smtp://host:1025`.
     pub smtp_url: Option<SecretString>,
+    /// Most SMTP connections one worker keeps open (sends wait for a free one).
+    pub smtp_max_connections: usize,
     /// SES configuration set to send with (event publishing, dedicated IPs), if any.
     pub ses_configuration_set: Option<String>,
     /// How long a stopping worker waits for emails in flight, e.g. `30s`.
@@ -200,6 +202,9 @@ impl Settings {
         }
         if self.worker_concurrency == 0 || self.worker_concurrency > 1024 {
             return invalid("WORKER_CONCURRENCY must be between 1 and 1024".into());
+        }
+        if self.smtp_max_connections == 0 || self.smtp_max_connections > 256 {
+            return invalid("SMTP_MAX_CONNECTIONS must be between 1 and 256".into());
         }
         self.sender()?;
         self.signing_keys()?;
@@ -326,7 +331,8 @@ impl Settings {
                 let timeout = self.smtp_timeout()?;
                 let mailer = SmtpMailer::from_url(url.expose_secret(), sender)
                     .map_err(|e| SettingsError::Invalid(format!("SMTP_URL: {e}")))?
-                    .with_timeouts(timeout.min(Duration::from_secs(10)), timeout);
+                    .with_timeouts(timeout.min(Duration::from_secs(10)), timeout)
+                    .with_max_connections(self.smtp_max_connections);
                 Arc::new(mailer)
             }
             MailerKind::Ses => Arc::new(

@@ -132,6 +132,8 @@ fn bad_values_are_clear_errors() {
         (&[("MAILER", "carrier-pigeon")], "mailer"),
         (&[("MAIL_FROM", "not an address")], "MAIL_FROM"),
         (&[("WORKER_CONCURRENCY", "0")], "WORKER_CONCURRENCY"),
+        (&[("SMTP_MAX_CONNECTIONS", "0")], "SMTP_MAX_CONNECTIONS"),
+        (&[("SMTP_MAX_CONNECTIONS", "257")], "SMTP_MAX_CONNECTIONS"),
         (&[("RETRY_BASE_DELAY", "fast")], "RETRY_BASE_DELAY"),
         (&[("RETRY_BASE_DELAY", "3h")], "RETRY_MAX_DELAY"),
         (&[("RETRY_MAX_ATTEMPTS", "0")], "RETRY_MAX_ATTEMPTS"),
