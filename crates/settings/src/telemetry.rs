@@ -30,7 +30,8 @@ impl LogFormat {
 
 /// Logs to stderr in `LOG_FORMAT` (read from the environment here, since logging starts before
 /// the settings are loaded; an invalid value logs as text, and loading the settings then fails
-/// with the reason), filtered by `RUST_LOG` (default [`DEFAULT_FILTER`]).
+/// with the reason), filtered by `RUST_LOG` (default [`DEFAULT_FILTER`]). Text is coloured only
+/// when stderr is a terminal.
 pub fn init() {
     let format = std::env::var("LOG_FORMAT")
         .ok()
@@ -38,8 +39,10 @@ pub fn init() {
         .unwrap_or_default();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colours only on a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second call (tests) finds a subscriber already set; that is fine.
     let _ = match format {
