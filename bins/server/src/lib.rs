@@ -42,8 +42,13 @@ pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<App
             .transpose()?,
         ..WebConfig::default()
     };
-    Ok(AppState::new(
+    // Concurrent registrations and confirmations share statements and commits.
+    let users = Arc::new(store::batch::BatchedUsers::new(
         services.store.clone(),
+        worker::DEFAULT_BATCH_MAX,
+    ));
+    Ok(AppState::new(
+        users,
         services.store.clone(),
         services.queue.clone(),
         Arc::new(services.tokens.clone()),

@@ -10,6 +10,8 @@ use queue::{Job, JobQueue};
 use serde::Serialize;
 use settings::{Settings, SettingsError};
 use store::{Claim, MessageStore, SeaStore, StoreError};
+
+use store::batch::{self, Coalescer};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -33,6 +35,9 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/email/confirm/body.html"),
     ),
 ];
+
+/// Most calls one database or queue batch carries (see [`batch`]).
+pub const DEFAULT_BATCH_MAX: usize = 64;
 
 /// How often the sweeper looks for due messages.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
@@ -126,6 +131,16 @@ pub struct Deliverer {
     limiter: Option<RateLimiter>,
     /// Set after an account-level failure: no message is claimed before this time.
     paused_until: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// Claims and sends recorded in batches ([`Deliverer::with_batching`]); one call each
+    /// without.
+    batches: Option<StoreBatches>,
+}
+
+/// The batch tasks of a deliverer's database calls.
+#[derive(Debug)]
+struct StoreBatches {
+    claims: Coalescer<MessageId, Result<Claim, StoreError>>,
+    sent: Coalescer<(MessageId, Option<String>), Result<(), StoreError>>,
 }
 
 /// Keeps the provider from seeing more than `rate` messages in any one-second window, across
@@ -260,6 +275,68 @@ impl Deliverer {
             config,
             limiter,
             paused_until: std::sync::Mutex::new(None),
+            batches: None,
+        }
+    }
+
+    /// Claims messages and records sends in batches of at most `max` (one statement per batch)
+    /// when jobs run concurrently; see [`batch`]. Needs a Tokio runtime (it spawns the batch
+    /// tasks). Each batch claims with the clock's time when it runs.
+    pub fn with_batching(mut self, max: usize) -> Self {
+        let store = Arc::clone(&self.messages);
+        let clock = Arc::clone(&self.clock);
+        let lease = self.config.lease;
+        let claims = Coalescer::spawn(max, move |ids: Vec<MessageId>| {
+            let store = Arc::clone(&store);
+            let now = clock.now();
+            async move {
+                let count = ids.len();
+                match store.claim_many(ids, now, lease).await {
+                    Ok(answers) => answers,
+                    Err(error) => (0..count).map(|_| Err(error.share())).collect(),
+                }
+            }
+        });
+        let store = Arc::clone(&self.messages);
+        let clock = Arc::clone(&self.clock);
+        let sent = Coalescer::spawn(max, move |sends: Vec<(MessageId, Option<String>)>| {
+            let store = Arc::clone(&store);
+            let now = clock.now();
+            async move {
+                let count = sends.len();
+                match store.mark_sent_many(sends, now).await {
+                    Ok(()) => (0..count).map(|_| Ok(())).collect(),
+                    Err(error) => (0..count).map(|_| Err(error.share())).collect(),
+                }
+            }
+        });
+        self.batches = Some(StoreBatches { claims, sent });
+        self
+    }
+
+    async fn claim(&self, id: MessageId, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+        match &self.batches {
+            Some(batches) => batches.claims.call(id).await.map_err(stopped)?,
+            None => self.messages.claim(id, now, self.config.lease).await,
+        }
+    }
+
+    async fn mark_sent(
+        &self,
+        id: MessageId,
+        provider_message_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        match &self.batches {
+            Some(batches) => batches
+                .sent
+                .call((id, provider_message_id))
+                .await
+                .map_err(stopped)?,
+            None => {
+                self.messages
+                    .mark_sent(id, provider_message_id, self.clock.now())
+                    .await
+            }
         }
     }
 
@@ -337,7 +414,7 @@ impl Deliverer {
                 "sending paused after an account-level failure",
             ));
         }
-        let skipped = match self.messages.claim(id, now, self.config.lease).await? {
+        let skipped = match self.claim(id, now).await? {
             Claim::Claimed(message) => {
                 tracing::info!(
                     message_id = %id,
@@ -381,12 +458,7 @@ impl Deliverer {
         match sent {
             Ok(sent) => {
                 metrics::counter!("emails_sent_total", "provider" => provider).increment(1);
-                self.messages
-                    .mark_sent(
-                        message.id,
-                        sent.provider_message_id.clone(),
-                        self.clock.now(),
-                    )
+                self.mark_sent(message.id, sent.provider_message_id.clone())
                     .await?;
                 Ok(Outcome::Sent {
                     provider_message_id: sent.provider_message_id,
@@ -479,6 +551,11 @@ impl Deliverer {
     }
 }
 
+/// A batch task that is gone: the process is shutting down; the message stays owed.
+fn stopped(_: batch::Stopped) -> StoreError {
+    StoreError::Unavailable("the worker is shutting down".to_owned())
+}
+
 /// "1 hour", "90 minutes", "45 seconds".
 pub fn human_duration(seconds: u64) -> String {
     let plural = |n: u64, unit: &str| {
@@ -537,6 +614,8 @@ pub struct RunConfig {
     pub drain_timeout: Duration,
     /// Longest single wait on the queue (bounds shutdown latency).
     pub poll: Duration,
+    /// Most jobs taken from the queue, or acknowledged, in one round trip.
+    pub batch: usize,
 }
 
 impl Default for RunConfig {
@@ -545,6 +624,7 @@ impl Default for RunConfig {
             concurrency: 4,
             drain_timeout: Duration::from_secs(30),
             poll: Duration::from_secs(1),
+            batch: DEFAULT_BATCH_MAX,
         }
     }
 }
@@ -552,6 +632,9 @@ impl Default for RunConfig {
 /// Consumes `queue` until `shutdown` turns true, then stops taking jobs and waits (up to the
 /// drain timeout) for the ones in flight. Every delivery is acknowledged after it is handled;
 /// a message whose handling failed stays owed in the database and is swept again.
+///
+/// Jobs are taken from the queue as many at a time as there are free slots (at most
+/// `config.batch`), and acknowledged in batches too (see [`batch`]).
 pub async fn run(
     queue: Arc<dyn JobQueue>,
     deliverer: Arc<Deliverer>,
@@ -560,6 +643,19 @@ pub async fn run(
 ) {
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
+    let acks = {
+        let queue = Arc::clone(&queue);
+        Coalescer::spawn(config.batch, move |deliveries: Vec<queue::Delivery>| {
+            let queue = Arc::clone(&queue);
+            async move {
+                let count = deliveries.len();
+                let result = queue.ack_many(&deliveries).await;
+                (0..count)
+                    .map(|_| result.as_ref().map_err(ToString::to_string).copied())
+                    .collect::<Vec<Result<(), String>>>()
+            }
+        })
+    };
     tracing::info!(
         concurrency = config.concurrency,
         provider = deliverer.provider(),
@@ -575,34 +671,51 @@ pub async fn run(
             }
         }
         // `wait_for` also returns when the sender is gone: that is a shutdown too.
-        let permit = tokio::select! {
+        let mut permit = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
             permit = Arc::clone(&permits).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
         };
+        // Every other free slot too, so one receive can fill them all.
+        let extra = permits
+            .available_permits()
+            .min(config.batch.max(1).saturating_sub(1));
+        if let Some(more) = u32::try_from(extra)
+            .ok()
+            .filter(|n| *n > 0)
+            .and_then(|n| Arc::clone(&permits).try_acquire_many_owned(n).ok())
+        {
+            permit.merge(more);
+        }
         let received = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
-            received = queue.receive(config.poll) => received,
+            received = queue.receive_many(config.poll, permit.num_permits()) => received,
         };
         // Reap finished tasks so the set does not grow.
         while in_flight.try_join_next().is_some() {}
         match received {
-            Ok(Some(delivery)) => {
-                let queue = Arc::clone(&queue);
-                let deliverer = Arc::clone(&deliverer);
-                let span = job_span(&delivery.job);
-                in_flight.spawn(async move {
-                    if let Err(error) = deliverer.handle_in_span(delivery.job).await {
-                        tracing::error!(message_id = %delivery.job.message_id, %error, "Job error: left for the sweeper");
-                    }
-                    if let Err(error) = queue.ack(&delivery).await {
-                        tracing::warn!(message_id = %delivery.job.message_id, %error, "ack failed; the job may be delivered again");
-                    }
-                    drop(permit);
-                }.instrument(span));
+            Ok(deliveries) => {
+                for delivery in deliveries {
+                    // One slot per job; the slots left over go back when `permit` drops.
+                    let Some(slot) = permit.split(1) else { break };
+                    let acks = acks.clone();
+                    let deliverer = Arc::clone(&deliverer);
+                    let span = job_span(&delivery.job);
+                    in_flight.spawn(async move {
+                        if let Err(error) = deliverer.handle_in_span(delivery.job).await {
+                            tracing::error!(message_id = %delivery.job.message_id, %error, "Job error: left for the sweeper");
+                        }
+                        let message_id = delivery.job.message_id;
+                        match acks.call(delivery).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => tracing::warn!(%message_id, %error, "ack failed; the job may be delivered again"),
+                            Err(error) => tracing::warn!(%message_id, %error, "ack failed; the job may be delivered again"),
+                        }
+                        drop(slot);
+                    }.instrument(span));
+                }
             }
-            Ok(None) => {}
             Err(queue::QueueError::Closed) => break,
             Err(error) => {
                 tracing::warn!(%error, "queue receive failed; retrying shortly");
@@ -738,13 +851,16 @@ pub async fn deliver(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SettingsError> {
     ops::register_delivery_metrics(mailer.provider());
-    let deliverer = Arc::new(Deliverer::from_settings(
-        settings,
-        services.store.clone(),
-        mailer,
-        services.tokens.clone(),
-        services.clock.clone(),
-    )?);
+    let deliverer = Arc::new(
+        Deliverer::from_settings(
+            settings,
+            services.store.clone(),
+            mailer,
+            services.tokens.clone(),
+            services.clock.clone(),
+        )?
+        .with_batching(DEFAULT_BATCH_MAX),
+    );
     let run_config = RunConfig {
         concurrency: settings.worker_concurrency,
         drain_timeout: settings.shutdown_timeout()?,

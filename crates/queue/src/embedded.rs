@@ -166,6 +166,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn receive_many_takes_what_is_waiting_up_to_max() {
+        let q = EmbeddedQueue::new();
+        for n in 1..=5 {
+            q.publish(job(n)).await.unwrap();
+        }
+        let batch = q.receive_many(Duration::ZERO, 3).await.unwrap();
+        let ids: Vec<i64> = batch.iter().map(|d| d.job.message_id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        q.ack_many(&batch).await.unwrap();
+        let rest = q.receive_many(Duration::ZERO, 10).await.unwrap();
+        assert_eq!(rest.len(), 2);
+        assert!(q.receive_many(Duration::ZERO, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn carries_the_request_id_and_drops_duplicates_of_one_message() {
         let q = EmbeddedQueue::new();
         let tagged = job(1).with_request_id(domain::RequestId::parse("req-1"));

@@ -87,8 +87,34 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Waits up to `wait` for a job; `Ok(None)` when none arrived in time.
     async fn receive(&self, wait: Duration) -> Result<Option<Delivery>, QueueError>;
 
+    /// Waits up to `wait` for a job, then takes whatever else is ready without waiting, at most
+    /// `max` in all (`max` 0 counts as 1). Empty when nothing arrived in time. Every delivery
+    /// returned must be acknowledged (or left to be handed out again) like one from
+    /// [`Self::receive`].
+    async fn receive_many(&self, wait: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let mut deliveries = Vec::new();
+        if let Some(first) = self.receive(wait).await? {
+            deliveries.push(first);
+            while deliveries.len() < max {
+                match self.receive(Duration::ZERO).await? {
+                    Some(next) => deliveries.push(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(deliveries)
+    }
+
     /// Acknowledges a delivery: it will not be handed out again.
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Acknowledges several deliveries (in one round trip where the queue allows).
+    async fn ack_many(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
+        for delivery in deliveries {
+            self.ack(delivery).await?;
+        }
+        Ok(())
+    }
 
     /// Number of jobs waiting (not counting ones handed out and not yet acknowledged).
     async fn depth(&self) -> Result<u64, QueueError>;

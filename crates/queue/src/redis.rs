@@ -328,12 +328,12 @@ impl RedisQueue {
         Ok(found)
     }
 
-    /// `XREADGROUP … COUNT 1 [BLOCK ms] STREAMS <stream> >` on the blocking connection.
-    async fn read_new(&self, deadline: Instant) -> Result<Option<RawEntry>, QueueError> {
-        match self.read_once(deadline).await {
+    /// `XREADGROUP … COUNT <count> [BLOCK ms] STREAMS <stream> >` on the blocking connection.
+    async fn read_new(&self, deadline: Instant, count: usize) -> Result<Vec<RawEntry>, QueueError> {
+        match self.read_once(deadline, count).await {
             Err(error) if group_is_gone(&error) => {
                 self.recreate_group(&error).await?;
-                self.read_once(deadline)
+                self.read_once(deadline, count)
                     .await
                     .map_err(|e| transport("XREADGROUP", &e))
             }
@@ -341,7 +341,7 @@ impl RedisQueue {
         }
     }
 
-    async fn read_once(&self, deadline: Instant) -> Result<Option<RawEntry>, FredError> {
+    async fn read_once(&self, deadline: Instant, count: usize) -> Result<Vec<RawEntry>, FredError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         // BLOCK 0 would wait forever: no wait means no BLOCK at all.
         let block = (!remaining.is_zero()).then(|| {
@@ -360,7 +360,7 @@ impl RedisQueue {
             .xreadgroup(
                 self.group(),
                 self.consumer(),
-                Some(1),
+                Some(u64::try_from(count).unwrap_or(u64::MAX)),
                 block,
                 false,
                 self.stream(),
@@ -368,7 +368,11 @@ impl RedisQueue {
             )
             .await?;
         let entries = parse_read(reply).map_err(|what| FredError::new(ErrorKind::Parse, what))?;
-        Ok(entries.into_iter().find(|entry| entry.fields.is_some()))
+        // An entry deleted while pending comes back without fields (Redis 6.2): skip it.
+        Ok(entries
+            .into_iter()
+            .filter(|entry| entry.fields.is_some())
+            .collect())
     }
 
     /// Turns an entry into a delivery, or drops it (ack + delete) when it holds no valid job.
@@ -390,12 +394,59 @@ impl RedisQueue {
         }
     }
 
+    /// [`JobQueue::receive_many`]: one entry left unacknowledged by a dead consumer when one is
+    /// due for taking over, else up to `max` new entries with one `XREADGROUP`.
+    async fn receive_up_to(&self, wait: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let deadline = Instant::now() + wait;
+        let mut state = self.claim.lock().await;
+        if !self.group_ready.load(Ordering::Acquire) {
+            self.ensure_group().await?;
+        }
+        let mut discarded = 0;
+        while discarded < MAX_DISCARDS_PER_RECEIVE {
+            let claimed = if Instant::now() >= state.next_claim {
+                self.claim_one(&mut state).await?
+            } else {
+                None
+            };
+            let entries = match claimed {
+                Some(entry) => vec![entry],
+                None => self.read_new(deadline, max.max(1)).await?,
+            };
+            if entries.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut deliveries = Vec::with_capacity(entries.len());
+            for entry in entries {
+                match self.deliver(entry).await? {
+                    Some(delivery) => deliveries.push(delivery),
+                    None => discarded += 1,
+                }
+            }
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// `XACK` + `XDEL` in one round trip.
     async fn ack_id(&self, id: &str) -> Result<(), QueueError> {
+        self.ack_ids(&[id]).await
+    }
+
+    /// `XACK` + `XDEL` of several entries in one round trip.
+    async fn ack_ids(&self, ids: &[&str]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let pipeline = self.client.pipeline();
+        let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
         let queued: Result<(), FredError> = async {
-            let _: () = pipeline.xack(self.stream(), self.group(), id).await?;
-            let _: () = pipeline.xdel(self.stream(), id).await?;
+            let _: () = pipeline
+                .xack(self.stream(), self.group(), ids.clone())
+                .await?;
+            let _: () = pipeline.xdel(self.stream(), ids).await?;
             Ok(())
         }
         .await;
@@ -449,35 +500,20 @@ impl JobQueue for RedisQueue {
     }
 
     async fn receive(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
-        let deadline = Instant::now() + wait;
-        let mut state = self.claim.lock().await;
-        if !self.group_ready.load(Ordering::Acquire) {
-            self.ensure_group().await?;
-        }
-        let mut discarded = 0;
-        while discarded < MAX_DISCARDS_PER_RECEIVE {
-            let entry = if Instant::now() >= state.next_claim {
-                self.claim_one(&mut state).await?
-            } else {
-                None
-            };
-            let entry = match entry {
-                Some(entry) => entry,
-                None => match self.read_new(deadline).await? {
-                    Some(entry) => entry,
-                    None => return Ok(None),
-                },
-            };
-            if let Some(delivery) = self.deliver(entry).await? {
-                return Ok(Some(delivery));
-            }
-            discarded += 1;
-        }
-        Ok(None)
+        Ok(self.receive_up_to(wait, 1).await?.pop())
+    }
+
+    async fn receive_many(&self, wait: Duration, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        self.receive_up_to(wait, max).await
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        self.ack_id(&delivery.receipt).await
+        self.ack_ids(&[delivery.receipt.as_str()]).await
+    }
+
+    async fn ack_many(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
+        let ids: Vec<&str> = deliveries.iter().map(|d| d.receipt.as_str()).collect();
+        self.ack_ids(&ids).await
     }
 
     async fn depth(&self) -> Result<u64, QueueError> {

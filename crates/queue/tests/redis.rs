@@ -237,6 +237,42 @@ async fn publish_receive_ack_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn receive_many_takes_what_is_ready_in_order_and_ack_many_clears_it() {
+    let Some(url) = redis_url("receive_many_takes_what_is_ready_in_order_and_ack_many_clears_it")
+    else {
+        return;
+    };
+    let env = Env::new(url).await;
+    let queue = env.queue().await;
+    for n in 1..=7 {
+        queue.publish(job(n)).await.unwrap();
+    }
+    let first = queue.receive_many(Duration::from_secs(1), 5).await.unwrap();
+    let ids: Vec<i64> = first.iter().map(|d| d.job.message_id.0).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5], "at most `max`, oldest first");
+    assert_eq!(env.pending().await, 5);
+    let rest = queue.receive_many(Duration::from_secs(1), 5).await.unwrap();
+    let ids: Vec<i64> = rest.iter().map(|d| d.job.message_id.0).collect();
+    assert_eq!(ids, vec![6, 7], "what is ready, without waiting for more");
+
+    queue.ack_many(&first).await.unwrap();
+    assert_eq!(env.pending().await, 2);
+    assert_eq!(env.xlen().await, 2, "acknowledged entries are deleted");
+    queue.ack_many(&rest).await.unwrap();
+    queue.ack_many(&[]).await.unwrap();
+    assert_eq!(env.pending().await, 0);
+    assert_eq!(env.xlen().await, 0);
+    assert!(
+        queue
+            .receive_many(Duration::ZERO, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    env.cleanup(None).await;
+}
+
+#[tokio::test]
 async fn the_request_id_travels_and_entries_without_one_still_decode() {
     let Some(url) = redis_url("the_request_id_travels_and_entries_without_one_still_decode") else {
         return;

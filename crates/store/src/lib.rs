@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, User};
 
+pub mod batch;
 mod entities;
 mod sea;
 
@@ -21,6 +22,18 @@ pub enum StoreError {
     /// A row holds something this version cannot read (an unknown status, a bad address).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// The same error for another waiter (when one failed statement answers several callers).
+    /// A database error keeps its text, not its SeaORM variant.
+    pub fn share(&self) -> Self {
+        match self {
+            Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
+            Self::Database(err) => Self::Database(sea_orm::DbErr::Custom(err.to_string())),
+            Self::Corrupt(reason) => Self::Corrupt(reason.clone()),
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for StoreError {
@@ -122,6 +135,16 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError>;
 
+    /// [`Self::register`] for several addresses at once: one statement, one commit on
+    /// PostgreSQL (one transaction each on SQLite). One answer per address, in order; an
+    /// address whose key appears twice is registered by its first entry (the later ones are
+    /// `AlreadyRegistered`).
+    async fn register_many(
+        &self,
+        emails: Vec<EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Registration>, StoreError>;
+
     /// The user whose address has the same key, if any.
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
 
@@ -137,6 +160,15 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
         issued_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError>;
+
+    /// [`Self::confirm`] for several links at once (`(address, issued_at)` each): one statement
+    /// on PostgreSQL. One answer per link, in order; links of the same account are answered as
+    /// if they came one after the other (one `Confirmed`, then `AlreadyConfirmed`).
+    async fn confirm_many(
+        &self,
+        links: Vec<(EmailAddress, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ConfirmOutcome>, StoreError>;
 
     /// Owes a fresh confirmation email to the unconfirmed account with this address, within
     /// `policy`: nothing is written unless the answer is [`Resend::Queued`]. Concurrent calls
@@ -217,11 +249,29 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
         lease: TimeDelta,
     ) -> Result<Claim, StoreError>;
 
+    /// [`Self::claim`] for several messages in one statement (one round trip). Returns one
+    /// answer per id, in the order given: an id given twice is claimed once (its later entries
+    /// are `NotClaimable`), and a claimed row that cannot be read is an `Err` for that id only
+    /// (it stays claimed until its lease expires). The outer error means nothing was claimed.
+    async fn claim_many(
+        &self,
+        ids: Vec<MessageId>,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Vec<Result<Claim, StoreError>>, StoreError>;
+
     /// Records a successful send (and sets the user's `email_sent`), in one transaction.
     async fn mark_sent(
         &self,
         id: MessageId,
         provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// [`Self::mark_sent`] for several messages, all or none (one statement on PostgreSQL).
+    async fn mark_sent_many(
+        &self,
+        sent: Vec<(MessageId, Option<String>)>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

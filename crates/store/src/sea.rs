@@ -1,5 +1,6 @@
 //! The SeaORM adapter: [`UserStore`] and [`MessageStore`] on PostgreSQL or SQLite.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -335,6 +336,14 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(format!("the database task did not finish: {e}")))?
 }
 
+/// A link issued at `issued_at` (whole seconds) is for an account registered before this: tokens
+/// carry whole seconds, and the worker that issued the token may run on a host whose clock is a
+/// little behind the server's that registered the account, so a link is for this account if it
+/// was issued no earlier than [`CLOCK_SKEW_TOLERANCE`] before it.
+fn registered_before(issued_at: DateTime<Utc>) -> DateTime<Utc> {
+    ts(issued_at + TimeDelta::seconds(1) + CLOCK_SKEW_TOLERANCE)
+}
+
 /// Timestamps are stored to the microsecond (PostgreSQL's precision), on every backend alike.
 fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
@@ -631,6 +640,154 @@ impl UserStore for SeaStore {
         .await
     }
 
+    async fn register_many(
+        &self,
+        emails: Vec<EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Registration>, StoreError> {
+        if self.backend() != Some(DbBackend::Postgres) {
+            // SQLite writes one transaction at a time anyway.
+            let mut out = Vec::with_capacity(emails.len());
+            for email in &emails {
+                out.push(self.register(email, now).await?);
+            }
+            return Ok(out);
+        }
+        let now = ts(now);
+        // The first entry of each key goes into the statement; later ones find it registered.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = emails.iter().map(|e| seen.insert(e.key())).collect();
+        let rows: Vec<serde_json::Value> = emails
+            .iter()
+            .zip(&first)
+            .filter(|(_, first)| **first)
+            .map(|(e, _)| serde_json::json!({ "email": e.as_str(), "email_key": e.key() }))
+            .collect();
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) \
+             AS r(email text, email_key text)), \
+             u AS (INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
+             SELECT email, email_key, FALSE, FALSE, $2 FROM i \
+             ON CONFLICT (email_key) DO NOTHING RETURNING id, email, email_key), \
+             m AS (INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT id, $3, email, $4, 0, $2, $2, $2 FROM u RETURNING id, user_id) \
+             SELECT u.email_key, m.user_id, m.id FROM m JOIN u ON u.id = m.user_id",
+            [
+                serde_json::Value::Array(rows).to_string().into(),
+                now.into(),
+                MessageKind::Confirm.as_str().into(),
+                MessageStatus::Queued.as_str().into(),
+            ],
+        );
+        let mut created: HashMap<String, (i64, i64)> = HashMap::new();
+        for row in self.db.query_all_raw(statement).await? {
+            let key: String = row.try_get("", "email_key")?;
+            created.insert(key, (row.try_get("", "user_id")?, row.try_get("", "id")?));
+        }
+        Ok(emails
+            .into_iter()
+            .zip(first)
+            .map(|(email, first)| {
+                let entry = if first {
+                    created.remove(&email.key())
+                } else {
+                    None
+                };
+                match entry {
+                    Some((user_id, message_id)) => Registration::Created {
+                        user: User {
+                            id: UserId(user_id),
+                            email,
+                            confirmed: false,
+                            email_sent: false,
+                            registered_on: now,
+                            confirmed_on: None,
+                        },
+                        message: MessageId(message_id),
+                    },
+                    None => Registration::AlreadyRegistered,
+                }
+            })
+            .collect())
+    }
+
+    async fn confirm_many(
+        &self,
+        links: Vec<(EmailAddress, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ConfirmOutcome>, StoreError> {
+        // Several links of one account in a batch: the first goes in the statement, the others
+        // are confirmed one by one afterwards, as if they had come later.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = links.iter().map(|(e, _)| seen.insert(e.key())).collect();
+        let mut out: Vec<Option<ConfirmOutcome>> = vec![None; links.len()];
+        if self.backend() == Some(DbBackend::Postgres) {
+            let now = ts(now);
+            let rows: Vec<serde_json::Value> = links
+                .iter()
+                .zip(&first)
+                .filter(|(_, first)| **first)
+                .map(|((email, issued_at), _)| {
+                    serde_json::json!({
+                        "email_key": email.key(),
+                        "before": registered_before(*issued_at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    })
+                })
+                .collect();
+            // The final SELECT sees the rows as they were before the UPDATE in the same
+            // statement, so `was_confirmed` tells AlreadyConfirmed from Stale.
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                // `= ANY(ARRAY(…))` and the scalar subquery keep every access to `users` on its
+                // `email_key` index (a join would be planned as a scan of the whole table).
+                "WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) \
+                 AS r(email_key text, before timestamptz)), \
+                 c AS (UPDATE users SET confirmed = TRUE, confirmed_on = $2 \
+                 WHERE users.email_key = ANY (ARRAY(SELECT email_key FROM i)) \
+                 AND users.confirmed = FALSE \
+                 AND users.registered_on < \
+                 (SELECT before FROM i WHERE i.email_key = users.email_key) \
+                 RETURNING users.email_key) \
+                 SELECT i.email_key, \
+                 EXISTS (SELECT 1 FROM c WHERE c.email_key = i.email_key) AS now_confirmed, \
+                 (SELECT u.confirmed FROM users u WHERE u.email_key = i.email_key) \
+                 AS was_confirmed FROM i",
+                [
+                    serde_json::Value::Array(rows).to_string().into(),
+                    now.into(),
+                ],
+            );
+            let mut answers: HashMap<String, ConfirmOutcome> = HashMap::new();
+            for row in self.db.query_all_raw(statement).await? {
+                let key: String = row.try_get("", "email_key")?;
+                let now_confirmed: bool = row.try_get("", "now_confirmed")?;
+                let was_confirmed: Option<bool> = row.try_get("", "was_confirmed")?;
+                let outcome = match (now_confirmed, was_confirmed) {
+                    (true, _) => ConfirmOutcome::Confirmed,
+                    (false, None) => ConfirmOutcome::NotFound,
+                    (false, Some(true)) => ConfirmOutcome::AlreadyConfirmed,
+                    (false, Some(false)) => ConfirmOutcome::Stale,
+                };
+                answers.insert(key, outcome);
+            }
+            for (((email, _), first), slot) in links.iter().zip(&first).zip(out.iter_mut()) {
+                if *first {
+                    *slot = answers.remove(&email.key());
+                }
+            }
+        }
+        let mut result = Vec::with_capacity(links.len());
+        for ((email, issued_at), slot) in links.iter().zip(out) {
+            result.push(match slot {
+                Some(outcome) => outcome,
+                None => self.confirm(email, *issued_at, now).await?,
+            });
+        }
+        Ok(result)
+    }
+
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
         user::Entity::find()
             .filter(user::Column::EmailKey.eq(email.key()))
@@ -647,10 +804,7 @@ impl UserStore for SeaStore {
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError> {
         let key = email.key();
-        // Tokens carry whole seconds, and the worker that issued the token may run on a host
-        // whose clock is a little behind the server's that registered the account: a link is for
-        // this account if it was issued no earlier than CLOCK_SKEW_TOLERANCE before it.
-        let registered_before = ts(issued_at + TimeDelta::seconds(1) + CLOCK_SKEW_TOLERANCE);
+        let registered_before = registered_before(issued_at);
         let result = user::Entity::update_many()
             .col_expr(user::Column::Confirmed, Expr::value(true))
             .col_expr(user::Column::ConfirmedOn, Expr::value(ts(now)))
@@ -732,29 +886,111 @@ impl MessageStore for SeaStore {
         now: DateTime<Utc>,
         lease: TimeDelta,
     ) -> Result<Claim, StoreError> {
-        let this = self.clone();
-        detached(async move {
-            let now = ts(now);
-            let lease_until = ts(now
-                .checked_add_signed(lease)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC));
-            // In a transaction so that the row read back is the one this claim wrote.
-            let txn = this.begin_write().await?;
-            match claim_in(&txn, id, now, lease_until).await {
-                Ok(claim) => {
-                    txn.commit().await?;
-                    if let Claim::Claimed(m) = &claim {
-                        tracing::debug!(message_id = %m.id, attempts = m.attempts, %lease_until, "claimed");
+        self.claim_many(vec![id], now, lease)
+            .await?
+            .pop()
+            .unwrap_or(Ok(Claim::Missing))
+    }
+
+    async fn claim_many(
+        &self,
+        ids: Vec<MessageId>,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Vec<Result<Claim, StoreError>>, StoreError> {
+        use email_message::Column;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = ts(now);
+        let lease_until = ts(now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC));
+        // One statement (UPDATE … RETURNING): the rows read back are the ones it wrote.
+        let update = email_message::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(MessageStatus::Sending.as_str()))
+            .col_expr(Column::LeaseUntil, Expr::value(lease_until))
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.is_in(ids.iter().map(|id| id.0)))
+            .filter(claimable_at(now));
+        let claimed = if self.backend() == Some(DbBackend::Postgres) {
+            // The claim does not wait for its WAL to reach the disk (`synchronous_commit = off`
+            // for this transaction only): the send that follows does not depend on it, and the
+            // `mark_sent` after the send flushes the WAL up to and including it. A database crash
+            // in between can forget the claim, so another worker may then send the message
+            // again (at-least-once, as after any crash); it saves a disk flush per batch, which
+            // is most of a claim's time.
+            let this = self.clone();
+            detached(async move {
+                let txn = this.db.begin().await?;
+                let claimed = async {
+                    txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+                        .await?;
+                    update.exec_with_returning(&txn).await
+                }
+                .await;
+                match claimed {
+                    Ok(rows) => {
+                        txn.commit().await?;
+                        Ok(rows)
                     }
-                    Ok(claim)
+                    Err(e) => {
+                        abandon(txn).await;
+                        Err(e.into())
+                    }
                 }
-                Err(e) => {
-                    abandon(txn).await;
-                    Err(e)
+            })
+            .await?
+        } else {
+            update.exec_with_returning(&self.db).await?
+        };
+        let mut claimed: HashMap<i64, email_message::Model> =
+            claimed.into_iter().map(|m| (m.id, m)).collect();
+        // Why the others were not claimed (rare: a duplicate job, a retry not yet due).
+        let unclaimed: Vec<i64> = ids
+            .iter()
+            .map(|id| id.0)
+            .filter(|id| !claimed.contains_key(id))
+            .collect();
+        let statuses: HashMap<i64, String> = if unclaimed.is_empty() {
+            HashMap::new()
+        } else {
+            email_message::Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .column(Column::Status)
+                .filter(Column::Id.is_in(unclaimed))
+                .into_tuple::<(i64, String)>()
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let mut handed_out = HashSet::new();
+        let answers = ids
+            .iter()
+            .map(|id| {
+                if let Some(row) = claimed.remove(&id.0) {
+                    handed_out.insert(id.0);
+                    let message = message_from_model(row)?;
+                    tracing::debug!(message_id = %id, attempts = message.attempts, %lease_until, "claimed");
+                    return Ok(Claim::Claimed(message));
                 }
-            }
-        })
-        .await
+                if handed_out.contains(&id.0) {
+                    // The same id twice in one batch: the first entry has it.
+                    return Ok(Claim::NotClaimable);
+                }
+                Ok(match statuses.get(&id.0) {
+                    None => Claim::Missing,
+                    Some(status) => match parse_status(id.0, status)? {
+                        MessageStatus::Sent => Claim::AlreadySent,
+                        _ => Claim::NotClaimable,
+                    },
+                })
+            })
+            .collect();
+        Ok(answers)
     }
 
     async fn mark_sent(
@@ -763,77 +999,72 @@ impl MessageStore for SeaStore {
         provider_message_id: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let this = self.clone();
-        detached(async move {
-            use email_message::Column;
-            let now = ts(now);
-            if this.backend() == Some(DbBackend::Postgres) {
-                // One atomic statement, one round trip: the time between the provider accepting a
-                // message and it being recorded as sent is the window in which a crash causes a
-                // duplicate, so keep it as short as the database allows.
-                let statement = Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "WITH m AS (UPDATE email_messages SET status = $1, sent_at = $2, \
-                     provider_message_id = $3, lease_until = NULL, updated_at = $2 \
-                     WHERE id = $4 RETURNING user_id, attempts), \
-                     a AS (INSERT INTO email_attempts \
-                     (message_id, attempt, outcome, provider_message_id, finished_at) \
-                     SELECT $4, attempts, $1, $3, $2 FROM m) \
-                     UPDATE users SET email_sent = TRUE FROM m WHERE users.id = m.user_id",
-                    [
-                        MessageStatus::Sent.as_str().into(),
-                        now.into(),
-                        provider_message_id.into(),
-                        id.0.into(),
-                    ],
-                );
-                let result = this.db.execute_raw(statement).await?;
-                if result.rows_affected() == 0 {
+        self.mark_sent_many(vec![(id, provider_message_id)], now)
+            .await
+    }
+
+    async fn mark_sent_many(
+        &self,
+        sent: Vec<(MessageId, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let now = ts(now);
+        if self.backend() == Some(DbBackend::Postgres) {
+            // One atomic statement, one round trip for the whole batch: the time between the
+            // provider accepting a message and it being recorded as sent is the window in which a
+            // crash causes a duplicate, so keep it as short as the database allows.
+            let rows: Vec<serde_json::Value> = sent
+                .iter()
+                .map(|(id, provider_id)| serde_json::json!({ "id": id.0, "pid": provider_id }))
+                .collect();
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                // `= ANY(ARRAY(…))` keeps both UPDATEs on their primary keys: a join with the
+                // JSON rows would be planned as a hash join over a scan of the whole table.
+                "WITH s AS (SELECT DISTINCT ON (id) id, pid \
+                 FROM jsonb_to_recordset($1::text::jsonb) AS r(id bigint, pid text)), \
+                 m AS (UPDATE email_messages e SET status = $2, sent_at = $3, \
+                 provider_message_id = (SELECT pid FROM s WHERE s.id = e.id), \
+                 lease_until = NULL, updated_at = $3 \
+                 WHERE e.id = ANY (ARRAY(SELECT id FROM s)) \
+                 RETURNING e.id, e.user_id, e.attempts, e.provider_message_id), \
+                 a AS (INSERT INTO email_attempts \
+                 (message_id, attempt, outcome, provider_message_id, finished_at) \
+                 SELECT id, attempts, $2, provider_message_id, $3 FROM m), \
+                 u AS (UPDATE users SET email_sent = TRUE \
+                 WHERE id = ANY (ARRAY(SELECT user_id FROM m)) AND NOT email_sent) \
+                 SELECT id FROM m",
+                [
+                    serde_json::Value::Array(rows).to_string().into(),
+                    MessageStatus::Sent.as_str().into(),
+                    now.into(),
+                ],
+            );
+            let recorded: HashSet<i64> = self
+                .db
+                .query_all_raw(statement)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<i64>("", "id"))
+                .collect::<Result<_, _>>()?;
+            for (id, _) in &sent {
+                if !recorded.contains(&id.0) {
                     tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
                 }
-                return Ok(());
             }
+            return Ok(());
+        }
+        let this = self.clone();
+        detached(async move {
             let txn = this.begin_write().await?;
             let result = async {
-                let found = email_message::Entity::find_by_id(id.0)
-                    .select_only()
-                    .column(Column::UserId)
-                    .column(Column::Attempts)
-                    .into_tuple::<(i64, i32)>()
-                    .one(&txn)
-                    .await?;
-                let Some((user_id, attempts)) = found else {
-                    tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
-                    return Ok::<(), DbErr>(());
-                };
-                email_message::Entity::update_many()
-                    .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
-                    .col_expr(Column::SentAt, Expr::value(now))
-                    .col_expr(
-                        Column::ProviderMessageId,
-                        Expr::value(provider_message_id.clone()),
-                    )
-                    .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
-                    .col_expr(Column::UpdatedAt, Expr::value(now))
-                    .filter(Column::Id.eq(id.0))
-                    .exec(&txn)
-                    .await?;
-                record_attempt(
-                    &txn,
-                    id,
-                    attempts,
-                    MessageStatus::Sent,
-                    None,
-                    provider_message_id,
-                    now,
-                )
-                .await?;
-                user::Entity::update_many()
-                    .col_expr(user::Column::EmailSent, Expr::value(true))
-                    .filter(user::Column::Id.eq(user_id))
-                    .exec(&txn)
-                    .await?;
-                Ok(())
+                for (id, provider_message_id) in sent {
+                    mark_sent_in(&txn, id, provider_message_id, now).await?;
+                }
+                Ok::<(), DbErr>(())
             }
             .await;
             match result {
@@ -1042,45 +1273,53 @@ impl MessageStore for SeaStore {
     }
 }
 
-/// The body of [`MessageStore::claim`], inside its transaction.
-async fn claim_in(
+/// [`MessageStore::mark_sent`] of one message, inside a transaction (the SQLite path).
+async fn mark_sent_in(
     txn: &DatabaseTransaction,
     id: MessageId,
+    provider_message_id: Option<String>,
     now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-) -> Result<Claim, StoreError> {
+) -> Result<(), DbErr> {
     use email_message::Column;
-    let result = email_message::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(MessageStatus::Sending.as_str()))
-        .col_expr(Column::LeaseUntil, Expr::value(lease_until))
-        .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(Column::Id.eq(id.0))
-        .filter(claimable_at(now))
-        .exec(txn)
-        .await?;
-    if result.rows_affected == 1 {
-        let row = email_message::Entity::find_by_id(id.0)
-            .one(txn)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("email message {id} vanished while being claimed"))
-            })?;
-        return Ok(Claim::Claimed(message_from_model(row)?));
-    }
-    let status = email_message::Entity::find_by_id(id.0)
+    let found = email_message::Entity::find_by_id(id.0)
         .select_only()
-        .column(Column::Status)
-        .into_tuple::<String>()
+        .column(Column::UserId)
+        .column(Column::Attempts)
+        .into_tuple::<(i64, i32)>()
         .one(txn)
         .await?;
-    Ok(match status {
-        None => Claim::Missing,
-        Some(status) => match parse_status(id.0, &status)? {
-            MessageStatus::Sent => Claim::AlreadySent,
-            _ => Claim::NotClaimable,
-        },
-    })
+    let Some((user_id, attempts)) = found else {
+        tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+        return Ok(());
+    };
+    email_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
+        .col_expr(Column::SentAt, Expr::value(now))
+        .col_expr(
+            Column::ProviderMessageId,
+            Expr::value(provider_message_id.clone()),
+        )
+        .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id.0))
+        .exec(txn)
+        .await?;
+    record_attempt(
+        txn,
+        id,
+        attempts,
+        MessageStatus::Sent,
+        None,
+        provider_message_id,
+        now,
+    )
+    .await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailSent, Expr::value(true))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -299,6 +299,7 @@ async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
         concurrency: 2,
         drain_timeout: Duration::from_secs(5),
         poll: Duration::from_millis(20),
+        ..RunConfig::default()
     };
     let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
     // Wait until all three were sent (event-driven: poll the mailer, bounded).
@@ -316,6 +317,90 @@ async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
         .expect("run stops on shutdown")
         .unwrap();
     assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+/// With batching on, concurrent jobs share `claim_many` / `mark_sent_many` calls, each job still
+/// gets its own answer, and a failed batch fails only its own jobs (they stay owed).
+#[tokio::test(start_paused = true)]
+async fn batched_jobs_share_claims_and_sends_and_keep_their_own_answers() {
+    let claimed = Arc::new(std::sync::Mutex::new(Vec::<Vec<MessageId>>::new()));
+    let recorded = Arc::new(std::sync::Mutex::new(Vec::<MessageId>::new()));
+    let mut messages = MockMessageStore::new();
+    let seen = Arc::clone(&claimed);
+    messages
+        .expect_claim_many()
+        .returning(move |ids, now, lease| {
+            assert_eq!(now, DateTime::from_timestamp(NOW, 0).unwrap());
+            assert_eq!(lease, TimeDelta::seconds(120));
+            seen.lock().unwrap().push(ids.clone());
+            Ok(ids
+                .into_iter()
+                .map(|id| match id.0 {
+                    // 13 is already sent; 14 cannot be read; the rest are claimed.
+                    13 => Ok(Claim::AlreadySent),
+                    14 => Err(StoreError::Corrupt("message 14".into())),
+                    n => Ok(Claim::Claimed(owed(n, 1))),
+                })
+                .collect())
+        });
+    let seen = Arc::clone(&recorded);
+    messages.expect_mark_sent_many().returning(move |sends, _| {
+        seen.lock().unwrap().extend(sends.iter().map(|(id, _)| *id));
+        Ok(())
+    });
+    let mailer = Arc::new(MemoryMailer::new());
+    let d = Arc::new(deliverer(messages, mailer.clone()).with_batching(8));
+    let queue = Arc::new(EmbeddedQueue::new());
+    for n in 1..=20 {
+        queue.publish(Job::new(MessageId(n))).await.unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let config = RunConfig {
+        concurrency: 8,
+        drain_timeout: Duration::from_secs(5),
+        poll: Duration::from_millis(20),
+        batch: 8,
+    };
+    let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
+    for _ in 0..500 {
+        if recorded.lock().unwrap().len() == 18 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("run stops on shutdown")
+        .unwrap();
+
+    assert_eq!(
+        mailer.messages().len(),
+        18,
+        "every claimable message sent once"
+    );
+    let mut recorded = recorded.lock().unwrap().clone();
+    recorded.sort();
+    let expected: Vec<MessageId> = (1..=20)
+        .filter(|n| *n != 13 && *n != 14)
+        .map(MessageId)
+        .collect();
+    assert_eq!(recorded, expected);
+    let claimed = claimed.lock().unwrap().clone();
+    let mut all: Vec<MessageId> = claimed.concat();
+    all.sort();
+    assert_eq!(
+        all,
+        (1..=20).map(MessageId).collect::<Vec<_>>(),
+        "each claimed once"
+    );
+    assert!(
+        claimed.len() < 20 && claimed.iter().any(|batch| batch.len() > 1),
+        "concurrent claims went out together: {claimed:?}"
+    );
+    assert!(claimed.iter().all(|batch| batch.len() <= 8), "{claimed:?}");
+    assert_eq!(queue.depth().await.unwrap(), 0, "every job acknowledged");
 }
 
 /// The most events within any half-open one-second window.

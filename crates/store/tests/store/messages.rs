@@ -332,8 +332,9 @@ async fn unreadable_message_is_corrupt_without_the_address(store: &SeaStore) {
     let err = store.claim(id, t0(), lease()).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     assert!(!err.to_string().contains("secret"), "{err}");
-    // The failed claim was rolled back.
-    assert_eq!(status(store, id).await, "queued");
+    // The claim itself happened (one statement for the whole batch): the row stays leased
+    // until its lease expires, so the sweeper does not hand it out again at once.
+    assert_eq!(status(store, id).await, "sending");
 }
 
 async fn dead_letters_are_listed_requeued_and_purged(store: &SeaStore) {
@@ -495,7 +496,96 @@ async fn stats_list_and_attempt_history(store: &SeaStore) {
     assert_eq!(store.get(MessageId(999_999)).await.unwrap(), None);
 }
 
+/// `claim_many` answers per id in the order given, and `mark_sent_many` records every send of
+/// its batch (status, attempt, the user's `email_sent`), ignoring ids that are gone.
+async fn batches_claim_and_record_per_message(store: &SeaStore) {
+    let (_, a) = register(store, "batch-a@example.com", t0()).await;
+    let (user_b, b) = register(store, "batch-b@example.com", t0()).await;
+    let (_, sent) = register(store, "batch-sent@example.com", t0()).await;
+    let (_, later) = register(store, "batch-later@example.com", t0()).await;
+    // `sent` is already sent; `later` failed and is due again only at t0 + 100 s.
+    claim_ok(store, sent, t0() + secs(1.0)).await;
+    store.mark_sent(sent, None, t0() + secs(1.5)).await.unwrap();
+    claim_ok(store, later, t0() + secs(1.0)).await;
+    store
+        .mark_retry(later, "451".into(), t0() + secs(100.0), t0() + secs(1.5))
+        .await
+        .unwrap();
+    let missing = MessageId(i64::MAX - 7);
+
+    let at = t0() + secs(2.0);
+    let answers = store
+        .claim_many(vec![b, missing, a, sent, later, b], at, lease())
+        .await
+        .unwrap();
+    let answers: Vec<Claim> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers.len(), 6);
+    match (&answers[0], &answers[2]) {
+        (Claim::Claimed(mb), Claim::Claimed(ma)) => {
+            assert_eq!((mb.id, mb.user_id, mb.attempts), (b, user_b.id, 1));
+            assert_eq!(mb.recipient.as_str(), "batch-b@example.com");
+            assert_eq!(ma.id, a);
+        }
+        other => panic!("a and b must be claimed: {other:?}"),
+    }
+    assert_eq!(answers[1], Claim::Missing);
+    assert_eq!(answers[3], Claim::AlreadySent);
+    assert_eq!(answers[4], Claim::NotClaimable, "a retry not yet due");
+    assert_eq!(answers[5], Claim::NotClaimable, "the second entry of b");
+    assert_eq!(status(store, a).await, "sending");
+    assert_eq!(lease_until(store, b).await, Some(at + lease()));
+    assert!(
+        store
+            .claim_many(vec![], at, lease())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .mark_sent_many(
+            vec![
+                (a, Some("pid-a".into())),
+                (missing, Some("pid-missing".into())),
+                (b, None),
+            ],
+            t0() + secs(3.0),
+        )
+        .await
+        .unwrap();
+    store
+        .mark_sent_many(vec![], t0() + secs(3.0))
+        .await
+        .unwrap();
+    for id in [a, b] {
+        assert_eq!(status(store, id).await, "sent");
+        assert_eq!(lease_until(store, id).await, None);
+        let attempts = store.attempts(id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "one attempt recorded for {id}");
+        assert_eq!(attempts[0].outcome, MessageStatus::Sent);
+        assert_eq!(attempts[0].finished_at, t0() + secs(3.0));
+    }
+    assert_eq!(
+        store.attempts(a).await.unwrap()[0]
+            .provider_message_id
+            .as_deref(),
+        Some("pid-a")
+    );
+    assert_eq!(
+        common::message_column::<Option<String>>(store, b, "provider_message_id").await,
+        None
+    );
+    let b_user = store
+        .find_by_email(&email("batch-b@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b_user.email_sent);
+    assert_eq!(common::count(store, "email_attempts").await, 4);
+}
+
 backend_tests!(
+    batches_claim_and_record_per_message,
     stats_list_and_attempt_history,
     dead_letters_are_listed_requeued_and_purged,
     claim_then_lease_expiry,

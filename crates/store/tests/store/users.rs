@@ -371,7 +371,153 @@ async fn concurrent_resends_queue_one(store: &SeaStore) {
     assert_eq!(common::count(store, "email_messages").await, 2);
 }
 
+/// `register_many` and `confirm_many` answer per entry, in order, as the single calls would.
+async fn batches_register_and_confirm_per_entry(store: &SeaStore) {
+    let (_, _) = register(store, "old@example.com", t0()).await;
+    let answers = store
+        .register_many(
+            vec![
+                email("New.One@example.com"),
+                email("old@example.com"),
+                email("new.one@EXAMPLE.com"),
+                email("two@example.com"),
+            ],
+            t0() + secs(1.0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 4);
+    let Registration::Created { user, message } = &answers[0] else {
+        panic!("the first entry registers: {answers:?}");
+    };
+    assert_eq!(
+        user.email.as_str(),
+        "New.One@example.com",
+        "the address as typed"
+    );
+    assert_eq!(user.registered_on, t0() + secs(1.0));
+    assert_eq!(answers[1], Registration::AlreadyRegistered);
+    assert_eq!(
+        answers[2],
+        Registration::AlreadyRegistered,
+        "same key later in the batch"
+    );
+    assert!(matches!(answers[3], Registration::Created { .. }));
+    let stored = store
+        .find_by_email(&email("new.one@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id, user.id);
+    assert_eq!(stored.email.as_str(), "New.One@example.com");
+    assert_eq!(
+        common::message_column::<i64>(store, *message, "user_id").await,
+        user.id.0
+    );
+    assert_eq!(common::count(store, "users").await, 3);
+    assert_eq!(common::count(store, "email_messages").await, 3);
+    assert!(store.register_many(vec![], t0()).await.unwrap().is_empty());
+
+    // `two` registered at t0 + 1 s: a link issued 61 s or more before is for an older account.
+    let at = t0() + secs(5.0);
+    let outcomes = store
+        .confirm_many(
+            vec![
+                (email("new.one@example.com"), t0() + secs(1.0)),
+                (email("nobody@example.com"), t0()),
+                (email("NEW.ONE@example.com"), t0() + secs(2.0)),
+                (email("two@example.com"), t0() - secs(61.0)),
+                (email("old@example.com"), t0()),
+            ],
+            at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ConfirmOutcome::Confirmed,
+            ConfirmOutcome::NotFound,
+            ConfirmOutcome::AlreadyConfirmed,
+            ConfirmOutcome::Stale,
+            ConfirmOutcome::Confirmed,
+        ]
+    );
+    let confirmed = store
+        .find_by_email(&email("old@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(confirmed.confirmed);
+    assert_eq!(confirmed.confirmed_on, Some(at));
+    assert!(
+        !store
+            .find_by_email(&email("two@example.com"))
+            .await
+            .unwrap()
+            .unwrap()
+            .confirmed
+    );
+    assert_eq!(
+        store
+            .confirm_many(vec![(email("old@example.com"), t0())], at)
+            .await
+            .unwrap(),
+        vec![ConfirmOutcome::AlreadyConfirmed]
+    );
+}
+
+/// Through `BatchedUsers`, concurrent calls share batches and each still gets its own answer:
+/// 60 registrations of 20 accounts (each in three letter cases) create 20, and 60 clicks on
+/// their links confirm each account exactly once.
+async fn batched_users_answer_each_concurrent_call(store: &SeaStore) {
+    let batched = std::sync::Arc::new(store::batch::BatchedUsers::new(
+        std::sync::Arc::new(store.clone()),
+        16,
+    ));
+    let address = |i: usize| match i % 3 {
+        0 => format!("batched-{}@example.com", i / 3),
+        1 => format!("BATCHED-{}@example.com", i / 3),
+        _ => format!("Batched-{}@Example.com", i / 3),
+    };
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let batched = std::sync::Arc::clone(&batched);
+            let a = address(i);
+            tokio::spawn(async move { batched.register(&email(&a), t0()).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if let Registration::Created { .. } = task.await.unwrap().unwrap() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 20);
+    assert_eq!(common::count(store, "users").await, 20);
+    assert_eq!(common::count(store, "email_messages").await, 20);
+
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let batched = std::sync::Arc::clone(&batched);
+            let a = address(i);
+            tokio::spawn(async move { batched.confirm(&email(&a), t0(), t0() + secs(1.0)).await })
+        })
+        .collect();
+    let mut confirmed = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            ConfirmOutcome::Confirmed => confirmed += 1,
+            ConfirmOutcome::AlreadyConfirmed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(confirmed, 20, "each account confirmed exactly once");
+}
+
 backend_tests!(
+    batches_register_and_confirm_per_entry,
+    batched_users_answer_each_concurrent_call,
     resend_outcomes,
     resend_daily_cap_counts_the_last_24_hours,
     concurrent_resends_queue_one,
