@@ -12,7 +12,8 @@
 //! claims, recorded sends and queue acknowledgements.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -95,72 +96,166 @@ where
 /// A [`UserStore`] that sends concurrent registrations and confirmations to the store it wraps
 /// in batches ([`UserStore::register_many`], [`UserStore::confirm_many`], at most `max` per
 /// batch); every other call goes straight through. A batch runs with the latest `now` of its
-/// calls. If a batch of several fails, its calls are retried one by one, so one bad call cannot
-/// fail the others. Needs a Tokio runtime (it spawns the batch tasks).
+/// calls. If a batch of several fails for another reason than an unavailable database, its calls
+/// are retried one by one, so one bad call cannot fail the others. While the database is down,
+/// the calls that waited through a failed batch get its error at once rather than waiting for
+/// another connection attempt. Needs a Tokio runtime (it spawns the batch tasks).
 #[derive(Debug)]
 pub struct BatchedUsers {
     inner: Arc<dyn UserStore>,
-    registrations: Coalescer<(EmailAddress, DateTime<Utc>), Result<Registration, StoreError>>,
-    confirmations: Coalescer<ConfirmCall, Result<ConfirmOutcome, StoreError>>,
+    registrations: Coalescer<Call<RegisterCall>, Result<Registration, StoreError>>,
+    confirmations: Coalescer<Call<ConfirmCall>, Result<ConfirmOutcome, StoreError>>,
 }
+
+/// A registration waiting for its batch: the address and the request's time.
+type RegisterCall = (EmailAddress, DateTime<Utc>);
 
 /// A confirmation waiting for its batch: the address, the link's time, the request's time.
 type ConfirmCall = (EmailAddress, DateTime<Utc>, DateTime<Utc>);
 
+/// A call and when it was made (to tell the calls that waited through a failed batch).
+type Call<C> = (Instant, C);
+
+/// The last time a batch found the database unavailable, and why.
+///
+/// Calls made before that moment have already waited for one connection attempt (up to the
+/// pool's acquire timeout) while the database was down; they get that answer at once instead of
+/// waiting for another attempt, so that during an outage a request waits for at most one
+/// attempt, as it would without batching.
+#[derive(Debug, Default)]
+struct Outage(Mutex<Option<(Instant, StoreError)>>);
+
+impl Outage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, StoreError)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The error to give a call made at `made`, if it waited through a failed batch.
+    fn waited_through(&self, made: Instant) -> Option<StoreError> {
+        match &*self.lock() {
+            Some((at, error)) if made < *at => Some(error.share()),
+            _ => None,
+        }
+    }
+
+    fn record(&self, error: &StoreError) {
+        if error.is_unavailable() {
+            *self.lock() = Some((Instant::now(), error.share()));
+        }
+    }
+}
+
+/// Answers one batch of calls: those that waited through a failed batch get its error, the
+/// others go to `many` in one statement; if that fails for another reason than an unavailable
+/// database, they are retried one by one with `one`, so one bad call cannot fail the others.
+async fn answer<C, A, Many, ManyFut, One, OneFut>(
+    calls: Vec<Call<C>>,
+    outage: &Outage,
+    many: Many,
+    one: One,
+) -> Vec<Result<A, StoreError>>
+where
+    C: Clone,
+    Many: Fn(Vec<C>) -> ManyFut,
+    ManyFut: Future<Output = Result<Vec<A>, StoreError>>,
+    One: Fn(C) -> OneFut,
+    OneFut: Future<Output = Result<A, StoreError>>,
+{
+    let mut answers: Vec<Option<Result<A, StoreError>>> = calls
+        .iter()
+        .map(|(made, _)| outage.waited_through(*made).map(Err))
+        .collect();
+    let tried: Vec<C> = calls
+        .iter()
+        .zip(&answers)
+        .filter(|(_, answer)| answer.is_none())
+        .map(|((_, call), _)| call.clone())
+        .collect();
+    if !tried.is_empty() {
+        let count = tried.len();
+        let mut results: Vec<Result<A, StoreError>> = match many(tried.clone()).await {
+            Ok(batch) if batch.len() == count => batch.into_iter().map(Ok).collect(),
+            Ok(_) => (0..count)
+                .map(|_| {
+                    Err(StoreError::Corrupt(
+                        "a batch gave the wrong number of answers".into(),
+                    ))
+                })
+                .collect(),
+            Err(error) if error.is_unavailable() || count == 1 => {
+                outage.record(&error);
+                (0..count).map(|_| Err(error.share())).collect()
+            }
+            Err(_) => {
+                let mut singles = Vec::with_capacity(count);
+                for call in tried {
+                    singles.push(one(call).await);
+                }
+                singles
+            }
+        };
+        results.reverse();
+        for answer in answers.iter_mut().filter(|a| a.is_none()) {
+            *answer = results.pop();
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(StoreError::Corrupt("a batch lost an answer".into()))))
+        .collect()
+}
+
 impl BatchedUsers {
     pub fn new(inner: Arc<dyn UserStore>, max: usize) -> Self {
-        let store = Arc::clone(&inner);
-        let registrations =
-            Coalescer::spawn(max, move |calls: Vec<(EmailAddress, DateTime<Utc>)>| {
-                let store = Arc::clone(&store);
-                async move {
-                    let now = latest(calls.iter().map(|(_, now)| *now));
-                    let count = calls.len();
-                    let emails: Vec<EmailAddress> = calls.iter().map(|(e, _)| e.clone()).collect();
-                    match store.register_many(emails, now).await {
-                        Ok(answers) if answers.len() == count => {
-                            answers.into_iter().map(Ok).collect()
-                        }
-                        failed if count == 1 => vec![failed.and_then(|mut a| {
-                            a.pop().ok_or_else(|| {
-                                StoreError::Corrupt("no answer to a registration".into())
-                            })
-                        })],
-                        _ => {
-                            let mut answers = Vec::with_capacity(count);
-                            for (email, now) in &calls {
-                                answers.push(store.register(email, *now).await);
-                            }
-                            answers
-                        }
-                    }
-                }
-            });
-        let store = Arc::clone(&inner);
-        let confirmations = Coalescer::spawn(max, move |calls: Vec<ConfirmCall>| {
-            let store = Arc::clone(&store);
+        let (store, outage) = (Arc::clone(&inner), Arc::new(Outage::default()));
+        let registrations = Coalescer::spawn(max, move |calls: Vec<Call<RegisterCall>>| {
+            let (store, outage) = (Arc::clone(&store), Arc::clone(&outage));
             async move {
-                let now = latest(calls.iter().map(|(_, _, now)| *now));
-                let count = calls.len();
-                let links = calls
-                    .iter()
-                    .map(|(e, issued, _)| (e.clone(), *issued))
-                    .collect();
-                match store.confirm_many(links, now).await {
-                    Ok(answers) if answers.len() == count => answers.into_iter().map(Ok).collect(),
-                    failed if count == 1 => vec![failed.and_then(|mut a| {
-                        a.pop().ok_or_else(|| {
-                            StoreError::Corrupt("no answer to a confirmation".into())
-                        })
-                    })],
-                    _ => {
-                        let mut answers = Vec::with_capacity(count);
-                        for (email, issued_at, now) in &calls {
-                            answers.push(store.confirm(email, *issued_at, *now).await);
+                let now = latest(calls.iter().map(|(_, (_, now))| *now));
+                answer(
+                    calls,
+                    &outage,
+                    |emails: Vec<RegisterCall>| {
+                        let store = Arc::clone(&store);
+                        async move {
+                            let emails = emails.into_iter().map(|(e, _)| e).collect();
+                            store.register_many(emails, now).await
                         }
-                        answers
-                    }
-                }
+                    },
+                    |(email, now): RegisterCall| {
+                        let store = Arc::clone(&store);
+                        async move { store.register(&email, now).await }
+                    },
+                )
+                .await
+            }
+        });
+        let (store, outage) = (Arc::clone(&inner), Arc::new(Outage::default()));
+        let confirmations = Coalescer::spawn(max, move |calls: Vec<Call<ConfirmCall>>| {
+            let (store, outage) = (Arc::clone(&store), Arc::clone(&outage));
+            async move {
+                let now = latest(calls.iter().map(|(_, (_, _, now))| *now));
+                answer(
+                    calls,
+                    &outage,
+                    |links: Vec<ConfirmCall>| {
+                        let store = Arc::clone(&store);
+                        async move {
+                            let links = links
+                                .into_iter()
+                                .map(|(e, issued, _)| (e, issued))
+                                .collect();
+                            store.confirm_many(links, now).await
+                        }
+                    },
+                    |(email, issued_at, now): ConfirmCall| {
+                        let store = Arc::clone(&store);
+                        async move { store.confirm(&email, issued_at, now).await }
+                    },
+                )
+                .await
             }
         });
         Self {
@@ -187,7 +282,7 @@ impl UserStore for BatchedUsers {
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError> {
         self.registrations
-            .call((email.clone(), now))
+            .call((Instant::now(), (email.clone(), now)))
             .await
             .map_err(stopped)?
     }
@@ -211,7 +306,7 @@ impl UserStore for BatchedUsers {
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError> {
         self.confirmations
-            .call((email.clone(), issued_at, now))
+            .call((Instant::now(), (email.clone(), issued_at, now)))
             .await
             .map_err(stopped)?
     }
@@ -302,6 +397,116 @@ mod tests {
         let mut all: Vec<u32> = batches.concat();
         all.sort_unstable();
         assert_eq!(all, (0..=6).collect::<Vec<_>>());
+    }
+
+    /// A `UserStore` whose batch registration waits for a gate and then finds the database
+    /// down (the first time only).
+    #[derive(Debug)]
+    struct DownOnce {
+        batches: std::sync::atomic::AtomicUsize,
+        gate: tokio::sync::watch::Receiver<bool>,
+    }
+
+    #[async_trait]
+    impl UserStore for DownOnce {
+        async fn register(
+            &self,
+            _: &EmailAddress,
+            _: DateTime<Utc>,
+        ) -> Result<Registration, StoreError> {
+            unreachable!("unavailable errors are not retried one by one")
+        }
+        async fn register_many(
+            &self,
+            emails: Vec<EmailAddress>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<Registration>, StoreError> {
+            let n = self
+                .batches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                let _ = self.gate.clone().wait_for(|open| *open).await;
+                return Err(StoreError::Unavailable("connection refused".into()));
+            }
+            Ok(emails
+                .iter()
+                .map(|_| Registration::AlreadyRegistered)
+                .collect())
+        }
+        async fn find_by_email(&self, _: &EmailAddress) -> Result<Option<User>, StoreError> {
+            unreachable!()
+        }
+        async fn confirm(
+            &self,
+            _: &EmailAddress,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<ConfirmOutcome, StoreError> {
+            unreachable!()
+        }
+        async fn confirm_many(
+            &self,
+            _: Vec<(EmailAddress, DateTime<Utc>)>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<ConfirmOutcome>, StoreError> {
+            unreachable!()
+        }
+        async fn resend(
+            &self,
+            _: &EmailAddress,
+            _: ResendPolicy,
+            _: DateTime<Utc>,
+        ) -> Result<Resend, StoreError> {
+            unreachable!()
+        }
+        async fn recent_users(&self, _: u64) -> Result<Vec<User>, StoreError> {
+            unreachable!()
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            unreachable!()
+        }
+    }
+
+    /// During an outage a call waits for at most one connection attempt: the calls queued
+    /// behind a batch that found the database down get its error without a second attempt;
+    /// a call made afterwards is tried again.
+    #[tokio::test]
+    async fn calls_that_waited_through_an_outage_get_its_error_at_once() {
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let store = Arc::new(DownOnce {
+            batches: std::sync::atomic::AtomicUsize::new(0),
+            gate,
+        });
+        let users = Arc::new(BatchedUsers::new(store.clone(), 8));
+        let address = |n: u32| EmailAddress::parse(&format!("user{n}@example.com")).unwrap();
+        let call = |n: u32| {
+            let users = Arc::clone(&users);
+            tokio::spawn(async move { users.register(&address(n), Utc::now()).await })
+        };
+        let first = call(1);
+        while store.batches.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let queued: Vec<_> = (2..=4).map(call).collect();
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        release.send_replace(true);
+        assert!(first.await.unwrap().unwrap_err().is_unavailable());
+        for handle in queued {
+            assert!(handle.await.unwrap().unwrap_err().is_unavailable());
+        }
+        assert_eq!(
+            store.batches.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the queued calls were not tried again"
+        );
+        assert_eq!(
+            call(5).await.unwrap().unwrap(),
+            Registration::AlreadyRegistered,
+            "a later call is tried"
+        );
+        assert_eq!(store.batches.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
