@@ -533,6 +533,9 @@ def scenario_rate(run):
     copies = wait_settled(top, index, addrs, n / rate * 3 + 60)
     delivered, dupes = tally(copies)
     check(delivered == n, f"delivered {delivered} of {n}")
+    # Nothing fails here, so nothing may be sent twice (a job once waited for its send slot
+    # while holding its lease, and the lease ran out).
+    check(dupes == 0, f"{dupes} duplicate(s) although nothing failed")
     times = sorted(r["at"].timestamp() for r in read_attempts(top.maildir)
                    if r["stage"] == "DATA" and r["code"] == 250 and r["rcpt"].startswith("rate-"))
     j, busiest = 0, 0

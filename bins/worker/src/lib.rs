@@ -9,9 +9,8 @@ use mailer::{MailError, Mailer, Message, Templates};
 use queue::{Job, JobQueue};
 use serde::Serialize;
 use settings::{Settings, SettingsError};
-use store::{Claim, MessageStore, SeaStore, StoreError};
-
 use store::batch::{self, Coalescer};
+use store::{Claim, MessageStore, SeaStore, StoreError};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -406,14 +405,27 @@ impl Deliverer {
     /// [`Self::handle`] without its span, for callers already in one.
     async fn handle_in_span(&self, job: Job) -> Result<Outcome, WorkerError> {
         let id = job.message_id;
-        let now = self.clock.now();
-        if self.paused_for().is_some() {
+        let paused = || {
             // Not claimed: the message stays owed and is swept again once sending resumes.
             tracing::info!(message_id = %id, "Job skipped: sending is paused");
-            return Ok(Outcome::Skipped(
+            Ok(Outcome::Skipped(
                 "sending paused after an account-level failure",
-            ));
+            ))
+        };
+        if self.paused_for().is_some() {
+            return paused();
         }
+        // The send slot (MAIL_MAX_RATE) is taken before the claim, so the lease covers only the
+        // send: a long wait for a slot cannot outlast the lease and let this message be claimed
+        // and sent again by another job meanwhile.
+        let permit = match &self.limiter {
+            Some(limiter) => Some(limiter.acquire().await),
+            None => None,
+        };
+        if self.paused_for().is_some() {
+            return paused();
+        }
+        let now = self.clock.now();
         let skipped = match self.claim(id, now).await? {
             Claim::Claimed(message) => {
                 tracing::info!(
@@ -423,7 +435,7 @@ impl Deliverer {
                     provider = self.mailer.provider(),
                     "job started"
                 );
-                let outcome = self.send_claimed(&message, now).await?;
+                let outcome = self.send_claimed(&message, now, permit).await?;
                 log_outcome(id, &message.recipient.masked(), &outcome);
                 return Ok(outcome);
             }
@@ -435,19 +447,21 @@ impl Deliverer {
         Ok(Outcome::Skipped(skipped))
     }
 
+    /// Renders and sends a claimed message, holding `permit` (the send slot, if the rate is
+    /// limited) until the provider has answered.
     async fn send_claimed(
         &self,
         message: &OwedMessage,
         now: DateTime<Utc>,
+        permit: Option<RatePermit<'_>>,
     ) -> Result<Outcome, WorkerError> {
         let email = match self.render(message, now) {
             Ok(email) => email,
             // A broken template override: retry later, once the operator has fixed it.
-            Err(error) => return self.failed(message, MailError::Transient(error)).await,
-        };
-        let permit = match &self.limiter {
-            Some(limiter) => Some(limiter.acquire().await),
-            None => None,
+            Err(error) => {
+                drop(permit);
+                return self.failed(message, MailError::Transient(error)).await;
+            }
         };
         let provider = self.mailer.provider();
         let started = std::time::Instant::now();

@@ -403,6 +403,55 @@ async fn batched_jobs_share_claims_and_sends_and_keep_their_own_answers() {
     assert_eq!(queue.depth().await.unwrap(), 0, "every job acknowledged");
 }
 
+/// With MAIL_MAX_RATE, a job waits for its send slot before it claims the message, so the
+/// lease covers only the send: a long wait for a slot cannot outlast the lease (and let the
+/// message be claimed and sent again meanwhile, as fault h once showed).
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_job_claims_only_once_it_has_a_send_slot() {
+    let start = tokio::time::Instant::now();
+    let claimed_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut messages = MockMessageStore::new();
+    let seen = Arc::clone(&claimed_at);
+    messages.expect_claim().times(2).returning(move |id, _, _| {
+        seen.lock().unwrap().push(start.elapsed());
+        Ok(Claim::Claimed(owed(id.0, 1)))
+    });
+    messages
+        .expect_mark_sent()
+        .times(2)
+        .returning(|_, _, _| Ok(()));
+    let mailer = Arc::new(MemoryMailer::new());
+    let d = Arc::new(Deliverer::new(
+        Arc::new(messages),
+        mailer.clone(),
+        Templates::new(EMAIL_TEMPLATES, None),
+        tokens(),
+        Arc::new(ManualClock::at_unix(NOW)),
+        DeliveryConfig {
+            max_rate: Some(1.0),
+            ..config()
+        },
+    ));
+    let jobs: Vec<_> = [1, 2]
+        .into_iter()
+        .map(|n| {
+            let d = Arc::clone(&d);
+            tokio::spawn(async move { d.handle(Job::new(MessageId(n))).await })
+        })
+        .collect();
+    for job in jobs {
+        assert!(matches!(job.await.unwrap().unwrap(), Outcome::Sent { .. }));
+    }
+    let mut claimed_at = claimed_at.lock().unwrap().clone();
+    claimed_at.sort();
+    assert_eq!(mailer.messages().len(), 2);
+    assert!(claimed_at[0] < Duration::from_millis(100), "{claimed_at:?}");
+    assert!(
+        claimed_at[1] >= Duration::from_secs(1),
+        "the second job claimed before it had a slot: {claimed_at:?}"
+    );
+}
+
 /// The most events within any half-open one-second window.
 fn busiest_second(times: &[Duration]) -> usize {
     let mut sorted = times.to_vec();
