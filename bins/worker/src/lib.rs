@@ -292,7 +292,7 @@ impl Deliverer {
                 let count = ids.len();
                 match store.claim_many(ids, now, lease).await {
                     Ok(answers) => answers,
-                    Err(error) => (0..count).map(|_| Err(error.share())).collect(),
+                    Err(error) => batch::fail_all(&error, count),
                 }
             }
         });
@@ -305,7 +305,7 @@ impl Deliverer {
                 let count = sends.len();
                 match store.mark_sent_many(sends, now).await {
                     Ok(()) => (0..count).map(|_| Ok(())).collect(),
-                    Err(error) => (0..count).map(|_| Err(error.share())).collect(),
+                    Err(error) => batch::fail_all(&error, count),
                 }
             }
         });

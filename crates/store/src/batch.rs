@@ -186,7 +186,7 @@ where
                 .collect(),
             Err(error) if error.is_unavailable() || count == 1 => {
                 outage.record(&error);
-                (0..count).map(|_| Err(error.share())).collect()
+                fail_all(&error, count)
             }
             Err(_) => {
                 let mut singles = Vec::with_capacity(count);
@@ -264,6 +264,12 @@ impl BatchedUsers {
             confirmations,
         }
     }
+}
+
+/// The answers of a batch whose one statement failed: the same error for each of its `count`
+/// callers.
+pub fn fail_all<T>(error: &StoreError, count: usize) -> Vec<Result<T, StoreError>> {
+    (0..count).map(|_| Err(error.share())).collect()
 }
 
 fn latest(times: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {
