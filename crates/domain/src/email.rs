@@ -77,7 +77,10 @@ impl EmailAddress {
             return Err(EmailError::InvalidLocalPart);
         }
         let domain = normalise_domain(domain)?;
-        let address = format!("{local}@{domain}");
+        let mut address = String::with_capacity(local.len() + 1 + domain.len());
+        address.push_str(local);
+        address.push('@');
+        address.push_str(&domain);
         if address.len() > MAX_ADDRESS_LEN {
             return Err(EmailError::TooLong);
         }
@@ -90,6 +93,11 @@ impl EmailAddress {
     /// The address to send to: local part as typed, domain normalised.
     pub fn as_str(&self) -> &str {
         &self.address
+    }
+
+    /// The address to send to, as an owned string (no copy).
+    pub fn into_string(self) -> String {
+        self.address
     }
 
     /// The local part, as typed.
@@ -151,13 +159,22 @@ fn normalise_domain(domain: &str) -> Result<String, EmailError> {
         // Address literals (`user@[192.0.2.1]`) are not accepted for sign-ups.
         return Err(EmailError::InvalidDomain);
     }
-    let ascii = idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?;
-    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii).to_owned();
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
+    let ascii = if is_plain_ascii_domain(domain) {
+        // What IDNA would return for it (checked against it in the tests), without its cost:
+        // most addresses, and every stored one read back, take this path.
+        domain.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?
+    };
+    let mut ascii = ascii;
+    if ascii.ends_with('.') {
+        ascii.pop();
+    }
+    if !ascii.contains('.') {
         return Err(EmailError::InvalidDomain);
     }
-    let label_ok = |label: &&str| {
+    let mut labels = ascii.split('.');
+    let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= MAX_LABEL_LEN
             && !label.starts_with('-')
@@ -166,17 +183,28 @@ fn normalise_domain(domain: &str) -> Result<String, EmailError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
-    if !labels.iter().all(label_ok) {
+    if !labels.clone().all(label_ok) {
         return Err(EmailError::InvalidDomain);
     }
     // A top-level domain is never all digits; this refuses bare IPv4 addresses.
     if labels
-        .last()
+        .next_back()
         .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(EmailError::InvalidDomain);
     }
     Ok(ascii)
+}
+
+/// A domain IDNA leaves as it is but for lower-casing: ASCII letters, digits, hyphens and dots,
+/// with no label in punycode (`xn--`, which IDNA decodes to check).
+fn is_plain_ascii_domain(domain: &str) -> bool {
+    domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !domain
+            .split('.')
+            .any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"))
 }
 
 #[cfg(test)]
@@ -290,5 +318,30 @@ mod tests {
         let a = ok("secret.person@example.com");
         assert_eq!(a.masked(), "s***@example.com");
         assert!(!format!("{a:?}").contains("secret.person"));
+    }
+
+    proptest::proptest! {
+        /// The fast path for plain ASCII domains gives exactly what IDNA gives.
+        #[test]
+        fn plain_ascii_domains_normalise_as_idna_does(domain in "[a-zA-Z0-9.-]{0,70}") {
+            if is_plain_ascii_domain(&domain) {
+                let idna = idna::domain_to_ascii(&domain);
+                proptest::prop_assert_eq!(idna.ok(), Some(domain.to_ascii_lowercase()));
+            }
+        }
+    }
+
+    #[test]
+    fn punycode_and_non_ascii_domains_go_through_idna() {
+        assert!(is_plain_ascii_domain("Mail.Example.COM"));
+        assert!(!is_plain_ascii_domain("xn--bcher-kva.example"));
+        assert!(!is_plain_ascii_domain("a.XN--bcher-kva.example"));
+        assert!(!is_plain_ascii_domain("bücher.example"));
+        assert!(!is_plain_ascii_domain("under_score.example"));
+        // An invalid punycode label is still refused.
+        assert_eq!(
+            EmailAddress::parse("a@xn--a.example"),
+            Err(EmailError::InvalidDomain)
+        );
     }
 }

@@ -357,6 +357,16 @@ fn truncate_chars(mut s: String, max: usize) -> String {
     s
 }
 
+/// A user's columns but `email_key`, in the order `recent_users` selects them.
+type UserColumns = (
+    i64,
+    String,
+    bool,
+    bool,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
 fn user_from_model(m: user::Model) -> Result<User, StoreError> {
     let email = EmailAddress::parse(&m.email)
         .map_err(|_| StoreError::Corrupt(format!("user {} has an invalid email address", m.id)))?;
@@ -862,13 +872,38 @@ impl UserStore for SeaStore {
     }
 
     async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {
+        // The columns a `User` needs (not `email_key`), read by position: this runs on every
+        // home page view, and reading a `Model` looks each column up by name in each row.
+        use user::Column as C;
         user::Entity::find()
-            .order_by_desc(user::Column::Id)
+            .select_only()
+            .columns([
+                C::Id,
+                C::Email,
+                C::Confirmed,
+                C::EmailSent,
+                C::RegisteredOn,
+                C::ConfirmedOn,
+            ])
+            .order_by_desc(C::Id)
             .limit(limit)
+            .into_tuple::<UserColumns>()
             .all(&self.db)
             .await?
             .into_iter()
-            .map(user_from_model)
+            .map(
+                |(id, email, confirmed, email_sent, registered_on, confirmed_on)| {
+                    user_from_model(user::Model {
+                        id,
+                        email,
+                        email_key: String::new(),
+                        confirmed,
+                        email_sent,
+                        registered_on,
+                        confirmed_on,
+                    })
+                },
+            )
             .collect()
     }
 

@@ -17,6 +17,19 @@ pub enum AppError {
     Template(#[from] mailer::TemplateError),
 }
 
+impl AppError {
+    /// The same error for another waiter (when one failed read answers several requests).
+    pub fn share(&self) -> Self {
+        match self {
+            Self::Store(error) => Self::Store(error.share()),
+            Self::Template(error) => Self::Template(mailer::TemplateError {
+                name: error.name.clone(),
+                source: minijinja::Error::new(error.source.kind(), error.source.to_string()),
+            }),
+        }
+    }
+}
+
 const UNAVAILABLE_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title>\
 <link rel=\"stylesheet\" href=\"/static/main.css\"></head><body><main class=\"container\"><h1>Temporarily unavailable</h1>\
 <p>We cannot take registrations for a moment. Nothing was saved; please try again in a few seconds.</p>\

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Redirect, Response};
-use domain::{EmailAddress, MAX_ADDRESS_LEN, RequestId, User};
+use domain::{EmailAddress, MAX_ADDRESS_LEN, RequestId};
 use queue::Job;
 use serde::{Deserialize, Serialize};
 use store::{ConfirmOutcome, Registration, Resend};
@@ -42,28 +42,7 @@ struct FlashView {
 }
 
 #[derive(Debug, Serialize)]
-struct UserRow {
-    id: i64,
-    email: String,
-    email_sent: &'static str,
-    confirmed: &'static str,
-}
-
-impl From<User> for UserRow {
-    fn from(user: User) -> Self {
-        // The tutorial's Jinja printed Python booleans.
-        let yes_no = |b: bool| if b { "True" } else { "False" };
-        Self {
-            id: user.id.0,
-            email: user.email.to_string(),
-            email_sent: yes_no(user.email_sent),
-            confirmed: yes_no(user.confirmed),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct HomeView {
+struct HomeView<'a> {
     flashes: Vec<FlashView>,
     csrf_token: String,
     email: String,
@@ -71,7 +50,8 @@ struct HomeView {
     resend_email: String,
     resend_error: Option<String>,
     show_users: bool,
-    users: Vec<UserRow>,
+    /// The rendered users table (HTML), empty when not shown.
+    users_table: &'a str,
 }
 
 /// What the home page shows besides the flash: a form's rejected input and its error.
@@ -107,16 +87,10 @@ async fn render_home(
     flash: Option<Flash>,
     problem: Option<FormProblem>,
 ) -> Result<Response, AppError> {
-    let users = if state.config.show_users {
-        state
-            .users
-            .recent_users(state.config.users_limit)
-            .await?
-            .into_iter()
-            .map(UserRow::from)
-            .collect()
+    let users_table = if state.config.show_users {
+        Some(state.users_table.render().await?)
     } else {
-        Vec::new()
+        None
     };
     let (csrf_token, csrf_cookie) = csrf_token_for(state, headers);
     let (mut email, mut error, mut resend_email, mut resend_error) =
@@ -141,7 +115,7 @@ async fn render_home(
         resend_email,
         resend_error,
         show_users: state.config.show_users,
-        users,
+        users_table: users_table.as_deref().unwrap_or_default(),
     };
     let mut response = html(status, state.pages.render("web/home.html", &view)?);
     if flash.is_some() {

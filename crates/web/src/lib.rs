@@ -22,6 +22,7 @@ mod handlers;
 mod limits;
 pub mod ops;
 mod request_id;
+mod users_table;
 
 pub use admin::{AdminToken, MIN_ADMIN_TOKEN_LEN};
 pub use csrf::{CSRF_COOKIE, CSRF_MAX_AGE, Csrf};
@@ -35,6 +36,10 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     (
         "web/_base.html",
         include_str!("../../../templates/web/_base.html"),
+    ),
+    (
+        "web/_users.html",
+        include_str!("../../../templates/web/_users.html"),
     ),
     (
         "web/home.html",
@@ -129,6 +134,8 @@ pub struct AppState {
     /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
     /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The home page's users table, shared by the requests that wait for it at once.
+    users_table: Arc<users_table::UsersTable>,
 }
 
 impl AppState {
@@ -148,6 +155,11 @@ impl AppState {
         pages: Templates,
         config: WebConfig,
     ) -> Self {
+        let users_table = Arc::new(users_table::UsersTable::new(
+            Arc::clone(&users),
+            pages.clone(),
+            config.users_limit,
+        ));
         Self {
             users,
             messages,
@@ -160,6 +172,7 @@ impl AppState {
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
             metrics: None,
+            users_table,
         }
     }
 
