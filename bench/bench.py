@@ -806,9 +806,11 @@ class Harness:
                                    f"FROM email_messages WHERE id BETWEEN {lo} AND {hi}"))
         dead = int(psql(self.db, "SELECT count(*) FROM email_messages WHERE status <> 'sent' "
                                  f"AND id BETWEEN {lo} AND {hi}"))
-        time.sleep(0.3)
-        sink_delta = sink_count(self.sink_out) - sink_before
+        # smtp-sink's running count reaches its file through a buffer: while the worker's
+        # connections stay open it can show up to ~66 messages fewer than it received. Give it
+        # up to 5 s (with the worker stopped, so its connections close) to catch up.
         self.stop_worker()
+        sink_delta = wait_sink_count(self.sink_out, sink_before, len(ids))
         concurrency = worker_concurrency(self.args.repo)
         connections = smtp_connections(self.args.repo)
         self.results["drain"] = {
@@ -837,8 +839,7 @@ class Harness:
         finish()
         if proc.returncode != 0:
             raise BenchError(f"smtp-source failed; see {proc.log_path}")
-        time.sleep(0.3)
-        counted = sink_count(self.sink_out) - before
+        counted = wait_sink_count(self.sink_out, before, BACKLOG)
         self.results["smtp_source"] = {"messages": BACKLOG, "seconds": t1 - t0,
                                        "rate": BACKLOG / (t1 - t0), "sessions": connections,
                                        "size": size, "sink_counted": counted}
@@ -1074,6 +1075,16 @@ def merge_cpu(splits: list, label: str) -> None:
     for p in parts:
         splits.remove(p)
     splits.insert(index, merged)
+
+
+def wait_sink_count(path: str, before: int, expected: int, timeout: float = 5.0) -> int:
+    """The sink's count since `before`, read until it reaches `expected` or `timeout` passes."""
+    deadline = time.time() + timeout
+    while True:
+        counted = sink_count(path) - before
+        if counted >= expected or time.time() > deadline:
+            return counted
+        time.sleep(0.1)
 
 
 def sink_count(path: str) -> int:

@@ -7,6 +7,10 @@
 //! round trip) every time it reused a connection, and it did not bound the number of open
 //! connections (only idle ones). Here we open the TCP connection ourselves with `TCP_NODELAY`,
 //! reuse a recently used connection as is, and never have more than `max_connections` open.
+//!
+//! When the server offers PIPELINING (RFC 2920), a message is sent in two round trips instead
+//! of four: `MAIL FROM`, `RCPT TO` and `DATA` in one write, then the body and its final `.` in
+//! one write. Servers that do not offer it get one command at a time, through lettre.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -17,6 +21,7 @@ use async_trait::async_trait;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -131,7 +136,69 @@ pub struct SmtpMailer {
     max_connections: usize,
     /// One permit per connection that may be open; held for the whole send.
     permits: Semaphore,
-    idle: IdlePool<AsyncSmtpConnection>,
+    idle: IdlePool<Connection>,
+}
+
+/// An open connection and what its server offered.
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    /// The server's EHLO reply (after TLS) listed PIPELINING.
+    pipelining: bool,
+}
+
+impl Connection {
+    /// Sends one message: pipelined when the server allows it (see the module docs), else one
+    /// command at a time. After an error the connection's state is unknown: drop it.
+    async fn send(
+        &mut self,
+        envelope: &Envelope,
+        email: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        // lettre's own send adds SMTPUTF8 / 8BITMIME when they are needed; ours never does.
+        let plain = envelope
+            .from()
+            .is_none_or(|a| AsRef::<str>::as_ref(a).is_ascii())
+            && envelope
+                .to()
+                .iter()
+                .all(|a| AsRef::<str>::as_ref(a).is_ascii())
+            && email.is_ascii();
+        let (true, Ok(text)) = (self.pipelining && plain, std::str::from_utf8(email)) else {
+            self.smtp.send(envelope, email).await?;
+            return Ok(());
+        };
+        let mut commands = Mail::new(envelope.from().cloned(), vec![]).to_string();
+        for to in envelope.to() {
+            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        commands.push_str(&Data.to_string());
+        // One reply per command, in order; the first refusal ends the send.
+        self.smtp.command(commands.as_str()).await?;
+        for _ in envelope.to() {
+            self.smtp.read_response().await?;
+        }
+        self.smtp.read_response().await?;
+        self.smtp.command(dot_stuffed(text).as_str()).await?;
+        Ok(())
+    }
+}
+
+/// The message as sent after `DATA`: a `.` doubled at the start of every line (RFC 5321
+/// §4.5.2, as lettre does it), then `\r\n.\r\n`.
+fn dot_stuffed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    if text.starts_with('.') {
+        out.push('.');
+    }
+    let mut rest = text;
+    while let Some(at) = rest.find("\r\n.") {
+        out.push_str(&rest[..at + 3]);
+        out.push('.');
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    out.push_str("\r\n.\r\n");
+    out
 }
 
 impl fmt::Debug for SmtpMailer {
@@ -251,7 +318,7 @@ impl SmtpMailer {
         })?;
         let mut conn = self.connection().await?;
         conn.send(envelope, email).await?;
-        if conn.has_broken() {
+        if conn.smtp.has_broken() {
             drop(conn);
         } else {
             self.idle.put(conn, Instant::now());
@@ -262,14 +329,15 @@ impl SmtpMailer {
     }
 
     /// An idle connection if a usable one is there, else a new one. Call with a permit held.
-    async fn connection(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+    async fn connection(&self) -> Result<Connection, SendFailure> {
         let (idle, expired) = self.idle.take(Instant::now());
         quit_in_background(expired);
         match idle {
             Some((conn, Freshness::Fresh)) => return Ok(conn),
             Some((mut conn, Freshness::Stale)) => {
-                let alive = tokio::time::timeout(self.connect_timeout, conn.test_connected()).await;
-                if matches!(alive, Ok(true)) && !conn.has_broken() {
+                let alive =
+                    tokio::time::timeout(self.connect_timeout, conn.smtp.test_connected()).await;
+                if matches!(alive, Ok(true)) && !conn.smtp.has_broken() {
                     return Ok(conn);
                 }
                 tracing::debug!(server = %self.server(), "idle SMTP connection failed its NOOP check; opening a new one");
@@ -279,8 +347,9 @@ impl SmtpMailer {
         self.open().await
     }
 
-    /// Connects, reads the greeting, sends EHLO, sets up TLS as configured and authenticates.
-    async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+    /// Connects, reads the greeting, sends EHLO, sets up TLS as configured, asks EHLO again
+    /// for the extensions lettre does not record (PIPELINING) and authenticates.
+    async fn open(&self) -> Result<Connection, SendFailure> {
         tracing::debug!(server = %self.server(), "opening an SMTP connection");
         let hello = &self.hello_name;
         let mut conn = match &self.tls {
@@ -312,10 +381,18 @@ impl SmtpMailer {
             }
             _ => {}
         }
+        // Before AUTH: a new EHLO resets the session (RFC 5321 §4.1.4).
+        let ehlo = conn.command(Ehlo::new(hello.clone())).await?;
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         if let Some(credentials) = &self.credentials {
             conn.auth(AUTH_MECHANISMS, credentials).await?;
         }
-        Ok(conn)
+        Ok(Connection {
+            smtp: conn,
+            pipelining,
+        })
     }
 }
 
@@ -410,13 +487,13 @@ async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStre
 
 /// Sends QUIT on connections we no longer want, on a spawned task (bounded by
 /// `QUIT_TIMEOUT`), so the send that found them does not wait. Call inside a Tokio runtime.
-fn quit_in_background(connections: Vec<AsyncSmtpConnection>) {
+fn quit_in_background(connections: Vec<Connection>) {
     if connections.is_empty() {
         return;
     }
     tokio::spawn(async move {
         for mut conn in connections {
-            let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.abort()).await;
+            let _ = tokio::time::timeout(QUIT_TIMEOUT, conn.smtp.abort()).await;
         }
     });
 }
@@ -1251,6 +1328,11 @@ mod tests {
         noops: AtomicUsize,
         auths: AtomicUsize,
         starttls: AtomicUsize,
+        /// `MAIL` commands that arrived together with the next command (not waiting for the
+        /// reply).
+        pipelined: AtomicUsize,
+        /// Body lines received that started with `..` (a stuffed dot).
+        stuffed_lines: AtomicUsize,
     }
 
     impl Counts {
@@ -1267,6 +1349,10 @@ mod tests {
         hang_first_data: bool,
         /// Offer STARTTLS in the EHLO reply, and refuse it with 454 when asked.
         offer_starttls: bool,
+        /// Offer PIPELINING in the EHLO reply.
+        offer_pipelining: bool,
+        /// Refuse every `RCPT` with 550.
+        refuse_rcpt: bool,
     }
 
     struct FakeServer {
@@ -1348,6 +1434,9 @@ mod tests {
                 "EHLO" if behaviour.offer_starttls => {
                     b"250-fake.test\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"
                 }
+                "EHLO" if behaviour.offer_pipelining => {
+                    b"250-fake.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
+                }
                 "EHLO" => b"250-fake.test\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n",
                 "STARTTLS" => {
                     counts.starttls.fetch_add(1, Ordering::SeqCst);
@@ -1359,8 +1448,12 @@ mod tests {
                 }
                 "MAIL" => {
                     counts.mails.fetch_add(1, Ordering::SeqCst);
+                    if read.buffer().starts_with(b"RCPT") {
+                        counts.pipelined.fetch_add(1, Ordering::SeqCst);
+                    }
                     b"250 2.1.0 OK\r\n"
                 }
+                "RCPT" if behaviour.refuse_rcpt => b"550 5.1.1 No such user\r\n",
                 "RCPT" | "RSET" => b"250 2.1.5 OK\r\n",
                 "NOOP" => {
                     counts.noops.fetch_add(1, Ordering::SeqCst);
@@ -1382,6 +1475,9 @@ mod tests {
                         if line == ".\r\n" {
                             break;
                         }
+                        if line.starts_with("..") {
+                            counts.stuffed_lines.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                     counts.messages.fetch_add(1, Ordering::SeqCst);
                     if behaviour.hang_first_data && first_data.swap(false, Ordering::SeqCst) {
@@ -1397,6 +1493,72 @@ mod tests {
             };
             write.write_all(reply).await?;
         }
+    }
+
+    #[test]
+    fn dot_stuffing_doubles_a_dot_at_the_start_of_each_line() {
+        assert_eq!(dot_stuffed("a\r\nb"), "a\r\nb\r\n.\r\n");
+        assert_eq!(
+            dot_stuffed(".a\r\n.\r\nb.c\r\n..d\r\n"),
+            "..a\r\n..\r\nb.c\r\n...d\r\n\r\n.\r\n"
+        );
+        // Only after CRLF, as lettre does it.
+        assert_eq!(dot_stuffed("a\n.b\r.c"), "a\n.b\r.c\r\n.\r\n");
+    }
+
+    /// With PIPELINING offered, MAIL, RCPT and DATA go out together, the body is dot-stuffed,
+    /// and the connection is reused; without it, every command waits for its reply.
+    #[tokio::test]
+    async fn pipelines_mail_rcpt_data_only_when_the_server_offers_it() {
+        for offer_pipelining in [true, false] {
+            let server = FakeServer::start(Behaviour {
+                offer_pipelining,
+                ..Behaviour::default()
+            })
+            .await;
+            let mailer = server.mailer();
+            for i in 0..5 {
+                let mut message = message_to(&format!("user{i}@example.org"));
+                message.text = ".starts with a dot\n..and two\nnone.".into();
+                mailer.send(&message).await.unwrap();
+            }
+            let counts = &server.counts;
+            assert_eq!(Counts::get(&counts.messages), 5);
+            assert_eq!(Counts::get(&counts.connections), 1);
+            let expected = if offer_pipelining { 5 } else { 0 };
+            assert_eq!(
+                Counts::get(&counts.pipelined),
+                expected,
+                "{offer_pipelining}"
+            );
+            assert!(
+                Counts::get(&counts.stuffed_lines) >= 10,
+                "two stuffed lines per message"
+            );
+        }
+    }
+
+    /// A refused recipient in a pipelined send is a permanent failure, and the connection (with
+    /// DATA's reply still unread) is not reused.
+    #[tokio::test]
+    async fn pipelined_refusal_is_permanent_and_drops_the_connection() {
+        let server = FakeServer::start(Behaviour {
+            offer_pipelining: true,
+            refuse_rcpt: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = server.mailer();
+        for _ in 0..2 {
+            let err = mailer
+                .send(&message_to("nobody@example.org"))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, MailError::Permanent(_)), "{err:?}");
+        }
+        let counts = &server.counts;
+        assert_eq!(Counts::get(&counts.messages), 0);
+        assert_eq!(Counts::get(&counts.connections), 2);
     }
 
     #[tokio::test]
