@@ -675,6 +675,13 @@ pub async fn run(
         provider = deliverer.provider(),
         "delivery started"
     );
+    let concurrency = config.concurrency.max(1);
+    // While a backlog lasts (the last receive filled every free slot), wait for this many free
+    // slots before receiving again, so that jobs are received, claimed and recorded in batches
+    // rather than one at a time as single slots free up; otherwise receive as soon as one is
+    // free (an idle worker sends a lone job at once).
+    let backlog_batch = (concurrency / 4).clamp(1, config.batch.max(1));
+    let mut wait_for = 1;
     loop {
         if let Some(pause) = deliverer.paused_for() {
             // Leave jobs in the queue while the provider refuses the account.
@@ -688,7 +695,7 @@ pub async fn run(
         let mut permit = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+            permit = Arc::clone(&permits).acquire_many_owned(slots(wait_for)) => match permit { Ok(p) => p, Err(_) => break },
         };
         // Every other free slot too, so one receive can fill them all.
         let extra = permits
@@ -710,6 +717,11 @@ pub async fn run(
         while in_flight.try_join_next().is_some() {}
         match received {
             Ok(deliveries) => {
+                wait_for = if deliveries.len() >= permit.num_permits() {
+                    backlog_batch
+                } else {
+                    1
+                };
                 for delivery in deliveries {
                     // One slot per job; the slots left over go back when `permit` drops.
                     let Some(slot) = permit.split(1) else { break };
@@ -753,6 +765,11 @@ pub async fn run(
         in_flight.abort_all();
     }
     tracing::info!("delivery stopped");
+}
+
+/// `n` slots as a semaphore count (saturating; `n` never exceeds the concurrency in practice).
+fn slots(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// How the sweeper works.

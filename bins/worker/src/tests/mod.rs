@@ -403,6 +403,120 @@ async fn batched_jobs_share_claims_and_sends_and_keep_their_own_answers() {
     assert_eq!(queue.depth().await.unwrap(), 0, "every job acknowledged");
 }
 
+/// A queue that records, for each `receive_many`, how many jobs it asked for and got.
+#[derive(Debug)]
+struct RecordingQueue {
+    inner: EmbeddedQueue,
+    receives: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for RecordingQueue {
+    async fn publish(&self, job: Job) -> Result<(), queue::QueueError> {
+        self.inner.publish(job).await
+    }
+    async fn receive(&self, wait: Duration) -> Result<Option<queue::Delivery>, queue::QueueError> {
+        self.inner.receive(wait).await
+    }
+    async fn receive_many(
+        &self,
+        wait: Duration,
+        max: usize,
+    ) -> Result<Vec<queue::Delivery>, queue::QueueError> {
+        let got = self.inner.receive_many(wait, max).await?;
+        self.receives.lock().unwrap().push((max, got.len()));
+        Ok(got)
+    }
+    async fn ack(&self, delivery: &queue::Delivery) -> Result<(), queue::QueueError> {
+        self.inner.ack(delivery).await
+    }
+    async fn depth(&self) -> Result<u64, queue::QueueError> {
+        self.inner.depth().await
+    }
+}
+
+/// A mailer whose sends take 1 to 7 ms (virtual time), so that jobs finish one by one.
+#[derive(Debug, Default)]
+struct StaggeredMailer {
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Mailer for StaggeredMailer {
+    async fn send(&self, message: &Message) -> Result<mailer::Sent, MailError> {
+        let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let ms = 1 + (n * 5 + message.to.as_str().len()) % 7;
+        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+        Ok(mailer::Sent {
+            provider_message_id: None,
+        })
+    }
+    fn provider(&self) -> &'static str {
+        "staggered"
+    }
+}
+
+/// While a backlog lasts (a receive filled every free slot), the loop waits for a quarter of its
+/// slots before receiving again, so jobs are received (and claimed) several at a time even when
+/// they finish one by one; once the queue runs dry it receives for a single free slot again.
+#[tokio::test(start_paused = true)]
+async fn a_backlog_is_received_in_batches_not_one_job_per_freed_slot() {
+    let mut messages = MockMessageStore::new();
+    messages.expect_claim_many().returning(|ids, _, _| {
+        Ok(ids
+            .into_iter()
+            .map(|id| Ok(Claim::Claimed(owed(id.0, 1))))
+            .collect())
+    });
+    messages.expect_mark_sent_many().returning(|_, _| Ok(()));
+    let mailer = Arc::new(StaggeredMailer::default());
+    let d = Arc::new(deliverer(messages, mailer.clone()).with_batching(16));
+    let queue = Arc::new(RecordingQueue {
+        inner: EmbeddedQueue::new(),
+        receives: std::sync::Mutex::new(Vec::new()),
+    });
+    for n in 1..=100 {
+        queue.publish(Job::new(MessageId(n))).await.unwrap();
+    }
+    let (stop, stopped) = watch::channel(false);
+    let config = RunConfig {
+        concurrency: 16,
+        drain_timeout: Duration::from_secs(5),
+        poll: Duration::from_millis(20),
+        batch: 16,
+    };
+    let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
+    for _ in 0..2000 {
+        if queue.inner.depth().await.unwrap() == 0
+            && mailer.sent.load(std::sync::atomic::Ordering::SeqCst) == 100
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("run stops on shutdown")
+        .unwrap();
+    assert_eq!(mailer.sent.load(std::sync::atomic::Ordering::SeqCst), 100);
+    let receives = queue.receives.lock().unwrap().clone();
+    let got: usize = receives.iter().map(|(_, got)| got).sum();
+    assert_eq!(got, 100, "{receives:?}");
+    // After a full receive, the next one asks for at least 16 / 4 = 4 jobs.
+    for pair in receives.windows(2) {
+        let ((asked, got), (next_asked, _)) = (pair[0], pair[1]);
+        if got == asked && got > 0 {
+            assert!(
+                next_asked >= 4,
+                "received one at a time during a backlog: {receives:?}"
+            );
+        }
+    }
+    assert!(receives.len() <= 100 / 4 + 2, "{receives:?}");
+}
+
 /// With MAIL_MAX_RATE, a job waits for its send slot before it claims the message, so the
 /// lease covers only the send: a long wait for a slot cannot outlast the lease (and let the
 /// message be claimed and sent again meanwhile, as fault h once showed).
