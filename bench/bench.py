@@ -771,7 +771,7 @@ class Harness:
         r.close()
         log(f"backlog: {len(ids)} owed emails in the database, stream length {depth}")
         sink_before = sink_count(self.sink_out)
-                self.checkpoint()
+        self.checkpoint()
 
         holder: dict = {}
         start = time.time()
