@@ -565,9 +565,10 @@ impl Deliverer {
     }
 }
 
-/// A batch task that is gone: the process is shutting down; the message stays owed.
+/// A batch that gave no answer (the process is shutting down, or the batch failed): the
+/// message stays owed.
 fn stopped(_: batch::Stopped) -> StoreError {
-    StoreError::Unavailable("the worker is shutting down".to_owned())
+    StoreError::Unavailable("the batch gave no answer (shutting down, or it failed)".to_owned())
 }
 
 /// "1 hour", "90 minutes", "45 seconds".

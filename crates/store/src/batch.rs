@@ -26,6 +26,7 @@ use crate::{ConfirmOutcome, Registration, Resend, ResendPolicy, StoreError, User
 ///
 /// The task keeps running while the coalescer or a clone of it is alive; a batch already
 /// started always finishes (its callers may stop waiting, the batch is not cancelled with them).
+/// A batch that panics answers its own callers with [`Stopped`]; the next batch runs as usual.
 #[derive(Debug)]
 pub struct Coalescer<Req, Resp> {
     calls: mpsc::UnboundedSender<(Req, oneshot::Sender<Resp>)>,
@@ -39,9 +40,10 @@ impl<Req, Resp> Clone for Coalescer<Req, Resp> {
     }
 }
 
-/// The batch task is gone (the runtime is shutting down).
+/// No answer: the batch task is gone (the runtime is shutting down), or the batch carrying the
+/// call panicked or gave no answer for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the batching task has stopped")]
+#[error("the batch gave no answer (shutting down, or it failed)")]
 pub struct Stopped;
 
 impl<Req, Resp> Coalescer<Req, Resp>
@@ -74,10 +76,13 @@ where
                         Err(_) => break,
                     }
                 }
-                let answers = run(std::mem::take(&mut requests)).await;
-                for (reply, answer) in replies.drain(..).zip(answers) {
-                    // The caller may have stopped waiting; its answer is of no use then.
-                    let _ = reply.send(answer);
+                // On a task of its own, so that a batch that panics fails only its own callers
+                // (they see `Stopped`), not every later call.
+                if let Ok(answers) = tokio::spawn(run(std::mem::take(&mut requests))).await {
+                    for (reply, answer) in replies.drain(..).zip(answers) {
+                        // The caller may have stopped waiting; its answer is of no use then.
+                        let _ = reply.send(answer);
+                    }
                 }
                 replies.clear();
             }
@@ -277,7 +282,9 @@ fn latest(times: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {
 }
 
 fn stopped(_: Stopped) -> StoreError {
-    StoreError::Unavailable("the database batch task has stopped (shutting down)".into())
+    StoreError::Unavailable(
+        "the database batch gave no answer (shutting down, or it failed)".into(),
+    )
 }
 
 #[async_trait]
@@ -513,6 +520,16 @@ mod tests {
             "a later call is tried"
         );
         assert_eq!(store.batches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_its_callers_only() {
+        let coalescer = Coalescer::spawn(4, |xs: Vec<u32>| async move {
+            assert!(!xs.contains(&13), "a bug triggered by one input");
+            xs
+        });
+        assert_eq!(coalescer.call(13).await, Err(Stopped));
+        assert_eq!(coalescer.call(1).await, Ok(1));
     }
 
     #[tokio::test]
