@@ -743,7 +743,8 @@ class Harness:
 
     def drain(self) -> None:
         # Owe BACKLOG emails as the server does (user + queued message, then a job on the queue),
-        # in bulk, while no worker runs.
+        # in bulk, while no worker runs (a partial run can come here with one still running).
+        self.stop_worker()
         prefix = f"b{self.run_id}"
         ids = psql(self.db, f"""
             WITH u AS (
