@@ -698,10 +698,10 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => break,
             permit = Arc::clone(&permits).acquire_many_owned(slots(wait_for)) => match permit { Ok(p) => p, Err(_) => break },
         };
-        // Every other free slot too, so one receive can fill them all.
+        // Every other free slot too (up to the batch size), so one receive can fill them all.
         let extra = permits
             .available_permits()
-            .min(config.batch.max(1).saturating_sub(1));
+            .min(config.batch.max(1).saturating_sub(permit.num_permits()));
         if let Some(more) = u32::try_from(extra)
             .ok()
             .filter(|n| *n > 0)
