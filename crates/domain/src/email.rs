@@ -159,14 +159,13 @@ fn normalise_domain(domain: &str) -> Result<String, EmailError> {
         // Address literals (`user@[192.0.2.1]`) are not accepted for sign-ups.
         return Err(EmailError::InvalidDomain);
     }
-    let ascii = if is_plain_ascii_domain(domain) {
+    let mut ascii = if is_plain_ascii_domain(domain) {
         // What IDNA would return for it (checked against it in the tests), without its cost:
         // most addresses, and every stored one read back, take this path.
         domain.to_ascii_lowercase()
     } else {
         idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?
     };
-    let mut ascii = ascii;
     if ascii.ends_with('.') {
         ascii.pop();
     }

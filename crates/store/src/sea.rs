@@ -368,15 +368,28 @@ type UserColumns = (
 );
 
 fn user_from_model(m: user::Model) -> Result<User, StoreError> {
-    let email = EmailAddress::parse(&m.email)
-        .map_err(|_| StoreError::Corrupt(format!("user {} has an invalid email address", m.id)))?;
+    user_from_columns((
+        m.id,
+        m.email,
+        m.confirmed,
+        m.email_sent,
+        m.registered_on,
+        m.confirmed_on,
+    ))
+}
+
+fn user_from_columns(
+    (id, email, confirmed, email_sent, registered_on, confirmed_on): UserColumns,
+) -> Result<User, StoreError> {
+    let email = EmailAddress::parse(&email)
+        .map_err(|_| StoreError::Corrupt(format!("user {id} has an invalid email address")))?;
     Ok(User {
-        id: UserId(m.id),
+        id: UserId(id),
         email,
-        confirmed: m.confirmed,
-        email_sent: m.email_sent,
-        registered_on: m.registered_on,
-        confirmed_on: m.confirmed_on,
+        confirmed,
+        email_sent,
+        registered_on,
+        confirmed_on,
     })
 }
 
@@ -872,8 +885,8 @@ impl UserStore for SeaStore {
     }
 
     async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {
-        // The columns a `User` needs (not `email_key`), read by position: this runs on every
-        // home page view, and reading a `Model` looks each column up by name in each row.
+        // The columns a `User` needs (not `email_key`), read by position: this feeds the home
+        // page's users table, and reading a `Model` looks each column up by name in each row.
         use user::Column as C;
         user::Entity::find()
             .select_only()
@@ -891,19 +904,7 @@ impl UserStore for SeaStore {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(
-                |(id, email, confirmed, email_sent, registered_on, confirmed_on)| {
-                    user_from_model(user::Model {
-                        id,
-                        email,
-                        email_key: String::new(),
-                        confirmed,
-                        email_sent,
-                        registered_on,
-                        confirmed_on,
-                    })
-                },
-            )
+            .map(user_from_columns)
             .collect()
     }
 

@@ -21,7 +21,7 @@ use crate::AppError;
 const MAX_SHARED: usize = 1024;
 
 /// The template of the table (a fragment: the page includes it as it is).
-pub(crate) const TEMPLATE: &str = "web/_users.html";
+const TEMPLATE: &str = "web/_users.html";
 
 /// See the module docs.
 pub(crate) struct UsersTable {
@@ -141,6 +141,21 @@ mod tests {
         Arc::new(UsersTable::new(Arc::new(users), pages, 50))
     }
 
+    /// `n` renders started together (each on a task of its own), their answers in order.
+    async fn render_at_once(table: &Arc<UsersTable>, n: usize) -> Vec<Result<Arc<str>, AppError>> {
+        let calls: Vec<_> = (0..n)
+            .map(|_| {
+                let table = Arc::clone(table);
+                tokio::spawn(async move { table.render().await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        answers
+    }
+
     /// Requests that arrive while a read is running share the next one: five at once make one
     /// query, and each gets the whole table.
     #[tokio::test]
@@ -152,14 +167,8 @@ mod tests {
             .times(1)
             .returning(|_| Ok(vec![user(2, "b@example.com"), user(1, "a&x@example.com")]));
         let table = table(users);
-        let calls: Vec<_> = (0..5)
-            .map(|_| {
-                let table = Arc::clone(&table);
-                tokio::spawn(async move { table.render().await })
-            })
-            .collect();
-        for call in calls {
-            let html = call.await.unwrap().unwrap();
+        for answer in render_at_once(&table, 5).await {
+            let html = answer.unwrap();
             assert!(html.contains("<td>2</td><td>b@example.com</td><td>True</td><td>False</td>"));
             assert!(html.contains("a&amp;x@example.com"), "{html}");
         }
@@ -194,14 +203,8 @@ mod tests {
             .times(1)
             .returning(|_| Err(store::StoreError::Unavailable("down".into())));
         let table = table(users);
-        let calls: Vec<_> = (0..3)
-            .map(|_| {
-                let table = Arc::clone(&table);
-                tokio::spawn(async move { table.render().await })
-            })
-            .collect();
-        for call in calls {
-            match call.await.unwrap() {
+        for answer in render_at_once(&table, 3).await {
+            match answer {
                 Err(AppError::Store(error)) => assert!(error.is_unavailable(), "{error}"),
                 other => panic!("expected the store's error, got {other:?}"),
             }
