@@ -733,13 +733,16 @@ pub async fn run(
                         if let Err(error) = deliverer.handle_in_span(delivery.job).await {
                             tracing::error!(message_id = %delivery.job.message_id, %error, "Job error: left for the sweeper");
                         }
+                        // The job is recorded (or left owed) now: its slot is free for the next
+                        // one while the acknowledgement goes out. A job whose ack is lost is
+                        // delivered again and skipped as already sent.
+                        drop(slot);
                         let message_id = delivery.job.message_id;
                         match acks.call(delivery).await {
                             Ok(Ok(())) => {}
                             Ok(Err(error)) => tracing::warn!(%message_id, %error, "ack failed; the job may be delivered again"),
                             Err(error) => tracing::warn!(%message_id, %error, "ack failed; the job may be delivered again"),
                         }
-                        drop(slot);
                     }.instrument(span));
                 }
             }

@@ -277,45 +277,83 @@ async fn sweep_waits_while_jobs_are_waiting_in_the_queue() {
     );
 }
 
-// Paused time: the polling below advances the virtual clock only, no wall time passes.
-#[tokio::test(start_paused = true)]
-async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
+/// The delivery loop on a task of its own; [`Running::stop`] shuts it down and waits for it.
+struct Running {
+    stop: watch::Sender<bool>,
+    runner: tokio::task::JoinHandle<()>,
+}
+
+/// A store where each of `n` jobs claims its message and records it sent, one call each.
+fn claims_and_sends(n: usize) -> MockMessageStore {
     let mut messages = MockMessageStore::new();
     messages
         .expect_claim()
+        .times(n)
         .returning(|id, _, _| Ok(Claim::Claimed(owed(id.0, 1))));
     messages
         .expect_mark_sent()
-        .times(3)
+        .times(n)
         .returning(|_, _, _| Ok(()));
+    messages
+}
+
+/// The loop's settings in these tests: `concurrency` jobs in flight, batches of `batch`.
+fn run_config(concurrency: usize, batch: usize) -> RunConfig {
+    RunConfig {
+        concurrency,
+        drain_timeout: Duration::from_secs(5),
+        poll: Duration::from_millis(20),
+        batch,
+    }
+}
+
+fn start_run(queue: Arc<dyn JobQueue>, deliverer: Arc<Deliverer>, config: RunConfig) -> Running {
+    let (stop, stopped) = watch::channel(false);
+    let runner = tokio::spawn(run(queue, deliverer, config, stopped));
+    Running { stop, runner }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.runner)
+            .await
+            .expect("run stops on shutdown")
+            .unwrap();
+    }
+}
+
+/// Polls `done` until it holds, at most 1,000 times 1 ms apart (virtual time in the paused
+/// tests: no wall time passes). The caller asserts what it waited for.
+async fn wait_until(mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..1000 {
+        if done().await {
+            return;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+// Paused time: the polling below advances the virtual clock only, no wall time passes.
+#[tokio::test(start_paused = true)]
+async fn run_delivers_queued_jobs_then_stops_on_shutdown() {
     let mailer = Arc::new(MemoryMailer::new());
-    let d = Arc::new(deliverer(messages, mailer.clone()));
+    let d = Arc::new(deliverer(claims_and_sends(3), mailer.clone()));
     let queue = Arc::new(EmbeddedQueue::new());
     for n in 1..=3 {
         queue.publish(Job::new(MessageId(n))).await.unwrap();
     }
-    let (stop, stopped) = watch::channel(false);
     let config = RunConfig {
         concurrency: 2,
         drain_timeout: Duration::from_secs(5),
         poll: Duration::from_millis(20),
         ..RunConfig::default()
     };
-    let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
-    // Wait until all three were sent (event-driven: poll the mailer, bounded).
-    for _ in 0..500 {
-        if mailer.messages().len() == 3 {
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let running = start_run(queue.clone(), d, config);
+    wait_until(async || mailer.messages().len() == 3).await;
     assert_eq!(mailer.messages().len(), 3);
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), runner)
-        .await
-        .expect("run stops on shutdown")
-        .unwrap();
+    running.stop().await;
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
 
@@ -354,26 +392,9 @@ async fn batched_jobs_share_claims_and_sends_and_keep_their_own_answers() {
     for n in 1..=20 {
         queue.publish(Job::new(MessageId(n))).await.unwrap();
     }
-    let (stop, stopped) = watch::channel(false);
-    let config = RunConfig {
-        concurrency: 8,
-        drain_timeout: Duration::from_secs(5),
-        poll: Duration::from_millis(20),
-        batch: 8,
-    };
-    let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
-    for _ in 0..500 {
-        if recorded.lock().unwrap().len() == 18 {
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), runner)
-        .await
-        .expect("run stops on shutdown")
-        .unwrap();
+    let running = start_run(queue.clone(), d, run_config(8, 8));
+    wait_until(async || recorded.lock().unwrap().len() == 18).await;
+    running.stop().await;
 
     assert_eq!(
         mailer.messages().len(),
@@ -403,11 +424,24 @@ async fn batched_jobs_share_claims_and_sends_and_keep_their_own_answers() {
     assert_eq!(queue.depth().await.unwrap(), 0, "every job acknowledged");
 }
 
-/// A queue that records, for each `receive_many`, how many jobs it asked for and got.
+/// A queue that records, for each `receive_many`, how many jobs it asked for and got, and
+/// whose acknowledgements, with `ack_gate`, each wait for a permit of the gate (used up, so that
+/// the test can count the acks that went through).
 #[derive(Debug)]
 struct RecordingQueue {
     inner: EmbeddedQueue,
     receives: std::sync::Mutex<Vec<(usize, usize)>>,
+    ack_gate: Option<Semaphore>,
+}
+
+impl RecordingQueue {
+    fn new(ack_gate: Option<Semaphore>) -> Self {
+        Self {
+            inner: EmbeddedQueue::new(),
+            receives: std::sync::Mutex::new(Vec::new()),
+            ack_gate,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -428,6 +462,9 @@ impl JobQueue for RecordingQueue {
         Ok(got)
     }
     async fn ack(&self, delivery: &queue::Delivery) -> Result<(), queue::QueueError> {
+        if let Some(gate) = &self.ack_gate {
+            gate.acquire().await.unwrap().forget();
+        }
         self.inner.ack(delivery).await
     }
     async fn depth(&self) -> Result<u64, queue::QueueError> {
@@ -471,35 +508,17 @@ async fn a_backlog_is_received_in_batches_not_one_job_per_freed_slot() {
     messages.expect_mark_sent_many().returning(|_, _| Ok(()));
     let mailer = Arc::new(StaggeredMailer::default());
     let d = Arc::new(deliverer(messages, mailer.clone()).with_batching(16));
-    let queue = Arc::new(RecordingQueue {
-        inner: EmbeddedQueue::new(),
-        receives: std::sync::Mutex::new(Vec::new()),
-    });
+    let queue = Arc::new(RecordingQueue::new(None));
     for n in 1..=100 {
         queue.publish(Job::new(MessageId(n))).await.unwrap();
     }
-    let (stop, stopped) = watch::channel(false);
-    let config = RunConfig {
-        concurrency: 64,
-        drain_timeout: Duration::from_secs(5),
-        poll: Duration::from_millis(20),
-        batch: 16,
-    };
-    let runner = tokio::spawn(run(queue.clone(), d, config, stopped));
-    for _ in 0..2000 {
-        if queue.inner.depth().await.unwrap() == 0
+    let running = start_run(queue.clone(), d, run_config(64, 16));
+    wait_until(async || {
+        queue.inner.depth().await.unwrap() == 0
             && mailer.sent.load(std::sync::atomic::Ordering::SeqCst) == 100
-        {
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), runner)
-        .await
-        .expect("run stops on shutdown")
-        .unwrap();
+    })
+    .await;
+    running.stop().await;
     assert_eq!(mailer.sent.load(std::sync::atomic::Ordering::SeqCst), 100);
     let receives = queue.receives.lock().unwrap().clone();
     let got: usize = receives.iter().map(|(_, got)| got).sum();
@@ -519,6 +538,39 @@ async fn a_backlog_is_received_in_batches_not_one_job_per_freed_slot() {
         }
     }
     assert!(receives.len() <= 100 / 16 + 2, "{receives:?}");
+}
+
+/// A job's slot frees once its send is recorded, not once the queue has confirmed its
+/// acknowledgement: a slow ack does not hold up the next job (the slots bound the jobs that a
+/// crash could send twice, and a recorded job is skipped as already sent if delivered again).
+#[tokio::test(start_paused = true)]
+async fn a_slow_acknowledgement_does_not_hold_the_jobs_slot() {
+    let mailer = Arc::new(MemoryMailer::new());
+    let d = Arc::new(deliverer(claims_and_sends(3), mailer.clone()));
+    let queue = Arc::new(RecordingQueue::new(Some(Semaphore::new(0))));
+    for n in 1..=3 {
+        queue.publish(Job::new(MessageId(n))).await.unwrap();
+    }
+    let running = start_run(queue.clone(), d, run_config(1, 1));
+    wait_until(async || mailer.messages().len() == 3).await;
+    assert_eq!(
+        mailer.messages().len(),
+        3,
+        "one slot, and every job sent while the first ack still waits"
+    );
+    assert_eq!(
+        queue.inner.depth().await.unwrap(),
+        0,
+        "every job handed out"
+    );
+    let gate = queue.ack_gate.as_ref().unwrap();
+    gate.add_permits(3);
+    running.stop().await;
+    assert_eq!(
+        gate.available_permits(),
+        0,
+        "the three acks went through once the gate opened"
+    );
 }
 
 /// With MAIL_MAX_RATE, a job waits for its send slot before it claims the message, so the
