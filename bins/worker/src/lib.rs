@@ -315,7 +315,7 @@ impl Deliverer {
 
     async fn claim(&self, id: MessageId, now: DateTime<Utc>) -> Result<Claim, StoreError> {
         match &self.batches {
-            Some(batches) => batches.claims.call(id).await.map_err(stopped)?,
+            Some(batches) => batches.claims.call(id).await?,
             None => self.messages.claim(id, now, self.config.lease).await,
         }
     }
@@ -326,11 +326,7 @@ impl Deliverer {
         provider_message_id: Option<String>,
     ) -> Result<(), StoreError> {
         match &self.batches {
-            Some(batches) => batches
-                .sent
-                .call((id, provider_message_id))
-                .await
-                .map_err(stopped)?,
+            Some(batches) => batches.sent.call((id, provider_message_id)).await?,
             None => {
                 self.messages
                     .mark_sent(id, provider_message_id, self.clock.now())
@@ -563,12 +559,6 @@ impl Deliverer {
             }
         }
     }
-}
-
-/// A batch that gave no answer (the process is shutting down, or the batch failed): the
-/// message stays owed.
-fn stopped(_: batch::Stopped) -> StoreError {
-    StoreError::Unavailable("the batch gave no answer (shutting down, or it failed)".to_owned())
 }
 
 /// "1 hour", "90 minutes", "45 seconds".

@@ -281,10 +281,12 @@ fn latest(times: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {
     times.max().unwrap_or_else(Utc::now)
 }
 
-fn stopped(_: Stopped) -> StoreError {
-    StoreError::Unavailable(
-        "the database batch gave no answer (shutting down, or it failed)".into(),
-    )
+/// A call without an answer is the store being unavailable for it: a 503, or a message that
+/// stays owed.
+impl From<Stopped> for StoreError {
+    fn from(stopped: Stopped) -> Self {
+        StoreError::Unavailable(stopped.to_string())
+    }
 }
 
 #[async_trait]
@@ -296,8 +298,7 @@ impl UserStore for BatchedUsers {
     ) -> Result<Registration, StoreError> {
         self.registrations
             .call((Instant::now(), (email.clone(), now)))
-            .await
-            .map_err(stopped)?
+            .await?
     }
 
     async fn register_many(
@@ -320,8 +321,7 @@ impl UserStore for BatchedUsers {
     ) -> Result<ConfirmOutcome, StoreError> {
         self.confirmations
             .call((Instant::now(), (email.clone(), issued_at, now)))
-            .await
-            .map_err(stopped)?
+            .await?
     }
 
     async fn confirm_many(

@@ -95,9 +95,10 @@ impl UsersTable {
                 }
             })
         });
-        renders.call(()).await.map_err(|stopped| {
-            AppError::Store(store::StoreError::Unavailable(stopped.to_string()))
-        })?
+        renders
+            .call(())
+            .await
+            .map_err(|stopped| AppError::Store(stopped.into()))?
     }
 }
 
