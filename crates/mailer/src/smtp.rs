@@ -8,23 +8,25 @@
 //! connections (only idle ones). Here we open the TCP connection ourselves with `TCP_NODELAY`,
 //! reuse a recently used connection as is, and never have more than `max_connections` open.
 //!
-//! When the server offers PIPELINING (RFC 2920), a message is sent in two round trips instead
-//! of four: `MAIL FROM`, `RCPT TO` and `DATA` in one write, then the body and its final `.` in
-//! one write. Servers that do not offer it get one command at a time, through lettre.
+//! When the server offers PIPELINING (RFC 2920), a message's `MAIL FROM`, `RCPT TO` and `DATA`
+//! go in one write, and its content goes in the same write as the next waiting message's
+//! commands: under load, one write and one round trip per message instead of four (see
+//! [`Driver`]). Servers that do not offer it get one command at a time, through lettre.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::mime::{Sender, build_mime};
 use crate::{MailError, Mailer, Message, Sent};
@@ -41,6 +43,9 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4;
 const POOL_FRESH_FOR: Duration = Duration::from_secs(1);
 /// Idle connections are closed after this; servers often drop them after a minute or so.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long past its send timeout a send waits for its driver's answer before giving up on
+/// it (the driver bounds its own waits by the send timeout; this only guards against a bug).
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
 /// Bound on the polite QUIT sent (in the background) to connections we close.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What lettre's builder offers by default: PLAIN, then LOGIN.
@@ -118,25 +123,220 @@ enum TlsMode {
 /// Sends through an SMTP server over a small pool of lettre `AsyncSmtpConnection`s,
 /// configured from a URL; see the crate docs for the URL forms and TLS rules.
 ///
-/// At most `max_connections` connections are open at once (default 4); a send holds one of
-/// them from the moment it gets it until MAIL/RCPT/DATA is over. After a successful send the
-/// connection goes back to the pool (most recently used first); after any error or timeout it
-/// is dropped, since its state mid-transaction is unknown. Nothing is connected before the
-/// first send; no background task runs.
+/// Sends wait in one queue. At most `max_connections` connections are open at once (default
+/// 4), each driven by a task of its own that takes the next waiting message as soon as the
+/// server has accepted the previous one's commands; with PIPELINING, one message's content and
+/// the next one's `MAIL`, `RCPT` and `DATA` go out in one write (see [`Driver`]). A connection
+/// goes back to the idle pool (most recently used first) when no message is waiting; after an
+/// I/O error, a timeout or a refusal lettre handles it is dropped, since its state is unknown.
+/// Nothing is connected before the first send; a driver task runs only while messages wait.
 pub struct SmtpMailer {
     sender: Sender,
+    security: SmtpSecurity,
+    pool: Arc<Pool>,
+}
+
+/// Where and how to connect, and the pool's bounds.
+#[derive(Clone)]
+struct Endpoint {
     host: String,
     port: u16,
-    security: SmtpSecurity,
     tls: TlsMode,
     hello_name: ClientId,
     credentials: Option<Credentials>,
     connect_timeout: Duration,
     send_timeout: Duration,
     max_connections: usize,
-    /// One permit per connection that may be open; held for the whole send.
-    permits: Semaphore,
+}
+
+impl Endpoint {
+    fn server(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The connections of one mailer and the messages waiting for them.
+struct Pool {
+    endpoint: Endpoint,
     idle: IdlePool<Connection>,
+    queue: Mutex<Queue>,
+}
+
+/// Messages waiting for a connection, and how many drivers are taking them.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Pending>,
+    /// Driver tasks running; each holds at most one connection.
+    drivers: usize,
+}
+
+/// A message waiting to be sent, and where its sender waits for the answer.
+struct Pending {
+    envelope: Envelope,
+    email: Vec<u8>,
+    /// The envelope and the message are ASCII: no SMTPUTF8 or 8BITMIME is needed, so it can
+    /// be pipelined.
+    plain: bool,
+    /// Connections that broke after taking its commands but before its content was sent.
+    tries: u8,
+    /// The end of its send timeout: past it, it is not sent, and a reply not yet read is a
+    /// timeout.
+    deadline: tokio::time::Instant,
+    reply: oneshot::Sender<Result<(), (Failure, String)>>,
+}
+
+/// A message's commands can go to a second connection when the first breaks before its content
+/// was sent (nothing was delivered); not to a third.
+const MAX_TRIES: u8 = 2;
+
+impl Pending {
+    fn answer(self, result: Result<(), (Failure, String)>) {
+        // The sender may have stopped waiting (its send timed out); nothing to tell then.
+        let _ = self.reply.send(result);
+    }
+
+    fn fail(self, error: &lettre::transport::smtp::Error) {
+        self.answer(Err((failure_of(error), error.to_string())));
+    }
+}
+
+impl Pool {
+    fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            idle: IdlePool::new(POOL_FRESH_FOR, POOL_IDLE_TIMEOUT),
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a message, and starts a driver for it unless `max_connections` already run
+    /// (one of them takes it when it is done with its current message).
+    fn submit(self: &Arc<Self>, pending: Pending) {
+        let mut queue = self.queue();
+        queue.waiting.push_back(pending);
+        if queue.drivers < self.endpoint.max_connections {
+            queue.drivers += 1;
+            drop(queue);
+            tokio::spawn(Driver::new(Arc::clone(self)).run());
+        }
+    }
+
+    /// The first waiting message still within its send timeout (one past it gets the timeout
+    /// and is not sent at all).
+    fn next(&self, queue: &mut Queue) -> Option<Pending> {
+        let now = tokio::time::Instant::now();
+        while let Some(pending) = queue.waiting.pop_front() {
+            if pending.reply.is_closed() {
+                continue;
+            }
+            if pending.deadline <= now {
+                pending.answer(Err(timed_out(self.endpoint.send_timeout)));
+                continue;
+            }
+            return Some(pending);
+        }
+        None
+    }
+
+    /// Puts back, first in line, a message whose connection broke before its content was
+    /// sent, or answers it with `error` if it has had its tries.
+    fn retry(&self, mut pending: Pending, error: (Failure, String)) {
+        pending.tries += 1;
+        if pending.tries >= MAX_TRIES {
+            pending.answer(Err(error));
+        } else {
+            self.queue().waiting.push_front(pending);
+        }
+    }
+
+    /// An idle connection if a usable one is there, else a new one.
+    async fn connection(&self) -> Result<Connection, SendFailure> {
+        let (idle, expired) = self.idle.take(Instant::now());
+        quit_in_background(expired);
+        match idle {
+            Some((conn, Freshness::Fresh)) => return Ok(conn),
+            Some((mut conn, Freshness::Stale)) => {
+                let alive =
+                    tokio::time::timeout(self.endpoint.connect_timeout, conn.smtp.test_connected())
+                        .await;
+                if matches!(alive, Ok(true)) && !conn.smtp.has_broken() {
+                    return Ok(conn);
+                }
+                tracing::debug!(server = %self.endpoint.server(), "idle SMTP connection failed its NOOP check; opening a new one");
+            }
+            None => {}
+        }
+        self.open().await
+    }
+
+    /// Connects, reads the greeting, sends EHLO, sets up TLS as configured, asks EHLO again
+    /// for the extensions lettre does not record (PIPELINING) and authenticates.
+    async fn open(&self) -> Result<Connection, SendFailure> {
+        let endpoint = &self.endpoint;
+        tracing::debug!(server = %endpoint.server(), "opening an SMTP connection");
+        let hello = &endpoint.hello_name;
+        let mut conn = match &endpoint.tls {
+            // lettre offers no non-deprecated way to run implicit TLS over a socket of ours, so
+            // this uses lettre's own socket, without TCP_NODELAY: smtps:// keeps the ~40 ms
+            // stall per message (Nagle's algorithm against the server's delayed ACK). Port 587
+            // with STARTTLS does not: its TLS runs over our socket.
+            TlsMode::Implicit(tls) => {
+                AsyncSmtpConnection::connect_tokio1(
+                    (endpoint.host.as_str(), endpoint.port),
+                    Some(endpoint.connect_timeout),
+                    hello,
+                    Some(tls.clone()),
+                    None,
+                )
+                .await?
+            }
+            _ => {
+                let stream =
+                    connect_tcp(&endpoint.host, endpoint.port, endpoint.connect_timeout).await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), hello).await?
+            }
+        };
+        match &endpoint.tls {
+            // Fails with lettre's "STARTTLS is not supported on this server" (a client error,
+            // classified Account) before anything else is sent when the server does not offer it.
+            TlsMode::StartTlsRequired(tls) => conn.starttls(tls.clone(), hello).await?,
+            TlsMode::StartTlsOpportunistic(tls) if conn.can_starttls() => {
+                conn.starttls(tls.clone(), hello).await?;
+            }
+            _ => {}
+        }
+        // Before AUTH: a new EHLO resets the session (RFC 5321 §4.1.4).
+        let ehlo = conn.command(Ehlo::new(hello.clone())).await?;
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
+        if let Some(credentials) = &endpoint.credentials {
+            conn.auth(AUTH_MECHANISMS, credentials).await?;
+        }
+        Ok(Connection {
+            smtp: conn,
+            pipelining,
+        })
+    }
+}
+
+impl Drop for Pool {
+    /// Says QUIT on the idle connections when a Tokio runtime is there to do it; otherwise
+    /// they are just closed.
+    fn drop(&mut self) {
+        let idle = self.idle.drain();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            quit_in_background(idle);
+        }
+    }
 }
 
 /// An open connection and what its server offered.
@@ -146,41 +346,263 @@ struct Connection {
     pipelining: bool,
 }
 
-impl Connection {
-    /// Sends one message: pipelined when the server allows it (see the module docs), else one
-    /// command at a time. After an error the connection's state is unknown: drop it.
-    async fn send(
-        &mut self,
-        envelope: &Envelope,
-        email: &[u8],
-    ) -> Result<(), lettre::transport::smtp::Error> {
-        // lettre's own send adds SMTPUTF8 / 8BITMIME when they are needed; ours never does.
-        let plain = envelope
-            .from()
-            .is_none_or(|a| AsRef::<str>::as_ref(a).is_ascii())
-            && envelope
-                .to()
-                .iter()
-                .all(|a| AsRef::<str>::as_ref(a).is_ascii())
-            && email.is_ascii();
-        let (true, Ok(text)) = (self.pipelining && plain, std::str::from_utf8(email)) else {
-            self.smtp.send(envelope, email).await?;
-            return Ok(());
-        };
-        let mut commands = Mail::new(envelope.from().cloned(), vec![]).to_string();
-        for to in envelope.to() {
-            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+/// The task that sends waiting messages over one connection, one after the other, until none
+/// is waiting.
+///
+/// With PIPELINING (RFC 2920) and an ASCII message, a message's `MAIL`, `RCPT` and `DATA` go out
+/// in one write; once `DATA` is accepted, its content (dot-stuffed, with the final `.`) goes out
+/// in the same write as the next waiting message's `MAIL`, `RCPT` and `DATA` (the content may
+/// start a group, `DATA` must end one), so under load a message costs one write and one round
+/// trip. The replies are read in order: the content's reply answers its message, the first
+/// refusal among the next message's commands answers that one, and `RSET` clears the refused
+/// transaction before the connection goes on. Without PIPELINING, or for a message that needs
+/// SMTPUTF8 or 8BITMIME, lettre sends it one command at a time.
+///
+/// When the connection breaks (an I/O error, such as a server that closed an idle connection)
+/// after a message's commands went out but before any reply refused them, nothing of it was
+/// delivered, so it goes back to the front of the queue for another connection (once). A
+/// refusal (a `421` "closing" reply too) is that message's answer, for the caller's retry
+/// policy; a message whose content went out gets the error, as its delivery is unknown. Every
+/// wait is bounded by the oldest message's send timeout; a message whose exchange timed out
+/// is not tried again here.
+struct Driver {
+    pool: Arc<Pool>,
+    conn: Option<Connection>,
+    /// A message whose `DATA` was accepted and whose content is still to be sent.
+    open: Option<(Pending, String)>,
+    /// Whether this driver was counted out of `Queue::drivers` already.
+    stopped: bool,
+}
+
+impl Drop for Driver {
+    /// A driver that did not stop on its own (it panicked, or its runtime is shutting down)
+    /// makes room for another.
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.pool.queue().drivers -= 1;
         }
-        commands.push_str(&Data.to_string());
-        // One reply per command, in order; the first refusal ends the send.
-        self.smtp.command(commands.as_str()).await?;
-        for _ in envelope.to() {
-            self.smtp.read_response().await?;
-        }
-        self.smtp.read_response().await?;
-        self.smtp.command(dot_stuffed(text).as_str()).await?;
-        Ok(())
     }
+}
+
+impl Driver {
+    fn new(pool: Arc<Pool>) -> Self {
+        Self {
+            pool,
+            conn: None,
+            open: None,
+            stopped: false,
+        }
+    }
+
+    async fn run(mut self) {
+        loop {
+            let next = if self.open.is_some() {
+                self.pool.next(&mut self.pool.queue())
+            } else {
+                match self.next_or_stop() {
+                    Some(next) => Some(next),
+                    None => return,
+                }
+            };
+            match next {
+                Some(next) => self.send(next).await,
+                None => self.finish_open().await,
+            }
+        }
+    }
+
+    /// The next waiting message; when there is none, parks the connection and stops, in one
+    /// step under the queue's lock, so that a message queued meanwhile starts a new driver,
+    /// which finds the connection idle.
+    fn next_or_stop(&mut self) -> Option<Pending> {
+        let mut queue = self.pool.queue();
+        if let Some(next) = self.pool.next(&mut queue) {
+            return Some(next);
+        }
+        if let Some(conn) = self.conn.take().filter(|c| !c.smtp.has_broken()) {
+            self.pool.idle.put(conn, Instant::now());
+        }
+        queue.drivers -= 1;
+        self.stopped = true;
+        None
+    }
+
+    /// Sends `next` (and the open message's content), on this driver's connection or a new one.
+    async fn send(&mut self, next: Pending) {
+        let timeout = self.pool.endpoint.send_timeout;
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => match tokio::time::timeout_at(next.deadline, self.pool.connection()).await {
+                Ok(Ok(conn)) => self.conn.insert(conn),
+                Ok(Err(failure)) => return next.answer(Err(failure.into_parts())),
+                Err(_elapsed) => return next.answer(Err(timed_out(timeout))),
+            },
+        };
+        if !(conn.pipelining && next.plain) {
+            self.finish_open().await;
+            return self.send_one_by_one(next).await;
+        }
+        let text = match std::str::from_utf8(&next.email) {
+            Ok(text) => dot_stuffed(text),
+            // `plain` means ASCII, so this does not happen; lettre copes either way.
+            Err(_) => {
+                self.finish_open().await;
+                return self.send_one_by_one(next).await;
+            }
+        };
+        let mut write = String::new();
+        let open = self.open.take();
+        if let Some((_, content)) = &open {
+            write.push_str(content);
+        }
+        write.push_str(&Mail::new(next.envelope.from().cloned(), vec![]).to_string());
+        for to in next.envelope.to() {
+            write.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        write.push_str(&Data.to_string());
+        let expected = usize::from(open.is_some()) + next.envelope.to().len() + 2;
+        // Messages are taken in order, so the open one's deadline comes first.
+        let deadline = open
+            .as_ref()
+            .map_or(next.deadline, |(open, _)| open.deadline);
+        let (mut replies, broke) = round_trip(conn, &write, expected, deadline, timeout).await;
+        let mut replies = replies.drain(..);
+        if let Some((pending, _)) = open {
+            match replies.next() {
+                Some(Ok(())) => pending.answer(Ok(())),
+                Some(Err(error)) => pending.answer(Err(error)),
+                None => pending.answer(Err(broke.clone().unwrap_or_else(unanswered))),
+            }
+        }
+        let commands: Vec<_> = replies.collect();
+        let refusal = commands.iter().find_map(|r| r.as_ref().err()).cloned();
+        match (refusal, broke) {
+            (None, None) => self.open = Some((next, text)),
+            (None, Some(error)) if error.0 == Failure::Timeout => {
+                // Its send timeout is (nearly) over too: give up rather than try again.
+                self.conn = None;
+                next.answer(Err(error));
+            }
+            (None, Some(error)) => {
+                // The content never went out, and the server refused nothing: another
+                // connection may send it.
+                self.conn = None;
+                self.pool.retry(next, error);
+            }
+            // The server's refusal is the answer (a 421 "closing" reply too: the worker's
+            // retry policy decides, and counts it as an attempt).
+            (Some(error), broke) => {
+                // `DATA` accepted after a refused `MAIL` or `RCPT` would wait for content we
+                // will not send: drop the connection rather than guess.
+                if broke.is_some() || matches!(commands.last(), Some(Ok(()))) {
+                    self.conn = None;
+                } else if let Some(conn) = &mut self.conn {
+                    let reset =
+                        tokio::time::timeout_at(next.deadline, conn.smtp.command(Rset)).await;
+                    if !matches!(reset, Ok(Ok(_))) {
+                        self.conn = None;
+                    }
+                }
+                next.answer(Err(error));
+            }
+        }
+    }
+
+    /// Sends the open message's content on its own (no message is waiting to go with it).
+    async fn finish_open(&mut self) {
+        let Some((pending, content)) = self.open.take() else {
+            return;
+        };
+        let Some(conn) = &mut self.conn else {
+            return pending.answer(Err(unanswered()));
+        };
+        let timeout = self.pool.endpoint.send_timeout;
+        let (mut replies, broke) = round_trip(conn, &content, 1, pending.deadline, timeout).await;
+        if broke.is_some() {
+            self.conn = None;
+        }
+        match replies.pop() {
+            Some(reply) => pending.answer(reply),
+            None => pending.answer(Err(broke.unwrap_or_else(unanswered))),
+        }
+    }
+
+    /// Sends `next` through lettre, one command at a time (lettre drops the connection after
+    /// any refusal).
+    async fn send_one_by_one(&mut self, next: Pending) {
+        let Some(conn) = &mut self.conn else {
+            // `finish_open` lost the connection: `next` was not sent, it waits for another.
+            return self.pool.queue().waiting.push_front(next);
+        };
+        let timeout = self.pool.endpoint.send_timeout;
+        let send = conn.smtp.send(&next.envelope, &next.email);
+        let timed_out_midway = match tokio::time::timeout_at(next.deadline, send).await {
+            Ok(Ok(_)) => {
+                next.answer(Ok(()));
+                false
+            }
+            Ok(Err(error)) => {
+                next.fail(&error);
+                false
+            }
+            Err(_elapsed) => {
+                next.answer(Err(timed_out(timeout)));
+                true
+            }
+        };
+        // lettre drops (marks broken) a connection after any error; after a timeout its state
+        // mid-transaction is unknown.
+        if timed_out_midway || self.conn.as_ref().is_none_or(|c| c.smtp.has_broken()) {
+            self.conn = None;
+        }
+    }
+}
+
+/// Writes `write` and reads up to `expected` replies, each a success or the server's refusal.
+/// Stops at the first I/O or protocol error, or at `deadline` (a `timeout` after the first
+/// message's send began), and returns it as the second value: the connection is then broken
+/// and must be dropped.
+async fn round_trip(
+    conn: &mut Connection,
+    write: &str,
+    expected: usize,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> (
+    Vec<Result<(), (Failure, String)>>,
+    Option<(Failure, String)>,
+) {
+    let mut replies = Vec::with_capacity(expected);
+    let mut reply = tokio::time::timeout_at(deadline, conn.smtp.command(write)).await;
+    loop {
+        match reply {
+            Err(_elapsed) => return (replies, Some(timed_out(timeout))),
+            Ok(Err(error)) if error.status().is_none() => {
+                return (replies, Some((failure_of(&error), error.to_string())));
+            }
+            Ok(Err(error)) => replies.push(Err((failure_of(&error), error.to_string()))),
+            Ok(Ok(_)) => replies.push(Ok(())),
+        }
+        if replies.len() >= expected {
+            return (replies, None);
+        }
+        reply = tokio::time::timeout_at(deadline, conn.smtp.read_response()).await;
+    }
+}
+
+fn timed_out(timeout: Duration) -> (Failure, String) {
+    (
+        Failure::Timeout,
+        format!("no answer within {} s", timeout.as_secs_f32()),
+    )
+}
+
+/// For a message whose content went out on a connection that then broke before answering.
+fn unanswered() -> (Failure, String) {
+    (
+        Failure::Connection,
+        "the connection closed before the server answered".into(),
+    )
 }
 
 /// The message as sent after `DATA`: a `.` doubled at the start of every line (RFC 5321
@@ -204,16 +626,17 @@ fn dot_stuffed(text: &str) -> String {
 impl fmt::Debug for SmtpMailer {
     /// Shows where mail goes and how, never the credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoint = &self.pool.endpoint;
         f.debug_struct("SmtpMailer")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("host", &endpoint.host)
+            .field("port", &endpoint.port)
             .field("security", &self.security)
-            .field("authenticated", &self.credentials.is_some())
+            .field("authenticated", &endpoint.credentials.is_some())
             .field("sender", &self.sender.to_header_value())
-            .field("connect_timeout", &self.connect_timeout)
-            .field("send_timeout", &self.send_timeout)
-            .field("max_connections", &self.max_connections)
-            .field("idle_connections", &self.idle.len())
+            .field("connect_timeout", &endpoint.connect_timeout)
+            .field("send_timeout", &endpoint.send_timeout)
+            .field("max_connections", &endpoint.max_connections)
+            .field("idle_connections", &self.pool.idle.len())
             .finish_non_exhaustive()
     }
 }
@@ -248,48 +671,55 @@ impl SmtpMailer {
             .map(|(user, password)| Credentials::new(user, password));
         Ok(Self {
             sender,
-            host: parsed.host,
-            port: parsed.port,
             security: parsed.security,
-            tls,
-            hello_name,
-            credentials,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            send_timeout: DEFAULT_SEND_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            permits: Semaphore::new(DEFAULT_MAX_CONNECTIONS),
-            idle: IdlePool::new(POOL_FRESH_FOR, POOL_IDLE_TIMEOUT),
+            pool: Arc::new(Pool::new(Endpoint {
+                host: parsed.host,
+                port: parsed.port,
+                tls,
+                hello_name,
+                credentials,
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                send_timeout: DEFAULT_SEND_TIMEOUT,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            })),
         })
+    }
+
+    /// A new (empty) pool with `change` made to the endpoint; for the builder methods, which
+    /// are called before the first send.
+    fn reconfigured(mut self, change: impl FnOnce(&mut Endpoint)) -> Self {
+        let mut endpoint = self.pool.endpoint.clone();
+        change(&mut endpoint);
+        self.pool = Arc::new(Pool::new(endpoint));
+        self
     }
 
     /// Replaces the default timeouts: 10 s to connect (per address tried), 30 s for a whole
     /// send (waiting for a free connection, connecting, TLS, EHLO, AUTH, MAIL/RCPT/DATA).
-    pub fn with_timeouts(mut self, connect: Duration, send: Duration) -> Self {
-        self.connect_timeout = connect;
-        self.send_timeout = send;
-        self
+    pub fn with_timeouts(self, connect: Duration, send: Duration) -> Self {
+        self.reconfigured(|endpoint| {
+            endpoint.connect_timeout = connect;
+            endpoint.send_timeout = send;
+        })
     }
 
     /// At most `n` connections open to the server at once (default 4); a send waits for a free
     /// one, within its send timeout. `0` counts as `1`.
-    pub fn with_max_connections(mut self, n: usize) -> Self {
-        let n = n.clamp(1, Semaphore::MAX_PERMITS);
-        self.max_connections = n;
-        self.permits = Semaphore::new(n);
-        self
+    pub fn with_max_connections(self, n: usize) -> Self {
+        self.reconfigured(|endpoint| endpoint.max_connections = n.max(1))
     }
 
     /// The most connections open to the server at once.
     pub fn max_connections(&self) -> usize {
-        self.max_connections
+        self.pool.endpoint.max_connections
     }
 
     pub fn host(&self) -> &str {
-        &self.host
+        &self.pool.endpoint.host
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.pool.endpoint.port
     }
 
     pub fn security(&self) -> SmtpSecurity {
@@ -298,111 +728,38 @@ impl SmtpMailer {
 
     /// Whether the URL carried credentials (sent with AUTH after TLS is up).
     pub fn is_authenticated(&self) -> bool {
-        self.credentials.is_some()
+        self.pool.endpoint.credentials.is_some()
     }
 
     fn server(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.pool.endpoint.server()
     }
 
-    /// Waits for a pool slot, gets a connection and sends one message on it. The connection
-    /// goes back to the pool only after a successful send; on an error it is dropped here, and
-    /// on a timeout with this future.
-    async fn deliver(&self, envelope: &Envelope, email: &[u8]) -> Result<(), SendFailure> {
-        let permit = self.permits.acquire().await.map_err(|_| {
-            SendFailure::Local(Failure::Connection, "the connection pool is closed".into())
-        })?;
-        let mut conn = self.connection().await?;
-        conn.send(envelope, email).await?;
-        if conn.smtp.has_broken() {
-            drop(conn);
-        } else {
-            self.idle.put(conn, Instant::now());
-        }
-        // Back in the pool before the slot is freed, so whoever gets the slot finds it there.
-        drop(permit);
-        Ok(())
-    }
-
-    /// An idle connection if a usable one is there, else a new one. Call with a permit held.
-    async fn connection(&self) -> Result<Connection, SendFailure> {
-        let (idle, expired) = self.idle.take(Instant::now());
-        quit_in_background(expired);
-        match idle {
-            Some((conn, Freshness::Fresh)) => return Ok(conn),
-            Some((mut conn, Freshness::Stale)) => {
-                let alive =
-                    tokio::time::timeout(self.connect_timeout, conn.smtp.test_connected()).await;
-                if matches!(alive, Ok(true)) && !conn.smtp.has_broken() {
-                    return Ok(conn);
-                }
-                tracing::debug!(server = %self.server(), "idle SMTP connection failed its NOOP check; opening a new one");
-            }
-            None => {}
-        }
-        self.open().await
-    }
-
-    /// Connects, reads the greeting, sends EHLO, sets up TLS as configured, asks EHLO again
-    /// for the extensions lettre does not record (PIPELINING) and authenticates.
-    async fn open(&self) -> Result<Connection, SendFailure> {
-        tracing::debug!(server = %self.server(), "opening an SMTP connection");
-        let hello = &self.hello_name;
-        let mut conn = match &self.tls {
-            // lettre offers no non-deprecated way to run implicit TLS over a socket of ours, so
-            // this uses lettre's own socket, without TCP_NODELAY: smtps:// keeps the ~40 ms
-            // stall per message (Nagle's algorithm against the server's delayed ACK). Port 587
-            // with STARTTLS does not: its TLS runs over our socket.
-            TlsMode::Implicit(tls) => {
-                AsyncSmtpConnection::connect_tokio1(
-                    (self.host.as_str(), self.port),
-                    Some(self.connect_timeout),
-                    hello,
-                    Some(tls.clone()),
-                    None,
-                )
-                .await?
-            }
-            _ => {
-                let stream = connect_tcp(&self.host, self.port, self.connect_timeout).await?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(stream), hello).await?
-            }
-        };
-        match &self.tls {
-            // Fails with lettre's "STARTTLS is not supported on this server" (a client error,
-            // classified Account) before anything else is sent when the server does not offer it.
-            TlsMode::StartTlsRequired(tls) => conn.starttls(tls.clone(), hello).await?,
-            TlsMode::StartTlsOpportunistic(tls) if conn.can_starttls() => {
-                conn.starttls(tls.clone(), hello).await?;
-            }
-            _ => {}
-        }
-        // Before AUTH: a new EHLO resets the session (RFC 5321 §4.1.4).
-        let ehlo = conn.command(Ehlo::new(hello.clone())).await?;
-        let pipelining = ehlo
-            .message()
-            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
-        if let Some(credentials) = &self.credentials {
-            conn.auth(AUTH_MECHANISMS, credentials).await?;
-        }
-        Ok(Connection {
-            smtp: conn,
-            pipelining,
-        })
-    }
-}
-
-impl Drop for SmtpMailer {
-    /// Says QUIT on the idle connections when a Tokio runtime is there to do it; otherwise
-    /// they are just closed.
-    fn drop(&mut self) {
-        let idle = self.idle.drain();
-        if tokio::runtime::Handle::try_current().is_ok() {
-            quit_in_background(idle);
+    /// Queues the message for the next free connection and waits for the server's answer.
+    async fn deliver(&self, envelope: Envelope, email: Vec<u8>) -> Result<(), (Failure, String)> {
+        let plain = envelope
+            .from()
+            .is_none_or(|a| AsRef::<str>::as_ref(a).is_ascii())
+            && envelope
+                .to()
+                .iter()
+                .all(|a| AsRef::<str>::as_ref(a).is_ascii())
+            && email.is_ascii();
+        let (reply, answer) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + self.pool.endpoint.send_timeout;
+        self.pool.submit(Pending {
+            envelope,
+            email,
+            plain,
+            tries: 0,
+            deadline,
+            reply,
+        });
+        // The driver answers by the deadline (it bounds every wait with it); this bound only
+        // guards against a driver that stopped without answering.
+        match tokio::time::timeout_at(deadline + ANSWER_GRACE, answer).await {
+            Ok(answer) => answer.unwrap_or_else(|_| Err(unanswered())),
+            Err(_elapsed) => Err(timed_out(self.pool.endpoint.send_timeout)),
         }
     }
 }
@@ -412,25 +769,18 @@ impl Mailer for SmtpMailer {
     async fn send(&self, message: &Message) -> Result<Sent, MailError> {
         let message_id = self.sender.new_message_id();
         let email = build_mime(&self.sender, message, &message_id)?;
-        let envelope = email.envelope();
+        let envelope = email.envelope().clone();
         let bytes = email.formatted();
-        let result = tokio::time::timeout(self.send_timeout, self.deliver(envelope, &bytes)).await;
-        match result {
-            Ok(Ok(())) => {
+        match self.deliver(envelope, bytes).await {
+            Ok(()) => {
                 tracing::debug!(to = %message.to.masked(), server = %self.server(), "email accepted by the SMTP server");
                 Ok(Sent {
                     provider_message_id: Some(message_id),
                 })
             }
-            Ok(Err(failure)) => {
-                let (failure, detail) = failure.into_parts();
+            Err((failure, detail)) => {
                 Err(classify(failure, &self.server(), &redact(&detail, message)))
             }
-            Err(_elapsed) => Err(classify(
-                Failure::Timeout,
-                &self.server(),
-                &format!("no answer within {} s", self.send_timeout.as_secs_f32()),
-            )),
         }
     }
 
@@ -1151,6 +1501,18 @@ mod tests {
         assert!(long.len() <= MAX_DETAIL_LEN + 3, "{}", long.len());
     }
 
+    /// Waits (yielding, within 5 s) until no driver task runs: every connection is then idle
+    /// or closed.
+    async fn settled(mailer: &SmtpMailer) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while mailer.pool.queue().drivers > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the drivers stop once no message waits");
+    }
+
     fn message_to(to: &str) -> Message {
         Message {
             to: EmailAddress::parse(to).unwrap(),
@@ -1188,9 +1550,9 @@ mod tests {
         // fails the same way), and the first one's slot was given back.
         let err = mailer.send(&message).await.unwrap_err();
         assert!(matches!(err, MailError::Transient(_)), "{err}");
+        settled(&mailer).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        assert_eq!(mailer.idle.len(), 0);
-        assert_eq!(mailer.permits.available_permits(), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(mailer.pool.idle.len(), 0);
         accept.abort();
     }
 
@@ -1266,15 +1628,12 @@ mod tests {
         let url = "smtp://127.0.0.1:2525";
         let mailer = SmtpMailer::from_url(url, sender()).unwrap();
         assert_eq!(mailer.max_connections(), DEFAULT_MAX_CONNECTIONS);
-        assert_eq!(mailer.permits.available_permits(), 4);
         let mailer = mailer.with_max_connections(9);
         assert_eq!(mailer.max_connections(), 9);
-        assert_eq!(mailer.permits.available_permits(), 9);
         let mailer = SmtpMailer::from_url(url, sender())
             .unwrap()
             .with_max_connections(0);
         assert_eq!(mailer.max_connections(), 1);
-        assert_eq!(mailer.permits.available_permits(), 1);
         assert!(format!("{mailer:?}").contains("max_connections: 1"));
     }
 
@@ -1333,6 +1692,9 @@ mod tests {
         pipelined: AtomicUsize,
         /// Body lines received that started with `..` (a stuffed dot).
         stuffed_lines: AtomicUsize,
+        /// Messages whose final `.` arrived together with the next `MAIL` command.
+        content_pipelined: AtomicUsize,
+        rsets: AtomicUsize,
     }
 
     impl Counts {
@@ -1353,6 +1715,11 @@ mod tests {
         offer_pipelining: bool,
         /// Refuse every `RCPT` with 550.
         refuse_rcpt: bool,
+        /// Refuse with 550 the `RCPT` of addresses containing this.
+        refuse_rcpt_containing: Option<&'static str>,
+        /// After this many messages on a connection, answer the next command with 421 and
+        /// close it.
+        close_with_421_after: Option<usize>,
     }
 
     struct FakeServer {
@@ -1407,7 +1774,7 @@ mod tests {
         }
     }
 
-    /// Just enough ESMTP for lettre's client.
+    /// Just enough ESMTP for lettre's client, with postfix's checks of the command order.
     async fn serve(
         socket: TcpStream,
         counts: &Counts,
@@ -1420,9 +1787,19 @@ mod tests {
         let mut read = BufReader::new(read);
         write.write_all(b"220 fake.test ESMTP\r\n").await?;
         let mut line = String::new();
+        // `MAIL` given, and recipients accepted, in the current transaction.
+        let mut mail = false;
+        let mut recipients = 0;
+        let mut accepted = 0;
         loop {
             line.clear();
             if read.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if behaviour.close_with_421_after == Some(accepted) {
+                write
+                    .write_all(b"421 4.7.0 fake.test Error: too many messages\r\n")
+                    .await?;
                 return Ok(());
             }
             let verb = line
@@ -1446,15 +1823,34 @@ mod tests {
                     counts.auths.fetch_add(1, Ordering::SeqCst);
                     b"235 2.7.0 Authentication successful\r\n"
                 }
+                "MAIL" if mail => b"503 5.5.1 Error: nested MAIL command\r\n",
                 "MAIL" => {
                     counts.mails.fetch_add(1, Ordering::SeqCst);
                     if read.buffer().starts_with(b"RCPT") {
                         counts.pipelined.fetch_add(1, Ordering::SeqCst);
                     }
+                    mail = true;
                     b"250 2.1.0 OK\r\n"
                 }
-                "RCPT" if behaviour.refuse_rcpt => b"550 5.1.1 No such user\r\n",
-                "RCPT" | "RSET" => b"250 2.1.5 OK\r\n",
+                "RCPT" if !mail => b"503 5.5.1 Error: need MAIL command\r\n",
+                "RCPT"
+                    if behaviour.refuse_rcpt
+                        || behaviour
+                            .refuse_rcpt_containing
+                            .is_some_and(|part| line.contains(part)) =>
+                {
+                    b"550 5.1.1 No such user\r\n"
+                }
+                "RCPT" => {
+                    recipients += 1;
+                    b"250 2.1.5 OK\r\n"
+                }
+                "RSET" => {
+                    counts.rsets.fetch_add(1, Ordering::SeqCst);
+                    (mail, recipients) = (false, 0);
+                    b"250 2.0.0 OK\r\n"
+                }
+                "DATA" if recipients == 0 => b"554 5.5.1 Error: no valid recipients\r\n",
                 "NOOP" => {
                     counts.noops.fetch_add(1, Ordering::SeqCst);
                     b"250 2.0.0 OK\r\n"
@@ -1480,6 +1876,11 @@ mod tests {
                         }
                     }
                     counts.messages.fetch_add(1, Ordering::SeqCst);
+                    if read.buffer().starts_with(b"MAIL") {
+                        counts.content_pipelined.fetch_add(1, Ordering::SeqCst);
+                    }
+                    (mail, recipients) = (false, 0);
+                    accepted += 1;
                     if behaviour.hang_first_data && first_data.swap(false, Ordering::SeqCst) {
                         std::future::pending::<()>().await;
                     }
@@ -1538,10 +1939,10 @@ mod tests {
         }
     }
 
-    /// A refused recipient in a pipelined send is a permanent failure, and the connection (with
-    /// DATA's reply still unread) is not reused.
+    /// A refused recipient in a pipelined send is a permanent failure; `DATA` is refused after
+    /// it, and `RSET` clears the transaction so that the connection is kept.
     #[tokio::test]
-    async fn pipelined_refusal_is_permanent_and_drops_the_connection() {
+    async fn pipelined_refusal_is_permanent_and_the_connection_is_reset_and_kept() {
         let server = FakeServer::start(Behaviour {
             offer_pipelining: true,
             refuse_rcpt: true,
@@ -1555,10 +1956,173 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(matches!(err, MailError::Permanent(_)), "{err:?}");
+            assert!(err.to_string().contains("550"), "{err}");
         }
+        settled(&mailer).await;
         let counts = &server.counts;
         assert_eq!(Counts::get(&counts.messages), 0);
-        assert_eq!(Counts::get(&counts.connections), 2);
+        assert_eq!(Counts::get(&counts.rsets), 2);
+        assert_eq!(Counts::get(&counts.connections), 1);
+        assert_eq!(mailer.pool.idle.len(), 1);
+    }
+
+    /// Sends to each address at once (the sends are queued before the first driver runs, on
+    /// this single-threaded test runtime) and returns each result, in order.
+    async fn send_all(mailer: &Arc<SmtpMailer>, to: &[&str]) -> Vec<Result<Sent, MailError>> {
+        let sends: Vec<_> = to
+            .iter()
+            .map(|to| {
+                let mailer = Arc::clone(mailer);
+                let message = message_to(to);
+                tokio::spawn(async move { mailer.send(&message).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for send in sends {
+            results.push(send.await.unwrap());
+        }
+        results
+    }
+
+    /// Sends 10 messages at once through one connection to a server with `behaviour` that
+    /// offers PIPELINING, checks that every one was accepted, and waits for the driver to stop.
+    async fn ten_sends_on_one_connection(behaviour: Behaviour) -> (FakeServer, Arc<SmtpMailer>) {
+        let server = FakeServer::start(Behaviour {
+            offer_pipelining: true,
+            ..behaviour
+        })
+        .await;
+        let mailer = Arc::new(server.mailer().with_max_connections(1));
+        let to: Vec<String> = (0..10).map(|i| format!("user{i}@example.org")).collect();
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        for result in send_all(&mailer, &to).await {
+            result.unwrap();
+        }
+        settled(&mailer).await;
+        (server, mailer)
+    }
+
+    /// Under load each message's content goes out in the same write as the next message's
+    /// `MAIL`, `RCPT` and `DATA`: one round trip per message.
+    #[tokio::test]
+    async fn a_message_content_and_the_next_commands_share_one_write() {
+        let (server, mailer) = ten_sends_on_one_connection(Behaviour::default()).await;
+        let counts = &server.counts;
+        assert_eq!(Counts::get(&counts.messages), 10);
+        assert_eq!(Counts::get(&counts.connections), 1);
+        // Every content but the last one's, which had no message after it.
+        assert_eq!(Counts::get(&counts.content_pipelined), 9);
+        assert_eq!(Counts::get(&counts.rsets), 0);
+        assert_eq!(mailer.pool.idle.len(), 1);
+    }
+
+    /// A refused recipient among pipelined messages fails that message only: the others go
+    /// out on the same connection.
+    #[tokio::test]
+    async fn a_refused_recipient_fails_only_its_own_message() {
+        let server = FakeServer::start(Behaviour {
+            offer_pipelining: true,
+            refuse_rcpt_containing: Some("refused"),
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = Arc::new(server.mailer().with_max_connections(1));
+        let to = [
+            "a@example.org",
+            "refused1@example.org",
+            "b@example.org",
+            "c@example.org",
+            "refused2@example.org",
+            "d@example.org",
+        ];
+        let results = send_all(&mailer, &to).await;
+        for (to, result) in to.iter().zip(&results) {
+            if to.starts_with("refused") {
+                let err = result.as_ref().unwrap_err();
+                assert!(matches!(err, MailError::Permanent(_)), "{to}: {err}");
+                assert!(!err.to_string().contains("refused1@"), "{err}");
+            } else {
+                assert!(result.is_ok(), "{to}: {result:?}");
+            }
+        }
+        settled(&mailer).await;
+        let counts = &server.counts;
+        assert_eq!(Counts::get(&counts.messages), 4);
+        assert_eq!(Counts::get(&counts.rsets), 2);
+        assert_eq!(Counts::get(&counts.connections), 1);
+    }
+
+    /// A server that closes the connection after each message, before reading the next
+    /// message's commands (sent with the content): that message goes out on a new connection,
+    /// and no send fails.
+    #[tokio::test]
+    async fn messages_cut_off_by_a_closed_connection_go_out_on_a_new_one() {
+        let (server, _mailer) = ten_sends_on_one_connection(Behaviour {
+            close_after_message: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let counts = &server.counts;
+        assert_eq!(Counts::get(&counts.messages), 10);
+        assert_eq!(Counts::get(&counts.connections), 10);
+    }
+
+    /// A 421 "closing" reply to a message's commands is that message's (transient) answer, not
+    /// tried again by the mailer: the worker's retry policy counts every attempt the server
+    /// saw. The messages after it go out on a new connection.
+    #[tokio::test]
+    async fn a_closing_reply_fails_its_message_and_the_next_ones_reconnect() {
+        let server = FakeServer::start(Behaviour {
+            offer_pipelining: true,
+            close_with_421_after: Some(3),
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = Arc::new(server.mailer().with_max_connections(1));
+        let to: Vec<String> = (0..10).map(|i| format!("user{i}@example.org")).collect();
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let results = send_all(&mailer, &to).await;
+        let failed: Vec<usize> = (0..10).filter(|i| results[*i].is_err()).collect();
+        // Connections of 3 messages each: the 4th and the 8th got the 421.
+        assert_eq!(failed, [3, 7]);
+        for i in failed {
+            let err = results[i].as_ref().unwrap_err();
+            assert!(matches!(err, MailError::Transient(_)), "{err}");
+            assert!(err.to_string().contains("421"), "{err}");
+        }
+        settled(&mailer).await;
+        assert_eq!(Counts::get(&server.counts.messages), 8);
+        assert_eq!(Counts::get(&server.counts.connections), 3);
+    }
+
+    /// When the server stops answering, the message whose content went out and the one whose
+    /// commands went with it both time out, and neither is sent again by the mailer (the
+    /// worker's retry decides).
+    #[tokio::test]
+    async fn a_timed_out_exchange_is_not_sent_again() {
+        let server = FakeServer::start(Behaviour {
+            offer_pipelining: true,
+            hang_first_data: true,
+            ..Behaviour::default()
+        })
+        .await;
+        let mailer = Arc::new(
+            server
+                .mailer()
+                .with_max_connections(1)
+                .with_timeouts(Duration::from_secs(5), Duration::from_millis(300)),
+        );
+        let results = send_all(&mailer, &["a@example.org", "b@example.org"]).await;
+        for result in results {
+            let err = result.unwrap_err();
+            assert!(err.to_string().contains("timed out"), "{err}");
+        }
+        settled(&mailer).await;
+        let counts = &server.counts;
+        // The server hung after the first content, before reading the second `MAIL`.
+        assert_eq!(Counts::get(&counts.messages), 1);
+        assert_eq!(Counts::get(&counts.connections), 1);
+        assert_eq!(mailer.pool.idle.len(), 0);
     }
 
     #[tokio::test]
@@ -1580,7 +2144,7 @@ mod tests {
             0,
             "reuse within 1 s sends no NOOP"
         );
-        assert_eq!(mailer.idle.len(), 1);
+        assert_eq!(mailer.pool.idle.len(), 1);
     }
 
     /// Sends `n` messages at once through `mailer` and checks that every one was accepted.
@@ -1609,8 +2173,12 @@ mod tests {
         let connections = Counts::get(&counts.connections);
         assert!((1..=4).contains(&connections), "{connections} connections");
         assert!(Counts::get(&counts.max_open) <= 4);
-        assert_eq!(mailer.idle.len(), connections, "every connection is back");
-        assert_eq!(mailer.permits.available_permits(), 4);
+        settled(&mailer).await;
+        assert_eq!(
+            mailer.pool.idle.len(),
+            connections,
+            "every connection is back"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1632,12 +2200,16 @@ mod tests {
         let mailer = server.mailer();
         let message = message_to("someone@example.org");
         mailer.send(&message).await.unwrap();
-        assert_eq!(mailer.idle.len(), 1, "lettre cannot see the close yet");
+        assert_eq!(mailer.pool.idle.len(), 1, "lettre cannot see the close yet");
         // Reused within 1 s without a check: the dead connection fails this send, transiently.
         let err = mailer.send(&message).await.unwrap_err();
         assert!(matches!(err, MailError::Transient(_)), "{err}");
         assert!(!err.to_string().contains("someone@"), "{err}");
-        assert_eq!(mailer.idle.len(), 0, "the failed connection was dropped");
+        assert_eq!(
+            mailer.pool.idle.len(),
+            0,
+            "the failed connection was dropped"
+        );
         // The next send opens a new connection and succeeds.
         mailer.send(&message).await.unwrap();
         assert_eq!(Counts::get(&server.counts.connections), 2);
@@ -1653,7 +2225,7 @@ mod tests {
         .await;
         let mut mailer = server.mailer();
         // Every idle connection counts as idle for more than a second.
-        mailer.idle.fresh_for = Duration::ZERO;
+        Arc::get_mut(&mut mailer.pool).unwrap().idle.fresh_for = Duration::ZERO;
         let message = message_to("someone@example.org");
         mailer.send(&message).await.unwrap();
         // The NOOP finds the connection closed, so this send opens a new one.
@@ -1666,7 +2238,7 @@ mod tests {
     async fn a_stale_live_connection_is_reused_after_one_noop() {
         let server = FakeServer::start(Behaviour::default()).await;
         let mut mailer = server.mailer();
-        mailer.idle.fresh_for = Duration::ZERO;
+        Arc::get_mut(&mut mailer.pool).unwrap().idle.fresh_for = Duration::ZERO;
         let message = message_to("someone@example.org");
         for _ in 0..3 {
             mailer.send(&message).await.unwrap();
@@ -1681,13 +2253,13 @@ mod tests {
         let server = FakeServer::start(Behaviour::default()).await;
         let mut mailer = server.mailer();
         // Every idle connection counts as idle for more than 30 s.
-        mailer.idle.idle_timeout = Duration::ZERO;
+        Arc::get_mut(&mut mailer.pool).unwrap().idle.idle_timeout = Duration::ZERO;
         let message = message_to("someone@example.org");
         mailer.send(&message).await.unwrap();
         mailer.send(&message).await.unwrap();
         assert_eq!(Counts::get(&server.counts.connections), 2);
         assert_eq!(Counts::get(&server.counts.noops), 0);
-        assert_eq!(mailer.idle.len(), 1);
+        assert_eq!(mailer.pool.idle.len(), 1);
     }
 
     #[tokio::test]
@@ -1704,7 +2276,7 @@ mod tests {
         let err = mailer.send(&message).await.unwrap_err();
         assert!(matches!(err, MailError::Transient(_)), "{err}");
         assert!(err.to_string().contains("timed out"), "{err}");
-        assert_eq!(mailer.idle.len(), 0);
+        assert_eq!(mailer.pool.idle.len(), 0);
         mailer.send(&message).await.unwrap();
         assert_eq!(Counts::get(&server.counts.connections), 2);
         assert_eq!(Counts::get(&server.counts.messages), 2);
@@ -1739,7 +2311,7 @@ mod tests {
         assert!(!err.to_string().contains("s3cret"), "{err}");
         assert_eq!(Counts::get(&server.counts.auths), 0);
         assert_eq!(Counts::get(&server.counts.mails), 0);
-        assert_eq!(mailer.idle.len(), 0);
+        assert_eq!(mailer.pool.idle.len(), 0);
     }
 
     #[tokio::test]
@@ -1776,6 +2348,6 @@ mod tests {
         assert!(matches!(err, MailError::Transient(_)), "{err}");
         assert_eq!(Counts::get(&server.counts.connections), 1);
         assert_eq!(Counts::get(&server.counts.mails), 0);
-        assert_eq!(mailer.idle.len(), 0);
+        assert_eq!(mailer.pool.idle.len(), 0);
     }
 }
