@@ -5,10 +5,13 @@ end-to-end check (.ci/e2e.py), the fault tests (.ci/faults.py) and the chaos run
 Usage:
     python3 -m pip install aiosmtpd
     python3 .ci/smtp_server.py --host 127.0.0.1 --port 2525 --maildir DIR \
-        [--flaky-failures 2] [--hang-seconds 10]
+        [--flaky-failures 2] [--hang-seconds 10] [--no-pipelining]
     TEST_SMTP_URL=smtp://127.0.0.1:2525 TEST_SMTP_MAILDIR=DIR cargo test -p mailer
 
 Behaviour (aiosmtpd, ESMTP, no TLS: STARTTLS is never offered):
+  * PIPELINING (RFC 2920) is offered in the EHLO reply, as postfix offers it, unless
+    --no-pipelining is given: the mailer then sends a message's content in the same write as
+    the next message's MAIL, RCPT and DATA, and aiosmtpd reads them in order.
   * Every accepted message is stored in the Maildir DIR (created if missing), one file per
     message in DIR/new/, holding the raw RFC 5322 message exactly as received after DATA
     (CRLF line endings; no header is added).
@@ -76,7 +79,9 @@ def utc_now() -> str:
 
 
 class Handler:
-    def __init__(self, maildir: str, flaky_failures: int, hang_seconds: float) -> None:
+    def __init__(self, maildir: str, flaky_failures: int, hang_seconds: float,
+                 pipelining: bool = True) -> None:
+        self.pipelining = pipelining
         # Maildir(create=True) only creates tmp/new/cur when the directory itself is new.
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(maildir, sub), exist_ok=True)
@@ -124,6 +129,13 @@ class Handler:
         if local.startswith("reject"):
             return NO_SUCH_USER
         return "250 OK"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # With this hook aiosmtpd leaves recording the client's name to us.
+        session.host_name = hostname
+        if not self.pipelining:
+            return responses
+        return responses[:-1] + ["250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.rcpt_reply(server, address)
@@ -176,11 +188,13 @@ def main() -> int:
                         help="failed attempts per flaky/flaky421 recipient before it is accepted")
     parser.add_argument("--hang-seconds", type=float, default=10.0,
                         help="how long the reply to DATA is held back for hang recipients")
+    parser.add_argument("--no-pipelining", action="store_true",
+                        help="do not offer PIPELINING in the EHLO reply")
     args = parser.parse_args()
 
     os.makedirs(args.maildir, exist_ok=True)
     controller = Controller(
-        Handler(args.maildir, args.flaky_failures, args.hang_seconds),
+        Handler(args.maildir, args.flaky_failures, args.hang_seconds, not args.no_pipelining),
         hostname=args.host,
         port=args.port,
         server_hostname="smtp-test.localhost",

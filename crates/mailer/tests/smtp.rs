@@ -273,6 +273,40 @@ async fn concurrent_sends_through_a_bounded_pool_all_arrive() {
     }
 }
 
+/// Over one connection (with PIPELINING, a message's content shares a write with the next
+/// message's commands), refused recipients fail only their own messages.
+#[tokio::test]
+async fn refused_recipients_among_pipelined_sends_fail_only_their_own() {
+    let Some(env) = env("refused_recipients_among_pipelined_sends_fail_only_their_own") else {
+        return;
+    };
+    let mailer = std::sync::Arc::new(
+        SmtpMailer::from_url(&env.url, sender())
+            .unwrap()
+            .with_max_connections(1),
+    );
+    let sends: Vec<_> = (0..8)
+        .map(|i| {
+            let prefix = if i % 3 == 1 { "reject" } else { "piped" };
+            let to = format!("{}@example.org", unique(prefix));
+            let mailer = std::sync::Arc::clone(&mailer);
+            let send = tokio::spawn(async move { mailer.send(&message(&to, "http://x/c")).await });
+            (prefix, send)
+        })
+        .collect();
+    for (prefix, send) in sends {
+        match (prefix, send.await.unwrap()) {
+            ("reject", Err(MailError::Permanent(detail))) => {
+                assert!(detail.contains("550"), "{detail}");
+            }
+            ("piped", Ok(sent)) => {
+                find_message(&env.maildir, &sent.provider_message_id.unwrap()).await;
+            }
+            (prefix, other) => panic!("{prefix}: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_connection_the_server_closed_with_421_is_not_reused() {
     let Some(env) = env("a_connection_the_server_closed_with_421_is_not_reused") else {
