@@ -10,7 +10,7 @@
 //!
 //! When the server offers PIPELINING (RFC 2920), a message's `MAIL FROM`, `RCPT TO` and `DATA`
 //! go in one write, and its content goes in the same write as the next waiting message's
-//! commands: under load, one write and one round trip per message instead of four (see
+//! commands: under load, one write and one round trip per message instead of two (see
 //! [`Driver`]). Servers that do not offer it get one command at a time, through lettre.
 
 use std::collections::VecDeque;
@@ -450,8 +450,10 @@ impl Driver {
                 return self.send_one_by_one(next).await;
             }
         };
-        let mut write = String::new();
         let open = self.open.take();
+        // The content, if any, and three short commands.
+        let mut write =
+            String::with_capacity(open.as_ref().map_or(0, |(_, content)| content.len()) + 512);
         if let Some((_, content)) = &open {
             write.push_str(content);
         }
@@ -1968,12 +1970,15 @@ mod tests {
 
     /// Sends to each address at once (the sends are queued before the first driver runs, on
     /// this single-threaded test runtime) and returns each result, in order.
-    async fn send_all(mailer: &Arc<SmtpMailer>, to: &[&str]) -> Vec<Result<Sent, MailError>> {
+    async fn send_all(
+        mailer: &Arc<SmtpMailer>,
+        to: &[impl AsRef<str>],
+    ) -> Vec<Result<Sent, MailError>> {
         let sends: Vec<_> = to
             .iter()
             .map(|to| {
                 let mailer = Arc::clone(mailer);
-                let message = message_to(to);
+                let message = message_to(to.as_ref());
                 tokio::spawn(async move { mailer.send(&message).await })
             })
             .collect();
@@ -1993,8 +1998,7 @@ mod tests {
         })
         .await;
         let mailer = Arc::new(server.mailer().with_max_connections(1));
-        let to: Vec<String> = (0..10).map(|i| format!("user{i}@example.org")).collect();
-        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let to = users(10);
         for result in send_all(&mailer, &to).await {
             result.unwrap();
         }
@@ -2079,8 +2083,7 @@ mod tests {
         })
         .await;
         let mailer = Arc::new(server.mailer().with_max_connections(1));
-        let to: Vec<String> = (0..10).map(|i| format!("user{i}@example.org")).collect();
-        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let to = users(10);
         let results = send_all(&mailer, &to).await;
         let failed: Vec<usize> = (0..10).filter(|i| results[*i].is_err()).collect();
         // Connections of 3 messages each: the 4th and the 8th got the 421.
@@ -2149,18 +2152,14 @@ mod tests {
 
     /// Sends `n` messages at once through `mailer` and checks that every one was accepted.
     async fn send_concurrently(mailer: &Arc<SmtpMailer>, n: usize) {
-        let mut sends = tokio::task::JoinSet::new();
-        for i in 0..n {
-            let mailer = Arc::clone(mailer);
-            sends.spawn(async move {
-                mailer
-                    .send(&message_to(&format!("user{i}@example.org")))
-                    .await
-            });
+        for result in send_all(mailer, &users(n)).await {
+            result.unwrap();
         }
-        while let Some(result) = sends.join_next().await {
-            result.unwrap().unwrap();
-        }
+    }
+
+    /// `user0@example.org`, `user1@example.org`, …
+    fn users(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("user{i}@example.org")).collect()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
