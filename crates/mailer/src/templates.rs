@@ -2,9 +2,10 @@
 //! directory.
 //!
 //! A template named `confirm/body.html` is looked up first in the override directory (if one is
-//! configured, so operators can restyle without rebuilding; edited files are picked up), then in
-//! the embedded set. Files ending in `.html` are HTML-escaped automatically; `.txt` files are
-//! not. Undefined variables are errors, so a typo fails a test instead of sending a blank.
+//! configured, so operators can restyle without rebuilding; an edited file is used from its next
+//! render on, a file added while running only after a restart), then in the embedded set. Files ending in `.html` are HTML-escaped automatically;
+//! `.txt` files are not. Undefined variables are errors, so a typo fails a test instead of
+//! sending a blank.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,6 +62,18 @@ impl Templates {
     /// Whether a template of this name exists.
     pub fn has(&self, name: &str) -> bool {
         self.env.get_template(name).is_ok()
+    }
+
+    /// The source `name` is rendered from now: the override file's if there is one (it changes
+    /// when the file is edited), else the embedded one.
+    pub fn source(&self, name: &str) -> Result<String, TemplateError> {
+        self.env
+            .get_template(name)
+            .map(|template| template.source().to_owned())
+            .map_err(|source| TemplateError {
+                name: name.to_owned(),
+                source,
+            })
     }
 
     /// Renders one template with a serialisable context.
@@ -153,5 +166,34 @@ mod tests {
             .unwrap();
         assert_eq!(got.text, "Custom N");
         assert_eq!(got.subject, "Hello N");
+    }
+
+    /// An edited override file is rendered from at once, and `source` says which text that is
+    /// (a different size, so the check does not depend on the clock's resolution).
+    #[test]
+    fn an_edited_override_is_picked_up_and_source_follows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("page.html");
+        std::fs::write(&file, "First {{ name }}").unwrap();
+        let t = Templates::new(
+            &[("page.html", "Embedded"), ("other.html", "Other")],
+            Some(dir.path().to_path_buf()),
+        );
+        assert_eq!(t.source("page.html").unwrap(), "First {{ name }}");
+        assert_eq!(t.source("other.html").unwrap(), "Other");
+        assert_eq!(
+            t.render("page.html", &json!({"name": "N"})).unwrap(),
+            "First N"
+        );
+        std::fs::write(&file, "Edited again {{ name }}").unwrap();
+        assert_eq!(t.source("page.html").unwrap(), "Edited again {{ name }}");
+        assert_eq!(
+            t.render("page.html", &json!({"name": "N"})).unwrap(),
+            "Edited again N"
+        );
+        assert!(t.source("missing.html").is_err());
+        // A file added after its template was first used is not (the embedded one stays).
+        std::fs::write(dir.path().join("other.html"), "Added later").unwrap();
+        assert_eq!(t.source("other.html").unwrap(), "Other");
     }
 }

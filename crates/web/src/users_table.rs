@@ -3,12 +3,17 @@
 //!
 //! The table is the same for every visitor, and reading and rendering its rows is most of the
 //! page's cost. Requests for it go through a [`Coalescer`]: one query and one render at a time,
-//! and every request that arrived meanwhile shares the next one. Nothing is cached: each request
+//! and every request that arrived meanwhile shares the next one. No rows are cached: each request
 //! gets a table read after it arrived, so it shows every registration committed before it. Under
 //! a flood of `GET /` the page makes one query at a time, not one per request.
+//!
+//! The render is a function of the rows read and the template's source only, so when a read
+//! returns the same rows as the previous one (and the template is unchanged) the previous HTML
+//! is used again instead of rendering the same table a second time.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use domain::User;
 use mailer::Templates;
 use serde::Serialize;
 use store::UserStore;
@@ -41,20 +46,20 @@ impl std::fmt::Debug for UsersTable {
 }
 
 #[derive(Debug, Serialize)]
-struct UserRow {
+struct UserRow<'a> {
     id: i64,
-    email: String,
+    email: &'a str,
     email_sent: &'static str,
     confirmed: &'static str,
 }
 
-impl From<domain::User> for UserRow {
-    fn from(user: domain::User) -> Self {
+impl<'a> From<&'a User> for UserRow<'a> {
+    fn from(user: &'a User) -> Self {
         // The tutorial's Jinja printed Python booleans.
         let yes_no = |b: bool| if b { "True" } else { "False" };
         Self {
             id: user.id.0,
-            email: user.email.into_string(),
+            email: user.email.as_str(),
             email_sent: yes_no(user.email_sent),
             confirmed: yes_no(user.confirmed),
         }
@@ -62,8 +67,16 @@ impl From<domain::User> for UserRow {
 }
 
 #[derive(Debug, Serialize)]
-struct TableView {
-    users: Vec<UserRow>,
+struct TableView<'a> {
+    users: Vec<UserRow<'a>>,
+}
+
+/// The last table rendered and what it was rendered from.
+#[derive(Debug)]
+struct Rendered {
+    users: Vec<User>,
+    source: String,
+    html: Arc<str>,
 }
 
 impl UsersTable {
@@ -81,10 +94,11 @@ impl UsersTable {
     pub(crate) async fn render(&self) -> Result<Arc<str>, AppError> {
         let renders = self.renders.get_or_init(|| {
             let (users, pages, limit) = (Arc::clone(&self.users), self.pages.clone(), self.limit);
+            let last = Arc::new(Mutex::new(None));
             Coalescer::spawn(MAX_SHARED, move |calls: Vec<()>| {
-                let (users, pages) = (Arc::clone(&users), pages.clone());
+                let (users, pages, last) = (Arc::clone(&users), pages.clone(), Arc::clone(&last));
                 async move {
-                    let table = render_table(users.as_ref(), &pages, limit).await;
+                    let table = render_table(users.as_ref(), &pages, limit, &last).await;
                     calls
                         .iter()
                         .map(|()| match &table {
@@ -102,20 +116,36 @@ impl UsersTable {
     }
 }
 
+/// Reads the table's rows and renders them, or returns the previous HTML if it was rendered from
+/// the same rows and template source (`last`; batches run one at a time, so the lock is never
+/// contended).
 async fn render_table(
     users: &dyn UserStore,
     pages: &Templates,
     limit: u64,
+    last: &Mutex<Option<Rendered>>,
 ) -> Result<Arc<str>, AppError> {
+    let users = users.recent_users(limit).await?;
+    let source = pages.source(TEMPLATE)?;
+    let mut last = last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(rendered) = last.as_ref()
+        && rendered.users == users
+        && rendered.source == source
+    {
+        return Ok(Arc::clone(&rendered.html));
+    }
     let view = TableView {
-        users: users
-            .recent_users(limit)
-            .await?
-            .into_iter()
-            .map(UserRow::from)
-            .collect(),
+        users: users.iter().map(UserRow::from).collect(),
     };
-    Ok(pages.render(TEMPLATE, &view)?.into())
+    let html: Arc<str> = pages.render(TEMPLATE, &view)?.into();
+    *last = Some(Rendered {
+        users,
+        source,
+        html: Arc::clone(&html),
+    });
+    Ok(html)
 }
 
 #[cfg(test)]
@@ -193,6 +223,71 @@ mod tests {
         let table = table(users);
         assert!(table.render().await.unwrap().contains("No users yet."));
         assert!(table.render().await.unwrap().contains("a@example.com"));
+    }
+
+    /// A read that returns the rows of the previous one uses its HTML again (the same
+    /// allocation); a changed row, a new user or an edited template renders anew.
+    #[tokio::test]
+    async fn the_same_rows_reuse_the_previous_html_and_any_change_renders_anew() {
+        let confirmed = |mut user: User| {
+            user.confirmed = true;
+            user
+        };
+        let (a, b) = (user(1, "a@example.com"), user(2, "b@example.com"));
+        let reads = [
+            vec![a.clone()],
+            vec![a.clone()],
+            vec![confirmed(a.clone())],
+            vec![b.clone(), confirmed(a.clone())],
+            vec![b.clone(), confirmed(a.clone())],
+            vec![b.clone(), confirmed(a.clone())],
+        ];
+        let mut users = MockUserStore::new();
+        let mut seq = mockall::Sequence::new();
+        for read in reads {
+            users
+                .expect_recent_users()
+                .times(1)
+                .in_sequence(&mut seq)
+                .return_once(move |_| Ok(read));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        let override_file = dir.path().join("web/_users.html");
+        std::fs::write(
+            &override_file,
+            crate::PAGE_TEMPLATES
+                .iter()
+                .find(|(name, _)| *name == TEMPLATE)
+                .unwrap()
+                .1,
+        )
+        .unwrap();
+        let pages = Templates::new(crate::PAGE_TEMPLATES, Some(dir.path().to_path_buf()));
+        let table = Arc::new(UsersTable::new(Arc::new(users), pages, 50));
+
+        let first = table.render().await.unwrap();
+        let same = table.render().await.unwrap();
+        assert!(Arc::ptr_eq(&first, &same), "same rows: rendered again");
+        let changed = table.render().await.unwrap();
+        assert!(!Arc::ptr_eq(&same, &changed));
+        assert!(first.contains("<td>1</td><td>a@example.com</td><td>True</td><td>False</td>"));
+        assert!(changed.contains("<td>1</td><td>a@example.com</td><td>True</td><td>True</td>"));
+        let added = table.render().await.unwrap();
+        assert!(
+            added.contains("<td>2</td><td>b@example.com</td>"),
+            "{added}"
+        );
+        assert!(Arc::ptr_eq(&added, &table.render().await.unwrap()));
+        std::fs::write(
+            &override_file,
+            "{% for user in users %}[{{ user.email }}]{% endfor %}",
+        )
+        .unwrap();
+        assert_eq!(
+            &*table.render().await.unwrap(),
+            "[b@example.com][a@example.com]"
+        );
     }
 
     /// A failed read fails every request that shared it, each with the same error.
