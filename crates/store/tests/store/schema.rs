@@ -47,6 +47,58 @@ async fn postgres_pending_until_migrated() {
     db.finish().await;
 }
 
+/// Each pooled connection that the server ended while it was idle in the pool (as a restart
+/// does) fails at most the one statement that finds it broken, with `Unavailable`; the pool
+/// replaces it, and the statements after them succeed.
+#[tokio::test]
+async fn postgres_a_connection_the_server_ended_fails_at_most_one_statement() {
+    use sea_orm::TransactionTrait;
+    let Some(db) = TestDb::postgres(true).await else {
+        eprintln!(
+            "skipping: set {} to run it on PostgreSQL",
+            common::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    let store = &db.store;
+    // At least two pooled connections: `held` (a transaction) and another one, idle in the pool
+    // (the migrations may have left more).
+    let held = store.connection().begin().await.unwrap();
+    common::exec(store, "SELECT 1").await;
+    let ended = held
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert!(ended >= 1, "no idle pooled connection was ended");
+    held.commit().await.unwrap();
+    let mut results = Vec::new();
+    for _ in 0..ended + 2 {
+        results.push(store.recent_users(10).await);
+    }
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        i64::try_from(failed.len()).unwrap() <= ended,
+        "{} statements failed, {ended} connections were ended: {failed:?}",
+        failed.len()
+    );
+    assert!(
+        failed.iter().all(|e| e.is_unavailable()),
+        "not reported as unavailable: {failed:?}"
+    );
+    assert!(
+        results.iter().rev().take(2).all(Result::is_ok),
+        "the broken connections were not replaced: {results:?}"
+    );
+    db.finish().await;
+}
+
 async fn ping_and_backend(store: &SeaStore) {
     store.ping().await.unwrap();
     let debug = format!("{store:?}");
