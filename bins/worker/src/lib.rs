@@ -320,7 +320,25 @@ impl Deliverer {
         }
     }
 
+    /// Records a send the provider accepted. If the database was unavailable, tries once more
+    /// before giving up: the pool hands out a connection used in the last second without checking
+    /// it (see `store`), so the first statement after a database restart can fail on a connection
+    /// the server ended, and a send left unrecorded is sent again once its lease runs out.
     async fn mark_sent(
+        &self,
+        id: MessageId,
+        provider_message_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        match self.mark_sent_once(id, provider_message_id.clone()).await {
+            Err(error) if error.is_unavailable() => {
+                tracing::warn!(message_id = %id, %error, "recording the send failed; trying once more");
+                self.mark_sent_once(id, provider_message_id).await
+            }
+            done => done,
+        }
+    }
+
+    async fn mark_sent_once(
         &self,
         id: MessageId,
         provider_message_id: Option<String>,

@@ -3,7 +3,8 @@
 //!
 //! A template named `confirm/body.html` is looked up first in the override directory (if one is
 //! configured, so operators can restyle without rebuilding; an edited file is used from its next
-//! render on, a file added while running only after a restart), then in the embedded set. Files ending in `.html` are HTML-escaped automatically;
+//! render on; a file added for a template already in use only after a restart), then in the
+//! embedded set. Files ending in `.html` are HTML-escaped automatically;
 //! `.txt` files are not. Undefined variables are errors, so a typo fails a test instead of
 //! sending a blank.
 

@@ -277,6 +277,38 @@ async fn sweep_waits_while_jobs_are_waiting_in_the_queue() {
     );
 }
 
+/// A send whose record fails because the database was unavailable (a connection the server
+/// ended) is recorded on a second try; another kind of failure is not retried.
+#[tokio::test]
+async fn an_unavailable_database_when_recording_a_send_is_tried_once_more() {
+    for (first, calls, recorded) in [
+        (StoreError::Unavailable("connection reset".into()), 2, true),
+        (StoreError::Corrupt("bad row".into()), 1, false),
+    ] {
+        let mut messages = MockMessageStore::new();
+        messages
+            .expect_claim()
+            .times(1)
+            .returning(|id, _, _| Ok(Claim::Claimed(owed(id.0, 1))));
+        let mut seq = mockall::Sequence::new();
+        messages
+            .expect_mark_sent()
+            .times(1)
+            .in_sequence(&mut seq)
+            .return_once(move |_, _, _| Err(first));
+        messages
+            .expect_mark_sent()
+            .times(calls - 1)
+            .in_sequence(&mut seq)
+            .returning(|_, _, _| Ok(()));
+        let mailer = Arc::new(MemoryMailer::new());
+        let d = deliverer(messages, mailer.clone());
+        let outcome = d.handle(Job::new(MessageId(7))).await;
+        assert_eq!(outcome.is_ok(), recorded, "{outcome:?}");
+        assert_eq!(mailer.messages().len(), 1, "sent once either way");
+    }
+}
+
 /// The delivery loop on a task of its own; [`Running::stop`] shuts it down and waits for it.
 struct Running {
     stop: watch::Sender<bool>,
