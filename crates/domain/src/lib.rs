@@ -12,4 +12,4 @@ pub use email::{EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN};
 pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
 pub use request_id::RequestId;
 pub use token::{ConfirmationTokens, NoSecretKey, TimedSerializer, TokenError, Verified};
-pub use user::{User, UserId};
+pub use user::{User, UserId, UserSummary};

@@ -27,3 +27,25 @@ pub struct User {
     pub registered_on: DateTime<Utc>,
     pub confirmed_on: Option<DateTime<Utc>>,
 }
+
+/// A user as a list of users shows one: the columns of the tutorial's "Registered Users" table,
+/// without the timestamps a [`User`] carries (a list reads many rows, so it reads no more of
+/// each than it shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub id: UserId,
+    pub email: EmailAddress,
+    pub confirmed: bool,
+    pub email_sent: bool,
+}
+
+impl From<User> for UserSummary {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            confirmed: user.confirmed,
+            email_sent: user.email_sent,
+        }
+    }
+}

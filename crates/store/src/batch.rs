@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, User};
+use domain::{EmailAddress, User, UserSummary};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{ConfirmOutcome, Registration, Resend, ResendPolicy, StoreError, UserStore};
@@ -341,7 +341,7 @@ impl UserStore for BatchedUsers {
         self.inner.resend(email, policy, now).await
     }
 
-    async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {
+    async fn recent_users(&self, limit: u64) -> Result<Vec<UserSummary>, StoreError> {
         self.inner.recent_users(limit).await
     }
 
@@ -472,7 +472,7 @@ mod tests {
         ) -> Result<Resend, StoreError> {
             unreachable!()
         }
-        async fn recent_users(&self, _: u64) -> Result<Vec<User>, StoreError> {
+        async fn recent_users(&self, _: u64) -> Result<Vec<UserSummary>, StoreError> {
             unreachable!()
         }
         async fn ping(&self) -> Result<(), StoreError> {

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, User};
+use domain::{
+    EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, User, UserSummary,
+};
 
 pub mod batch;
 mod entities;
@@ -180,8 +182,8 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<Resend, StoreError>;
 
-    /// The newest users first, at most `limit`.
-    async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError>;
+    /// The newest users first, at most `limit`, as a list shows them (no timestamps).
+    async fn recent_users(&self, limit: u64) -> Result<Vec<UserSummary>, StoreError>;
 
     /// Checks that the database answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use domain::{
     EmailAddress, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage, User, UserId,
+    UserSummary,
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -364,39 +365,34 @@ fn truncate_chars(mut s: String, max: usize) -> String {
     s
 }
 
-/// A user's columns but `email_key`, in the order `recent_users` selects them.
-type UserColumns = (
-    i64,
-    String,
-    bool,
-    bool,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-);
+/// The columns of a [`UserSummary`], in the order `recent_users` selects them.
+type SummaryColumns = (i64, String, bool, bool);
 
-fn user_from_model(m: user::Model) -> Result<User, StoreError> {
-    user_from_columns((
-        m.id,
-        m.email,
-        m.confirmed,
-        m.email_sent,
-        m.registered_on,
-        m.confirmed_on,
-    ))
+/// A stored address, which was valid when it was written.
+fn stored_address(id: i64, email: &str) -> Result<EmailAddress, StoreError> {
+    EmailAddress::parse(email)
+        .map_err(|_| StoreError::Corrupt(format!("user {id} has an invalid email address")))
 }
 
-fn user_from_columns(
-    (id, email, confirmed, email_sent, registered_on, confirmed_on): UserColumns,
-) -> Result<User, StoreError> {
-    let email = EmailAddress::parse(&email)
-        .map_err(|_| StoreError::Corrupt(format!("user {id} has an invalid email address")))?;
+fn user_from_model(m: user::Model) -> Result<User, StoreError> {
     Ok(User {
+        id: UserId(m.id),
+        email: stored_address(m.id, &m.email)?,
+        confirmed: m.confirmed,
+        email_sent: m.email_sent,
+        registered_on: m.registered_on,
+        confirmed_on: m.confirmed_on,
+    })
+}
+
+fn summary_from_columns(
+    (id, email, confirmed, email_sent): SummaryColumns,
+) -> Result<UserSummary, StoreError> {
+    Ok(UserSummary {
         id: UserId(id),
-        email,
+        email: stored_address(id, &email)?,
         confirmed,
         email_sent,
-        registered_on,
-        confirmed_on,
     })
 }
 
@@ -891,27 +887,21 @@ impl UserStore for SeaStore {
         .await
     }
 
-    async fn recent_users(&self, limit: u64) -> Result<Vec<User>, StoreError> {
-        // The columns a `User` needs (not `email_key`), read by position: this feeds the home
-        // page's users table, and reading a `Model` looks each column up by name in each row.
+    async fn recent_users(&self, limit: u64) -> Result<Vec<UserSummary>, StoreError> {
+        // Only the columns a summary shows, read by position: this feeds the home page's users
+        // table, every row read is decoded, and reading a `Model` looks each column up by name
+        // in each row.
         use user::Column as C;
         user::Entity::find()
             .select_only()
-            .columns([
-                C::Id,
-                C::Email,
-                C::Confirmed,
-                C::EmailSent,
-                C::RegisteredOn,
-                C::ConfirmedOn,
-            ])
+            .columns([C::Id, C::Email, C::Confirmed, C::EmailSent])
             .order_by_desc(C::Id)
             .limit(limit)
-            .into_tuple::<UserColumns>()
+            .into_tuple::<SummaryColumns>()
             .all(&self.db)
             .await?
             .into_iter()
-            .map(user_from_columns)
+            .map(summary_from_columns)
             .collect()
     }
 

@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use domain::User;
+use domain::UserSummary;
 use mailer::Templates;
 use serde::Serialize;
 use store::UserStore;
@@ -53,8 +53,8 @@ struct UserRow<'a> {
     confirmed: &'static str,
 }
 
-impl<'a> From<&'a User> for UserRow<'a> {
-    fn from(user: &'a User) -> Self {
+impl<'a> From<&'a UserSummary> for UserRow<'a> {
+    fn from(user: &'a UserSummary) -> Self {
         // The tutorial's Jinja printed Python booleans.
         let yes_no = |b: bool| if b { "True" } else { "False" };
         Self {
@@ -74,7 +74,7 @@ struct TableView<'a> {
 /// The last table rendered and what it was rendered from.
 #[derive(Debug)]
 struct Rendered {
-    users: Vec<User>,
+    users: Vec<UserSummary>,
     source: String,
     html: Arc<str>,
 }
@@ -150,20 +150,17 @@ async fn render_table(
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use domain::{EmailAddress, User, UserId};
+    use domain::{EmailAddress, UserId};
     use store::MockUserStore;
 
     use super::*;
 
-    fn user(id: i64, email: &str) -> User {
-        User {
+    fn user(id: i64, email: &str) -> UserSummary {
+        UserSummary {
             id: UserId(id),
             email: EmailAddress::parse(email).unwrap(),
             confirmed: false,
             email_sent: true,
-            registered_on: Utc::now(),
-            confirmed_on: None,
         }
     }
 
@@ -229,7 +226,7 @@ mod tests {
     /// allocation); a changed row, a new user or an edited template renders anew.
     #[tokio::test]
     async fn the_same_rows_reuse_the_previous_html_and_any_change_renders_anew() {
-        let confirmed = |mut user: User| {
+        let confirmed = |mut user: UserSummary| {
             user.confirmed = true;
             user
         };

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use domain::{MessageKind, MessageStatus};
+use domain::{MessageKind, MessageStatus, UserSummary};
 use store::{
     ConfirmOutcome, MessageStore, Registration, Resend, ResendPolicy, SeaStore, StoreError,
     UserStore,
@@ -194,19 +194,31 @@ async fn concurrent_confirms_confirm_once(store: &SeaStore) {
 
 async fn recent_users_newest_first_with_limit(store: &SeaStore) {
     assert!(store.recent_users(10).await.unwrap().is_empty());
-    let mut ids = Vec::new();
+    let mut users = Vec::new();
     for i in 0..5 {
         let (user, _) = register(store, &fresh_address("recent"), t0() + secs(f64::from(i))).await;
-        ids.push(user.id);
+        users.push(user);
     }
-    let recent: Vec<_> = store
-        .recent_users(3)
-        .await
-        .unwrap()
+    let ids: Vec<_> = users.iter().map(|u| u.id).collect();
+    // Each flag set on a different user, so a summary that swapped or lost a column shows.
+    let at = t0() + secs(10.0);
+    assert_eq!(
+        store.confirm(&users[3].email, t0(), at).await.unwrap(),
+        ConfirmOutcome::Confirmed
+    );
+    users[3].confirmed = true;
+    common::exec(
+        store,
+        &format!("UPDATE users SET email_sent = TRUE WHERE id = {}", ids[2]),
+    )
+    .await;
+    users[2].email_sent = true;
+    let recent = store.recent_users(3).await.unwrap();
+    let expected: Vec<UserSummary> = [4, 3, 2]
         .into_iter()
-        .map(|u| u.id)
+        .map(|i| users[i].clone().into())
         .collect();
-    assert_eq!(recent, vec![ids[4], ids[3], ids[2]]);
+    assert_eq!(recent, expected);
     let all = store.recent_users(100).await.unwrap();
     assert_eq!(all.len(), 5);
     assert_eq!(all.iter().map(|u| u.id).collect::<HashSet<_>>().len(), 5);

@@ -181,8 +181,8 @@ async fn home_lists_newest_users_escaped_when_enabled() {
         .times(1)
         .returning(|_| {
             Ok(vec![
-                user(2, "x&y@example.com", true),
-                user(1, "a@example.com", false),
+                user(2, "x&y@example.com", true).into(),
+                user(1, "a@example.com", false).into(),
             ])
         });
     let reply = send(state(users, idle_queue(), true), get("/")).await;
