@@ -41,8 +41,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pooled connection idle for at least this long is checked with a round trip to the database
 /// before it is handed out; one used more recently is handed out as it is. (sqlx checks every
 /// one by default, which doubles the round trips of every statement.) A connection the server
-/// dropped while it was in use (a restart) fails its next statement instead, with the same error
-/// as an unavailable database, and is replaced.
+/// ended (a restart) within a second of its last use is not checked, so it fails its next
+/// statement instead, with the same error as an unavailable database, and is replaced.
 const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// How far the clock of the process that issued a confirmation token may lag behind the clock
 /// of the one that registered the account (see `UserStore::confirm`).

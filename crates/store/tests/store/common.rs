@@ -40,11 +40,16 @@ impl TestDb {
         }
     }
 
-    /// A new PostgreSQL database `store_test_<uuid>`, or `None` without `TEST_DATABASE_URL`.
-    pub async fn postgres(migrate: bool) -> Option<TestDb> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR)
+    /// A new PostgreSQL database `store_test_<uuid>`, or `None` without `TEST_DATABASE_URL`
+    /// (after a note that `test` is skipped).
+    pub async fn postgres(test: &str, migrate: bool) -> Option<TestDb> {
+        let Some(admin_url) = std::env::var(POSTGRES_URL_VAR)
             .ok()
-            .filter(|url| !url.is_empty())?;
+            .filter(|url| !url.is_empty())
+        else {
+            eprintln!("skipping {test}: set {POSTGRES_URL_VAR} to run it on PostgreSQL");
+            return None;
+        };
         let name = format!("store_test_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(admin_url.as_str()).await.unwrap();
         admin
@@ -138,12 +143,9 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let Some(db) = $crate::common::TestDb::postgres(true).await else {
-                        eprintln!(
-                            "skipping {}: set {} to run it on PostgreSQL",
-                            stringify!($name),
-                            $crate::common::POSTGRES_URL_VAR,
-                        );
+                    let Some(db) =
+                        $crate::common::TestDb::postgres(stringify!($name), true).await
+                    else {
                         return;
                     };
                     super::$name(&db.store).await;

@@ -36,11 +36,7 @@ async fn sqlite_pending_until_migrated() {
 
 #[tokio::test]
 async fn postgres_pending_until_migrated() {
-    let Some(db) = TestDb::postgres(false).await else {
-        eprintln!(
-            "skipping: set {} to run it on PostgreSQL",
-            common::POSTGRES_URL_VAR
-        );
+    let Some(db) = TestDb::postgres("postgres_pending_until_migrated", false).await else {
         return;
     };
     pending_until_migrated(&db.store).await;
@@ -53,11 +49,12 @@ async fn postgres_pending_until_migrated() {
 #[tokio::test]
 async fn postgres_a_connection_the_server_ended_fails_at_most_one_statement() {
     use sea_orm::TransactionTrait;
-    let Some(db) = TestDb::postgres(true).await else {
-        eprintln!(
-            "skipping: set {} to run it on PostgreSQL",
-            common::POSTGRES_URL_VAR
-        );
+    let Some(db) = TestDb::postgres(
+        "postgres_a_connection_the_server_ended_fails_at_most_one_statement",
+        true,
+    )
+    .await
+    else {
         return;
     };
     let store = &db.store;

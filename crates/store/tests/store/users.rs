@@ -199,7 +199,6 @@ async fn recent_users_newest_first_with_limit(store: &SeaStore) {
         let (user, _) = register(store, &fresh_address("recent"), t0() + secs(f64::from(i))).await;
         users.push(user);
     }
-    let ids: Vec<_> = users.iter().map(|u| u.id).collect();
     // Each flag set on a different user, so a summary that swapped or lost a column shows.
     let at = t0() + secs(10.0);
     assert_eq!(
@@ -209,7 +208,10 @@ async fn recent_users_newest_first_with_limit(store: &SeaStore) {
     users[3].confirmed = true;
     common::exec(
         store,
-        &format!("UPDATE users SET email_sent = TRUE WHERE id = {}", ids[2]),
+        &format!(
+            "UPDATE users SET email_sent = TRUE WHERE id = {}",
+            users[2].id
+        ),
     )
     .await;
     users[2].email_sent = true;
