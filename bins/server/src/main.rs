@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         return token_tool::run(command);
     }
     settings::telemetry::init();
-    worker::run_main(async {
+    worker::run_main(worker::Threads::PerCore, async {
         match cli.command {
             None | Some(Command::Serve) => serve().await,
             Some(Command::Migrate) => migrate().await,

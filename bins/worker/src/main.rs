@@ -82,13 +82,13 @@ fn main() -> ExitCode {
     if let Some(Command::SendTestEmail { to }) = &cli.command {
         // A send failure is the command's answer (printed once, exit 1), not a startup error.
         let mut sent = true;
-        let status = worker::run_main(async {
+        let status = worker::run_main(worker::Threads::One, async {
             sent = send_test_email(to).await?;
             Ok(())
         });
         return if sent { status } else { ExitCode::FAILURE };
     }
-    worker::run_main(async {
+    worker::run_main(worker::Threads::One, async {
         match cli.command {
             None | Some(Command::Run) => run().await,
             Some(Command::Healthcheck) => healthcheck().await,
