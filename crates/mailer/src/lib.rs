@@ -12,7 +12,7 @@ mod templates;
 
 pub use file::FileMailer;
 pub use memory::MemoryMailer;
-pub use mime::{Sender, SenderError, build_mime};
+pub use mime::{Sender, SenderError, build_mime, format_mime};
 pub use ses::SesMailer;
 pub use smtp::{SmtpConfigError, SmtpMailer, SmtpSecurity};
 pub use templates::{RenderedEmail, TemplateError, Templates};

@@ -14,12 +14,12 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use crate::mime::{Sender, build_mime};
+use crate::mime::{Sender, format_mime};
 use crate::smtp::redact;
 use crate::{MailError, Mailer, Message, Sent};
 
 /// Sends through Amazon SES v2 `SendEmail` with the message as raw MIME (built by
-/// [`build_mime`], so it keeps our `Message-ID` and the text + HTML alternatives).
+/// [`format_mime`], so it keeps our `Message-ID` and the text + HTML alternatives).
 #[derive(Clone)]
 pub struct SesMailer {
     client: aws_sdk_sesv2::Client,
@@ -122,7 +122,7 @@ fn default_timeouts() -> TimeoutConfig {
 impl Mailer for SesMailer {
     async fn send(&self, message: &Message) -> Result<Sent, MailError> {
         let message_id = self.sender.new_message_id();
-        let raw = build_mime(&self.sender, message, &message_id)?.formatted();
+        let raw = format_mime(&self.sender, message, &message_id)?.1;
         let content = RawMessage::builder()
             .data(aws_smithy_types::Blob::new(raw))
             .build()

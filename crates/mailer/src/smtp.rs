@@ -28,7 +28,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use crate::mime::{Sender, build_mime};
+use crate::mime::{Sender, format_mime};
 use crate::{MailError, Mailer, Message, Sent};
 
 /// Bound on establishing one TCP connection (per resolved address).
@@ -770,9 +770,7 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, message: &Message) -> Result<Sent, MailError> {
         let message_id = self.sender.new_message_id();
-        let email = build_mime(&self.sender, message, &message_id)?;
-        let envelope = email.envelope().clone();
-        let bytes = email.formatted();
+        let (envelope, bytes) = format_mime(&self.sender, message, &message_id)?;
         match self.deliver(envelope, bytes).await {
             Ok(()) => {
                 tracing::debug!(to = %message.to.masked(), server = %self.server(), "email accepted by the SMTP server");
