@@ -12,14 +12,15 @@ Settings (environment):
   BENCH_CONFIRM_CONNS       connections of the confirmation load (default 32)
   BENCH_E2E_RATE            registrations/s of the end-to-end latency load (default 200)
   BENCH_BACKLOG             owed emails the worker drains (default 20000)
-  BENCH_WORKER_CONCURRENCY  WORKER_CONCURRENCY of the workers (default: the service's default)
+  BENCH_WORKER_CONCURRENCY  WORKER_CONCURRENCY of the workers (default 256, four times the
+                            service's default; the backlog is also drained once at the default)
   BENCH_PG                  PostgreSQL server (default postgres://postgres@127.0.0.1:5432)
   BENCH_REDIS               Redis server (default redis://127.0.0.1:6379); a free database
                             number (15 down to 1) is used and only this run's keys are deleted
   BENCH_OUTPUT              where to write the table (default <repo>/BENCHMARKS.md)
   BENCH_SKIP_CRITERION=1    skip `cargo bench -p domain --bench tokens`
   BENCH_ONLY                comma-separated loads to run alone (register, confirm, e2e, drain,
-                            home): for profiling; prints the raw results, writes no table
+                            drain_default, home): for profiling; prints the raw results, writes no table
 """
 
 import argparse
@@ -46,6 +47,7 @@ DURATION = int(os.environ.get("BENCH_DURATION", "20"))
 CONFIRM_CONNS = int(os.environ.get("BENCH_CONFIRM_CONNS", "32"))
 E2E_RATE = float(os.environ.get("BENCH_E2E_RATE", "200"))
 BACKLOG = int(os.environ.get("BENCH_BACKLOG", "20000"))
+WORKER_CONCURRENCY = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "256"))
 PG = urllib.parse.urlparse(os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
 REDIS = urllib.parse.urlparse(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379"))
 THREADS = 2  # wrk -t2 / pgbench -j2: one per core of the target machine
@@ -281,8 +283,9 @@ class Harness:
             # (every request of a load generator comes from 127.0.0.1).
             "RATE_LIMIT_PER_IP": "0",
         })
-        if os.environ.get("BENCH_WORKER_CONCURRENCY"):
-            env["WORKER_CONCURRENCY"] = os.environ["BENCH_WORKER_CONCURRENCY"]
+        # Raised through its documented setting, like the per-IP limit: on a mail server as
+        # fast as smtp-sink, 64 jobs in flight leave it idle while they wait for the database.
+        env["WORKER_CONCURRENCY"] = str(WORKER_CONCURRENCY)
         if os.environ.get("BENCH_SMTP_CONNECTIONS"):
             env["SMTP_MAX_CONNECTIONS"] = os.environ["BENCH_SMTP_CONNECTIONS"]
         if os.environ.get("BENCH_RUST_LOG"):
@@ -301,10 +304,10 @@ class Harness:
             self.stop(self.server)
             self.server = None
 
-    def start_worker(self, name: str, smtp_port: int) -> None:
+    def start_worker(self, name: str, smtp_port: int, **extra) -> None:
         port = free_port()
         env = self.app_env(SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
-                           WORKER_METRICS_ADDR=f"127.0.0.1:{port}")
+                           WORKER_METRICS_ADDR=f"127.0.0.1:{port}", **extra)
         self.worker = self.start("worker", [self.bin("worker")], env, name)
         self.wait_ready(self.worker, f"http://127.0.0.1:{port}/readyz")
         self.worker_name = name
@@ -743,11 +746,19 @@ class Harness:
 
     # -- 3. worker backlog and smtp-source -------------------------------------------------------
 
-    def drain(self) -> None:
+    def drain_at_default(self) -> None:
+        """The backlog again, with the service's default WORKER_CONCURRENCY (no limit run)."""
+        self.drain("drain_default", default_worker_concurrency(self.args.repo))
+
+    def drain(self, key: str = "drain", concurrency: int | None = None) -> None:
+        """Drains BACKLOG owed emails into smtp-sink with one worker (WORKER_CONCURRENCY
+        `concurrency`, else the harness's), results under `key`; the "drain" run then measures
+        the limit, smtp-source."""
+        concurrency = concurrency or WORKER_CONCURRENCY
         # Owe BACKLOG emails as the server does (user + queued message, then a job on the queue),
         # in bulk, while no worker runs (a partial run can come here with one still running).
         self.stop_worker()
-        prefix = f"b{self.run_id}"
+        prefix = f"{'b' if key == 'drain' else 'd'}{self.run_id}"
         ids = psql(self.db, f"""
             WITH u AS (
                 INSERT INTO users (email, email_key, confirmed, email_sent, registered_on)
@@ -787,7 +798,7 @@ class Harness:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        self.start_worker("worker (backlog)", self.sink_port)
+        self.start_worker("worker (backlog)", self.sink_port, WORKER_CONCURRENCY=concurrency)
         ready = time.time()
         # Progress from the stream's length on one open Redis connection (the worker deletes a
         # job when it acknowledges it, after recording the send). Polling with psql would start
@@ -818,7 +829,8 @@ class Harness:
         stop_sampling.set()
         if "a" in holder and "b" in holder:
             split = cpu_split(holder["a"], holder["b"], self.roles)
-            split["load"] = "worker backlog"
+            split["load"] = ("worker backlog" if key == "drain"
+                             else f"worker backlog, concurrency {concurrency}")
             self.results["cpu"].append(split)
         span = float(psql(self.db, "SELECT extract(epoch FROM max(sent_at) - min(sent_at)) "
                                    f"FROM email_messages WHERE id BETWEEN {lo} AND {hi}"))
@@ -829,18 +841,19 @@ class Harness:
         # up to 5 s (with the worker stopped, so its connections close) to catch up.
         self.stop_worker()
         sink_delta = wait_sink_count(self.sink_out, sink_before, len(ids))
-        concurrency = worker_concurrency(self.args.repo)
         connections = smtp_connections(self.args.repo)
-        self.results["drain"] = {
+        self.results[key] = {
             "messages": len(ids), "seconds": end - start, "rate": len(ids) / (end - start),
             "startup_s": ready - start, "sent_at_span_s": span,
             "rate_sent_at": len(ids) / span if span > 0 else None, "not_sent": dead,
             "sink_counted": sink_delta, "concurrency": concurrency,
             "connections": connections,
         }
-        d = self.results["drain"]
-        log(f"backlog: {d['messages']} sent in {d['seconds']:.2f}s = {d['rate']:.0f}/s "
-            f"(sent_at span {span:.2f}s; sink counted {sink_delta})")
+        d = self.results[key]
+        log(f"backlog, concurrency {concurrency}: {d['messages']} sent in {d['seconds']:.2f}s = "
+            f"{d['rate']:.0f}/s (sent_at span {span:.2f}s; sink counted {sink_delta})")
+        if key != "drain":
+            return
 
         # The limit: the same sink, the same number of connections, postfix's own client.
         size = getattr(self, "message_size", 2000)
@@ -961,7 +974,8 @@ class Harness:
             # A partial run for profiling: the chosen loads only, no table (BENCHMARKS.md keeps
             # the last full run).
             steps = {"register": self.registrations, "confirm": self.confirmations,
-                     "e2e": self.end_to_end, "drain": self.drain, "home": self.home_page}
+                     "e2e": self.end_to_end, "drain": self.drain,
+                     "drain_default": self.drain_at_default, "home": self.home_page}
             for name in only:
                 if name not in steps:
                     raise BenchError(f"BENCH_ONLY: unknown load {name!r} (one of {', '.join(steps)})")
@@ -974,6 +988,7 @@ class Harness:
         self.confirmations()
         self.end_to_end()
         self.drain()
+        self.drain_at_default()
         self.home_page()
         self.results["server_hwm"] = self.server_hwm
         self.results["worker_hwm"] = self.worker_hwm
@@ -1121,14 +1136,15 @@ def sink_count(path: str) -> int:
 def configured(repo: str, env_var: str, key: str) -> int:
     """A setting of the service as the benchmark runs it: the BENCH_ override, else the
     default in config/default.toml."""
-    if os.environ.get(env_var):
+    if env_var and os.environ.get(env_var):
         return int(os.environ[env_var])
     text = open(os.path.join(repo, "config", "default.toml"), encoding="utf-8").read()
     return int(re.search(rf"^{key}\s*=\s*(\d+)", text, re.M).group(1))
 
 
-def worker_concurrency(repo: str) -> int:
-    return configured(repo, "BENCH_WORKER_CONCURRENCY", "worker_concurrency")
+def default_worker_concurrency(repo: str) -> int:
+    """The service's default WORKER_CONCURRENCY (config/default.toml)."""
+    return configured(repo, "", "worker_concurrency")
 
 
 def smtp_connections(repo: str) -> int:
@@ -1241,6 +1257,7 @@ def fmt_rate(x: float) -> str:
 def report(res: dict, args) -> None:
     m = machine_info(args.repo)
     conc = res.get("drain", {}).get("concurrency", "?")
+    default_conc = res.get("drain_default", {}).get("concurrency", "?")
     rows = []  # (figure, measured, limit, ratio, target, met, original)
 
     def ratio_row(fig, value, limit, limit_desc, target_ratio, original="", lost=""):
@@ -1296,6 +1313,13 @@ def report(res: dict, args) -> None:
                   f"{d.get('connections', '?')} SMTP connections",
                   d["rate"], s["rate"], f"smtp-source -s {s['sessions']} -d, {s['size']} B", 0.5,
                   ORIGINAL["worker"])
+    if "drain_default" in res and "drain" in res:
+        d, s = res["drain_default"], res["smtp_source"]
+        ratio = d["rate"] / s["rate"] if s["rate"] else float("nan")
+        rows.append((f"3. (reference) worker emails/s, the same backlog, concurrency {default_conc} "
+                     "(the service's default)", fmt_rate(d["rate"]),
+                     f"{fmt_rate(s['rate'])} (smtp-source, as above)", f"{ratio:.0%}",
+                     "— (no target)", "—", ""))
     if "e2e" in res:
         e = res["e2e"]
         bound_row(f"4. end-to-end latency p50 at {e['rate']:.0f} reg/s", e["p50_ms"], "ms", 10)
@@ -1344,6 +1368,16 @@ def report(res: dict, args) -> None:
                  "| --- | " + " | ".join("---" for _ in roles) + " | --- | --- | --- |\n"
                  + cpu_rows)
 
+    def per_request_row(label: str, rate: float, g: dict, last: str) -> str:
+        """CPU µs per request of each process group; `last` the last column's group."""
+        return (f"| {label} | {fmt_rate(rate)} | "
+                f"{g.get('server', 0) * 10_000 / rate:.0f} | "
+                f"{g.get('postgres', 0) * 10_000 / rate:.0f} | "
+                f"{g.get('worker', 0) * 10_000 / rate:.0f} | "
+                f"{g.get('redis', 0) * 10_000 / rate:.0f} | "
+                f"{g.get(last, 0) * 10_000 / rate:.0f}"
+                + (" (sink)" if last == "sink" else "") + " |\n")
+
     per_request = ""
     for key, label in (("register_c8", "register-c8"), ("register_c32", "register-c32"),
                        ("register_c32_worker", "register-c32-worker"),
@@ -1351,14 +1385,17 @@ def report(res: dict, args) -> None:
                        ("home_10", "home-10-users"), ("home_10k", "home-10000-users")):
         split = next((s for s in res["cpu"] if s["load"] == label), None)
         if key in res and split:
-            rate = res[key]["rate"]
-            g = split["groups"]
-            per_request += (f"| {label} | {fmt_rate(rate)} | "
-                            f"{g.get('server', 0) * 10_000 / rate:.0f} | "
-                            f"{g.get('postgres', 0) * 10_000 / rate:.0f} | "
-                            f"{g.get('worker', 0) * 10_000 / rate:.0f} | "
-                            f"{g.get('redis', 0) * 10_000 / rate:.0f} | "
-                            f"{g.get('load generator', 0) * 10_000 / rate:.0f} |\n")
+            per_request += per_request_row(label, res[key]["rate"], split["groups"],
+                                           "load generator")
+    # The backlog's CPU samples fall between its first and last send: its rate over that span.
+    for key in ("drain", "drain_default"):
+        d = res.get(key)
+        label = ("worker backlog" if key == "drain"
+                 else f"worker backlog, concurrency {d['concurrency']}") if d else ""
+        split = next((s for s in res["cpu"] if s["load"] == label), None)
+        if d and split and d.get("rate_sent_at"):
+            per_request += per_request_row(f"{label} (rate: first to last `sent_at`)",
+                                           d["rate_sent_at"], split["groups"], "sink")
     for key, label in (("pg_insert_c8", "pgbench-insert-c8"), ("pg_insert_c32", "pgbench-insert-c32"),
                        ("pg_update", f"pgbench-update-c{CONFIRM_CONNS}")):
         split = next((s for s in res["cpu"] if s["load"] == label), None)
@@ -1496,7 +1533,10 @@ CPU microseconds per request (or per transaction), from the same samples:
    and their jobs added to the Redis stream as the server publishes them; then one `worker`
    starts, and the time runs from its start until the database shows all of them `sent`.
    Limit: `smtp-source -d -s <SMTP_MAX_CONNECTIONS> -m {BACKLOG} -l <the real email's size>`
-   against the same smtp-sink.
+   against the same smtp-sink. Every worker of the run has `WORKER_CONCURRENCY={WORKER_CONCURRENCY}`
+   (its documented setting; 64 jobs in flight leave a mail server as fast as smtp-sink idle while
+   they wait for the database); a second backlog, drained at the service's default, is the
+   reference row.
 4. **End-to-end**: `bench/e2e.py load` posts {E2E_RATE:.0f} registrations/s (open loop, 8
    keep-alive connections) while the worker delivers to `bench/e2e.py sink`, an aiosmtpd server
    stamping each recipient's arrival; latency = arrival − the registration's HTTP response,
