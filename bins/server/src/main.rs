@@ -1,11 +1,16 @@
-//! `server`: the web server, `migrate`, and the token tool.
+//! `server`: the web server, `migrate`, the token tool, and `users show`. Parses the command,
+//! wires the pieces from `wiring` and prints; the logic lives in the libraries.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use server::token_tool::{self, TokenCommand};
 use settings::Settings;
+use token_tool::TokenCommand;
+use wiring::Threads;
+
+mod token_tool;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,7 +56,7 @@ fn main() -> ExitCode {
         return token_tool::run(command);
     }
     settings::telemetry::init();
-    worker::run_main(worker::Threads::PerCore, async {
+    wiring::run_main(Threads::PerCore, async {
         match cli.command {
             None | Some(Command::Serve) => serve().await,
             Some(Command::Migrate) => migrate().await,
@@ -66,8 +71,8 @@ async fn users_show(address: &str) -> anyhow::Result<()> {
     let email = domain::EmailAddress::parse(address)
         .map_err(|e| anyhow::anyhow!("not an email address: {e}"))?;
     let settings = Settings::load()?;
-    let store = settings.connect_store().await?;
-    let report = server::user_report(&store, &store, &email).await?;
+    let store = wiring::connect_store(&settings).await?;
+    let report = delivery::operator::user_report(&store, &store, &email).await?;
     #[expect(clippy::print_stdout, reason = "the command's output")]
     {
         print!("{}", report.text);
@@ -78,34 +83,34 @@ async fn users_show(address: &str) -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let services = server::Services::from_settings(&settings)
+    let services = wiring::Services::connect(&settings)
         .await
         .context("cannot start")?;
     let mailer = if settings.embedded_queue() {
-        Some(settings.build_mailer().await?)
+        Some(wiring::build_mailer(&settings).await?)
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(&settings.listen_addr)
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", settings.listen_addr))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        server::shutdown_signal().await;
+        wiring::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    server::serve(&settings, services, mailer, listener, stopped).await
+    wiring::serve(&settings, services, mailer, listener, stopped).await
 }
 
 async fn healthcheck() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let addr: std::net::SocketAddr = settings.listen_addr.parse()?;
-    server::probe(addr, std::time::Duration::from_secs(3)).await
+    web::ops::probe(settings.listen_addr, "/readyz", Duration::from_secs(3)).await?;
+    Ok(())
 }
 
 async fn migrate() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let store = settings.connect_store_unchecked().await?;
+    let store = wiring::connect_store_unchecked(&settings).await?;
     let pending = store.pending_migrations().await?;
     store.migrate().await?;
     tracing::info!(applied = pending.len(), "database is up to date");

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use domain::{ConfirmationTokens, TimedSerializer};
-use secrecy::ExposeSecret;
 
 /// The token subcommands.
 #[derive(Debug, Subcommand)]
@@ -66,8 +65,11 @@ fn emit(mut stream: impl Write, line: &str, code: ExitCode) -> ExitCode {
 fn serializer(secret_keys: Vec<String>, salt: &str) -> Result<TimedSerializer, String> {
     let keys: Vec<String> = if secret_keys.is_empty() {
         let settings = settings::Settings::load().map_err(|e| e.to_string())?;
-        let (keys, _) = settings.secret_keys().map_err(|e| e.to_string())?;
-        keys.iter().map(|k| k.expose_secret().to_owned()).collect()
+        settings
+            .secret_key_strs()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     } else {
         secret_keys
     };

@@ -10,11 +10,11 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use domain::EmailAddress;
 use queue::JobQueue;
-use server::Services;
 use settings::Settings;
 use store::{ConfirmOutcome, UserStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use wiring::Services;
 
 mod common;
 
@@ -39,13 +39,13 @@ async fn register_deliver_and_confirm_in_process() {
     let delivery = app.queue.receive(Duration::ZERO).await.unwrap().unwrap();
     let outcome = app.deliverer.handle(delivery.job).await.unwrap();
     assert!(
-        matches!(outcome, worker::Outcome::Sent { .. }),
+        matches!(outcome, delivery::Outcome::Sent { .. }),
         "{outcome:?}"
     );
     // A redelivery of the same job does not send again.
     assert!(matches!(
         app.deliverer.handle(delivery.job).await.unwrap(),
-        worker::Outcome::Skipped(_)
+        delivery::Outcome::Skipped(_)
     ));
     let sent = app.mailer.messages();
     assert_eq!(sent.len(), 1);
@@ -101,7 +101,7 @@ async fn a_deleted_users_link_is_refused_even_after_the_address_registers_again(
     app.register("gone%40example.com").await;
     assert!(matches!(
         app.deliver_next().await,
-        worker::Outcome::Sent { .. }
+        delivery::Outcome::Sent { .. }
     ));
     let new_link = app.mailer.messages()[1].action_url.clone().unwrap();
     assert!(flash(&app.open(&old_link).await).starts_with("flash=invalid-link;"));
@@ -204,14 +204,14 @@ struct Running {
 }
 
 async fn start(settings: &Settings) -> Running {
-    let services = Services::from_settings(settings).await.unwrap();
-    let mailer = settings.build_mailer().await.unwrap();
+    let services = Services::connect(settings).await.unwrap();
+    let mailer = wiring::build_mailer(settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
     let settings = settings.clone();
     let task = tokio::spawn(async move {
-        server::serve(&settings, services, Some(mailer), listener, stopped).await
+        wiring::serve(&settings, services, Some(mailer), listener, stopped).await
     });
     Running { addr, stop, task }
 }
@@ -292,7 +292,7 @@ async fn an_email_owed_before_a_restart_is_sent_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_for(dir.path(), &[]);
     // Commit a registration while no delivery runs (as if the process died right after).
-    let store = settings.connect_store().await.unwrap();
+    let store = wiring::connect_store(&settings).await.unwrap();
     let email = EmailAddress::parse("owed@example.com").unwrap();
     store.register(&email, chrono::Utc::now()).await.unwrap();
     drop(store);
@@ -309,7 +309,7 @@ async fn an_email_owed_before_a_restart_is_sent_after_it() {
     assert!(head.contains("flash=confirmed"), "{head}");
     app.stop().await;
 
-    let store = settings.connect_store().await.unwrap();
+    let store = wiring::connect_store(&settings).await.unwrap();
     assert_eq!(
         store
             .confirm(&email, chrono::Utc::now(), chrono::Utc::now())

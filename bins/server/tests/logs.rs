@@ -83,7 +83,7 @@ async fn a_whole_flow_logs_request_and_message_ids_and_no_address_token_or_secre
     let reply = app.register("Leak.Test%2BAlpha%40Example.com").await;
     assert!(flash(&reply).starts_with("flash=registered;"));
     let registration = request_id(&reply);
-    let worker::Outcome::Sent {
+    let delivery::Outcome::Sent {
         provider_message_id: Some(provider_id),
     } = app.deliver_next().await
     else {
@@ -109,7 +109,7 @@ async fn a_whole_flow_logs_request_and_message_ids_and_no_address_token_or_secre
     let resend = request_id(&resent);
     assert!(matches!(
         app.deliver_next().await,
-        worker::Outcome::Sent { .. }
+        delivery::Outcome::Sent { .. }
     ));
     let sent = app.mailer.messages();
     assert_eq!(sent.len(), 3);

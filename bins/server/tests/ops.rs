@@ -91,18 +91,20 @@ fn healthcheck(dir: &Path, addr: SocketAddr) -> (Option<i32>, String) {
 async fn readiness_and_metrics_of_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_in(dir.path());
-    let services = server::Services::from_settings(&settings).await.unwrap();
-    let mailer = settings.build_mailer().await.unwrap();
+    let services = wiring::Services::connect(&settings).await.unwrap();
+    let mailer = wiring::build_mailer(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn({
         let settings = settings.clone();
-        async move { server::serve(&settings, services, Some(mailer), listener, stopped).await }
+        async move { wiring::serve(&settings, services, Some(mailer), listener, stopped).await }
     });
 
     assert_eq!(http(addr, get("/readyz")).await.0, 200);
-    server::probe(addr, Duration::from_secs(3)).await.unwrap();
+    web::ops::probe(addr, "/readyz", Duration::from_secs(3))
+        .await
+        .unwrap();
     let (code, stderr) =
         tokio::task::spawn_blocking(move || healthcheck(&std::env::temp_dir(), addr))
             .await

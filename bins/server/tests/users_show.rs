@@ -27,7 +27,7 @@ async fn shows_one_users_state_and_messages() {
         .await
         .unwrap();
 
-    let report = server::user_report(
+    let report = delivery::operator::user_report(
         &store,
         &store,
         &EmailAddress::parse("show.me@example.com").unwrap(),
@@ -51,7 +51,7 @@ async fn shows_one_users_state_and_messages() {
         "{}",
         report.text
     );
-    let missing = server::user_report(
+    let missing = delivery::operator::user_report(
         &store,
         &store,
         &EmailAddress::parse("nobody@example.com").unwrap(),
@@ -59,7 +59,7 @@ async fn shows_one_users_state_and_messages() {
     .await
     .unwrap();
     assert!(!missing.found);
-    store.connection().clone().close().await.unwrap();
+    store.close().await.unwrap();
 
     // The binary: exit 0 with the report, 1 for an unknown address, 2 without an address,
     // and a clear error for a bad one.

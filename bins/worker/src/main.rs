@@ -1,15 +1,20 @@
-//! `worker`: the standalone delivery process, used with Redis (`REDIS_URL`).
+//! `worker`: the standalone delivery process, used with Redis (`REDIS_URL`), and the
+//! operator's commands. Parses the command, wires the pieces from `wiring` and prints; the
+//! logic lives in `delivery` (the engine and `delivery::operator`).
 //!
-//! Consumes the queue with WORKER_CONCURRENCY sends at once, records every outcome, runs the
-//! sweeper, and on SIGTERM or Ctrl-C stops taking jobs, finishes the ones in flight (bounded by
-//! WORKER_SHUTDOWN_TIMEOUT) and exits 0.
+//! `worker run` consumes the queue with WORKER_CONCURRENCY sends at once, records every outcome,
+//! runs the sweeper, and on SIGTERM or Ctrl-C stops taking jobs, finishes the ones in flight
+//! (bounded by WORKER_SHUTDOWN_TIMEOUT) and exits 0.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use delivery::operator;
 use settings::Settings;
 use tokio::sync::watch;
+use wiring::Threads;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,7 +54,7 @@ enum DeadCommand {
     /// List dead messages, most recent failure first.
     List {
         /// At most this many.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = operator::DEAD_LIST_LIMIT)]
         limit: u64,
     },
     /// Requeue one dead message (by id), or all of them: attempts start again from zero.
@@ -63,13 +68,9 @@ enum DeadCommand {
     },
     /// Delete dead messages that failed longer ago than a duration (e.g. 30d, 12h).
     Purge {
-        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
-        older_than: std::time::Duration,
+        #[arg(long, value_name = "DURATION", value_parser = settings::parse_duration)]
+        older_than: Duration,
     },
-}
-
-fn parse_age(text: &str) -> Result<std::time::Duration, String> {
-    settings::parse_duration(text)
 }
 
 fn parse_address(text: &str) -> Result<domain::EmailAddress, String> {
@@ -82,13 +83,13 @@ fn main() -> ExitCode {
     if let Some(Command::SendTestEmail { to }) = &cli.command {
         // A send failure is the command's answer (printed once, exit 1), not a startup error.
         let mut sent = true;
-        let status = worker::run_main(worker::Threads::One, async {
+        let status = wiring::run_main(Threads::One, async {
             sent = send_test_email(to).await?;
             Ok(())
         });
         return if sent { status } else { ExitCode::FAILURE };
     }
-    worker::run_main(worker::Threads::One, async {
+    wiring::run_main(Threads::One, async {
         match cli.command {
             None | Some(Command::Run) => run().await,
             Some(Command::Healthcheck) => healthcheck().await,
@@ -99,75 +100,10 @@ fn main() -> ExitCode {
     })
 }
 
-async fn healthcheck() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    if let Some(addr) = settings.worker_metrics_addr()? {
-        // The running worker's own readiness: it is up, and reaches the database and the queue.
-        return worker::probe(addr, "/readyz", std::time::Duration::from_secs(3)).await;
-    }
-    let store = settings.connect_store_unchecked().await?;
-    store.ping().await?;
-    let queue = settings.build_queue().await?;
-    queue.depth().await?;
-    Ok(())
-}
-
-async fn dead(command: DeadCommand) -> anyhow::Result<()> {
-    use store::MessageStore;
-
-    let settings = Settings::load()?;
-    let store = settings
-        .connect_store()
-        .await
-        .context("cannot use the database at DATABASE_URL")?;
-    let now = chrono::Utc::now();
-    match command {
-        DeadCommand::List { limit } => print_dead(&store.dead(limit).await?),
-        DeadCommand::Requeue { id, all } => {
-            let id = if all { None } else { id.map(domain::MessageId) };
-            let requeued = store.requeue_dead(id, now).await?;
-            if let (Some(id), true) = (id, requeued.is_empty()) {
-                anyhow::bail!("message {id} is not dead (see `worker dead list`)");
-            }
-            let published = if settings.embedded_queue() {
-                0
-            } else {
-                let queue = settings.build_queue().await?;
-                let mut published = 0;
-                for message_id in &requeued {
-                    // A failed publish is not lost: the row is queued and the sweeper finds it.
-                    if queue.publish(queue::Job::new(*message_id)).await.is_ok() {
-                        published += 1;
-                    }
-                }
-                published
-            };
-            say(&format!(
-                "requeued {} message(s){}",
-                requeued.len(),
-                if settings.embedded_queue() {
-                    String::from("; the server's delivery loop will send them")
-                } else {
-                    format!(", {published} published to the queue (the sweeper picks up the rest)")
-                }
-            ));
-        }
-        DeadCommand::Purge { older_than } => {
-            let cutoff = now - chrono::TimeDelta::from_std(older_than)?;
-            let purged = store.purge_dead(cutoff).await?;
-            say(&format!(
-                "purged {purged} dead message(s) last changed before {}",
-                cutoff.format("%Y-%m-%d %H:%M:%S UTC")
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Command output goes to stdout (logs go to stderr).
 #[expect(clippy::print_stdout, reason = "this is the command's output")]
-fn say(line: &str) {
-    println!("{line}");
+fn say(text: &str) {
+    print!("{text}");
 }
 
 /// A command's failure answer, on stderr.
@@ -176,13 +112,60 @@ fn complain(line: &str) {
     eprintln!("{line}");
 }
 
+async fn healthcheck() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    if let Some(addr) = settings.worker_metrics_addr {
+        // The running worker's own readiness: it is up, and reaches the database and the queue.
+        web::ops::probe(addr, "/readyz", Duration::from_secs(3)).await?;
+        return Ok(());
+    }
+    let store = wiring::connect_store_unchecked(&settings).await?;
+    store.ping().await?;
+    let queue = wiring::build_queue(&settings).await?;
+    queue.depth().await?;
+    Ok(())
+}
+
+/// The database, for the operator's commands.
+async fn store(settings: &Settings) -> anyhow::Result<store::SeaStore> {
+    wiring::connect_store(settings)
+        .await
+        .context("cannot use the database at DATABASE_URL")
+}
+
+/// The queue to publish to, or `None` without REDIS_URL: the queue then lives inside `server`.
+async fn queue(settings: &Settings) -> anyhow::Result<Option<std::sync::Arc<dyn queue::JobQueue>>> {
+    Ok(if settings.embedded_queue() {
+        None
+    } else {
+        Some(wiring::build_queue(settings).await?)
+    })
+}
+
+async fn dead(command: DeadCommand) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let store = store(&settings).await?;
+    let now = chrono::Utc::now();
+    let text = match command {
+        DeadCommand::List { limit } => operator::dead_list(&store, limit).await?,
+        DeadCommand::Requeue { id, all } => {
+            let id = if all { None } else { id.map(domain::MessageId) };
+            let queue = queue(&settings).await?;
+            operator::requeue_dead(&store, queue.as_deref(), id, now).await?
+        }
+        DeadCommand::Purge { older_than } => operator::purge_dead(&store, older_than, now).await?,
+    };
+    say(&text);
+    Ok(())
+}
+
 /// `worker send-test-email`: `Ok(true)` sent, `Ok(false)` the provider refused (printed).
 async fn send_test_email(to: &domain::EmailAddress) -> anyhow::Result<bool> {
     let settings = Settings::load()?;
-    let mailer = settings.build_mailer().await?;
-    match worker::ops::send_test_email(mailer.as_ref(), to, chrono::Utc::now()).await {
+    let mailer = wiring::build_mailer(&settings).await?;
+    match operator::send_test_email(mailer.as_ref(), to, chrono::Utc::now()).await {
         Ok(line) => {
-            say(&line);
+            say(&format!("{line}\n"));
             Ok(true)
         }
         Err(error) => {
@@ -195,47 +178,10 @@ async fn send_test_email(to: &domain::EmailAddress) -> anyhow::Result<bool> {
 /// `worker stats`.
 async fn stats() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let store = settings
-        .connect_store()
-        .await
-        .context("cannot use the database at DATABASE_URL")?;
-    // Without REDIS_URL the queue lives inside `server`: there is no depth to read from here.
-    let queue = if settings.embedded_queue() {
-        None
-    } else {
-        Some(settings.build_queue().await?)
-    };
-    let report = worker::ops::stats_report(&store, queue.as_deref(), chrono::Utc::now()).await?;
-    say(report.trim_end());
+    let store = store(&settings).await?;
+    let queue = queue(&settings).await?;
+    say(&operator::stats_report(&store, queue.as_deref(), chrono::Utc::now()).await?);
     Ok(())
-}
-
-fn print_dead(messages: &[domain::MessageRecord]) {
-    if messages.is_empty() {
-        say("no dead messages");
-        return;
-    }
-    say(&format!(
-        "{:>8}  {:<32}  {:>8}  {:<20}  LAST ERROR",
-        "ID", "RECIPIENT", "ATTEMPTS", "FAILED AT (UTC)"
-    ));
-    for m in messages {
-        let error: String = m
-            .last_error
-            .as_deref()
-            .unwrap_or("-")
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(120)
-            .collect();
-        say(&format!(
-            "{:>8}  {:<32}  {:>8}  {:<20}  {error}",
-            m.message.id,
-            m.message.recipient.masked(),
-            m.message.attempts,
-            m.updated_at.format("%Y-%m-%d %H:%M:%S"),
-        ));
-    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -246,25 +192,27 @@ async fn run() -> anyhow::Result<()> {
              for a separate worker to do; set REDIS_URL to run server and worker as separate processes"
         );
     }
-    let services = worker::Services::from_settings(&settings)
+    let services = wiring::Services::connect(&settings)
         .await
         .context("cannot start")?;
-    let mailer = settings.build_mailer().await?;
+    let mailer = wiring::build_mailer(&settings).await?;
     let metrics = settings::metrics::install();
     let (stop, stopped) = watch::channel(false);
-    let listener = match settings.worker_metrics_addr()? {
+    let listener = match settings.worker_metrics_addr {
         Some(addr) => Some(
-            worker::ops::start_listener(addr, &services, metrics, stopped.clone())
+            wiring::start_ops_listener(addr, &services, metrics, stopped.clone())
                 .await
                 .with_context(|| format!("cannot listen on WORKER_METRICS_ADDR={addr}"))?,
         ),
         None => None,
     };
     tokio::spawn(async move {
-        worker::shutdown_signal().await;
+        wiring::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    worker::deliver(&settings, &services, mailer, stopped).await?;
+    wiring::delivery_engine(&settings, &services, mailer)
+        .run(stopped)
+        .await;
     if let Some((_, listener)) = listener {
         listener.await??;
     }

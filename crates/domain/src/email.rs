@@ -120,6 +120,29 @@ impl EmailAddress {
         let first = self.local_part().chars().next().unwrap_or('*');
         format!("{first}***@{}", self.domain())
     }
+
+    /// `text` with every occurrence of this address, in any ASCII letter case, replaced by its
+    /// [masked](Self::masked) form: for provider errors and other texts that quote the
+    /// recipient before they are logged, stored or shown.
+    pub fn mask_in(&self, text: &str) -> String {
+        // ASCII lower-casing keeps byte offsets, so a match found in the lowered text is at the
+        // same place in the original.
+        let needle = self.address.to_ascii_lowercase();
+        let haystack = text.to_ascii_lowercase();
+        let masked = self.masked();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = 0;
+        for (start, _) in haystack.match_indices(&needle) {
+            if start < rest {
+                continue;
+            }
+            out.push_str(&text[rest..start]);
+            out.push_str(&masked);
+            rest = start + needle.len();
+        }
+        out.push_str(&text[rest..]);
+        out
+    }
 }
 
 impl fmt::Display for EmailAddress {
@@ -317,6 +340,22 @@ mod tests {
         let a = ok("secret.person@example.com");
         assert_eq!(a.masked(), "s***@example.com");
         assert!(!format!("{a:?}").contains("secret.person"));
+    }
+
+    #[test]
+    fn quoted_addresses_are_masked_in_any_case() {
+        let email = ok("Jane.Doe@Example.com");
+        assert_eq!(
+            email.mask_in("550 5.1.1 <jane.doe@example.com>: unknown; JANE.DOE@EXAMPLE.COM"),
+            "550 5.1.1 <J***@example.com>: unknown; J***@example.com"
+        );
+        assert_eq!(email.mask_in("451 try later"), "451 try later");
+        assert_eq!(email.mask_in(""), "");
+        // Multi-byte text around the address keeps its characters.
+        assert_eq!(
+            email.mask_in("é jane.doe@example.com ü"),
+            "é J***@example.com ü"
+        );
     }
 
     proptest::proptest! {

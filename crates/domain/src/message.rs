@@ -1,7 +1,6 @@
 //! Emails the service owes to someone: the outbox rows that make delivery durable.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,15 @@ impl fmt::Display for MessageId {
     }
 }
 
-/// Which email a message is; selects its templates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which email a message is; selects its templates. Stored by its lower-case name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display,
+)]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = UnknownKind,
+    parse_err_fn = UnknownKind::from
+)]
 pub enum MessageKind {
     /// The account confirmation email with its signed link.
     Confirm,
@@ -28,15 +34,7 @@ pub enum MessageKind {
 
 impl MessageKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirm => "confirm",
-        }
-    }
-}
-
-impl fmt::Display for MessageKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -45,21 +43,33 @@ impl fmt::Display for MessageKind {
 #[error("unknown message kind {0:?}")]
 pub struct UnknownKind(pub String);
 
-impl FromStr for MessageKind {
-    type Err = UnknownKind;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "confirm" => Ok(Self::Confirm),
-            other => Err(UnknownKind(other.to_owned())),
-        }
+impl From<&str> for UnknownKind {
+    fn from(name: &str) -> Self {
+        Self(name.to_owned())
     }
 }
 
-/// Where an owed message stands.
+/// Where an owed message stands. Stored by its lower-case name.
 ///
 /// `queued` → `sending` (claimed with a lease) → `sent`; a transient failure goes to `retrying`
 /// with a next attempt time, a permanent one (or too many attempts) to `dead`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = UnknownStatus,
+    parse_err_fn = UnknownStatus::from
+)]
 pub enum MessageStatus {
     Queued,
     Sending,
@@ -69,28 +79,10 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    pub const ALL: [Self; 5] = [
-        Self::Queued,
-        Self::Sending,
-        Self::Retrying,
-        Self::Sent,
-        Self::Dead,
-    ];
+    pub const ALL: &[Self] = <Self as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Sending => "sending",
-            Self::Retrying => "retrying",
-            Self::Sent => "sent",
-            Self::Dead => "dead",
-        }
-    }
-}
-
-impl fmt::Display for MessageStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -99,13 +91,9 @@ impl fmt::Display for MessageStatus {
 #[error("unknown message status {0:?}")]
 pub struct UnknownStatus(pub String);
 
-impl FromStr for MessageStatus {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_owned()))
+impl From<&str> for UnknownStatus {
+    fn from(name: &str) -> Self {
+        Self(name.to_owned())
     }
 }
 
@@ -140,9 +128,18 @@ mod tests {
 
     #[test]
     fn status_names_round_trip() {
-        for status in MessageStatus::ALL {
+        for &status in MessageStatus::ALL {
             assert_eq!(status.as_str().parse::<MessageStatus>(), Ok(status));
+            assert_eq!(status.to_string(), status.as_str());
         }
+        assert_eq!(
+            "lost".parse::<MessageStatus>(),
+            Err(UnknownStatus("lost".into()))
+        );
+        assert_eq!(
+            UnknownStatus("lost".into()).to_string(),
+            "unknown message status \"lost\""
+        );
         assert!("lost".parse::<MessageStatus>().is_err());
         assert_eq!("confirm".parse::<MessageKind>(), Ok(MessageKind::Confirm));
         assert!("reset".parse::<MessageKind>().is_err());

@@ -6,15 +6,18 @@ use domain::EmailAddress;
 mod file;
 mod memory;
 mod mime;
+mod redact;
 mod ses;
 mod smtp;
 mod templates;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 
 pub use file::FileMailer;
 pub use memory::MemoryMailer;
-pub use mime::{Sender, SenderError, build_mime, format_mime};
+pub use mime::{Sender, SenderError};
 pub use ses::SesMailer;
-pub use smtp::{SmtpConfigError, SmtpMailer, SmtpSecurity};
+pub use smtp::{SmtpConfigError, SmtpMailer, SmtpSecurity, SmtpUrl};
 pub use templates::{RenderedEmail, TemplateError, Templates};
 
 /// One email to send: already rendered, addressed to one recipient.

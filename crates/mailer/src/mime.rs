@@ -36,8 +36,9 @@ impl Sender {
         })
     }
 
-    pub fn mailbox(&self) -> &Mailbox {
-        &self.mailbox
+    /// The address alone: `addr@example.com` (the envelope's sender).
+    pub fn email(&self) -> String {
+        self.mailbox.email.to_string()
     }
 
     /// The mailbox as a header value: `"Name" <addr@example.com>` or `addr@example.com`.
@@ -57,7 +58,7 @@ impl Sender {
 
 /// Builds the RFC 5322 form of a message: multipart/alternative text + HTML when there is HTML,
 /// with our own Message-ID (returned alongside the bytes' structure).
-pub fn build_mime(
+pub(crate) fn build_mime(
     sender: &Sender,
     message: &Message,
     message_id: &str,
@@ -77,7 +78,7 @@ fn build_mime_with(
         MailError::Permanent(format!("recipient rejected by the MIME builder: {e}"))
     })?;
     let builder = lettre::Message::builder()
-        .from(sender.mailbox().clone())
+        .from(sender.mailbox.clone())
         .to(Mailbox::new(None, to))
         .subject(message.subject.clone())
         .message_id(Some(message_id.to_owned()));
@@ -114,7 +115,7 @@ fn build_mime_with(
 /// compares the two); lettre
 /// builds the message, then reads its own headers back to find the envelope, which was ~17% of
 /// the worker's CPU per email (BENCHMARKS.md). Anything else goes through [`build_mime`].
-pub fn format_mime(
+pub(crate) fn format_mime(
     sender: &Sender,
     message: &Message,
     message_id: &str,
@@ -129,7 +130,7 @@ pub fn format_mime(
 }
 
 /// Longest subject [`format_mime`] writes itself: lettre folds longer header lines.
-pub const PLAIN_SUBJECT_MAX: usize = 60;
+pub(crate) const PLAIN_SUBJECT_MAX: usize = 60;
 
 /// [`format_mime`]'s own writer, with the date and boundary given; `None` when the message
 /// is not the plain case.

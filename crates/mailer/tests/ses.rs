@@ -11,51 +11,14 @@
 //! as a child process with the variables set. Every test uses identities and recipients of its
 //! own. What moto recorded is read back from `GET <endpoint>/moto-api/data.json`.
 
-use std::io::{Read, Write};
 use std::process::Command;
-use std::time::Duration;
 
-use aws_sdk_sesv2::config::retry::RetryConfig;
-use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sesv2::error::DisplayErrorContext;
 use domain::EmailAddress;
-use mailer::{MailError, Mailer, Message, Sender, SesMailer};
-use serde_json::Value;
+use mailer::test_util::Moto;
+use mailer::{MailError, Mailer, Message, Sender};
 
-const ENDPOINT_VAR: &str = "TEST_SES_ENDPOINT";
 /// Set in the child process of [`from_env_uses_the_standard_chain_and_endpoint_override`].
 const CHILD_VAR: &str = "MAILER_SES_FROM_ENV_CHILD";
-
-/// moto's endpoint, or `None` (after a note) when the variable is unset; fails the test when
-/// it is set but nothing answers there.
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var(ENDPOINT_VAR) {
-        Ok(url) if !url.is_empty() => {
-            let url = url.trim_end_matches('/').to_owned();
-            moto_data(&url);
-            Some(url)
-        }
-        _ => {
-            eprintln!(
-                "{test}: skipped, set {ENDPOINT_VAR} (e.g. http://127.0.0.1:5055, a moto_server) to run it"
-            );
-            None
-        }
-    }
-}
-
-/// An SES v2 client for `endpoint` with fake credentials, configured in code.
-fn client(endpoint: &str) -> aws_sdk_sesv2::Client {
-    let config = aws_sdk_sesv2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .retry_config(RetryConfig::disabled())
-        .http_client(SesMailer::http_client())
-        .build();
-    aws_sdk_sesv2::Client::from_conf(config)
-}
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
@@ -71,62 +34,9 @@ fn message(to: &str, link: &str) -> Message {
     }
 }
 
-/// Verifies `identity` (moto marks every new identity verified).
-async fn create_identity(client: &aws_sdk_sesv2::Client, identity: &str) {
-    client
-        .create_email_identity()
-        .email_identity(identity)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{ENDPOINT_VAR} is set but CreateEmailIdentity failed: {}",
-                DisplayErrorContext(e)
-            )
-        });
-}
-
-/// Everything moto holds, from its `/moto-api/data.json` (plain HTTP/1.0 GET, no client crate).
-fn moto_data(endpoint: &str) -> Value {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("{ENDPOINT_VAR} must be an http:// URL, got {endpoint}"));
-    let mut stream = std::net::TcpStream::connect(authority)
-        .unwrap_or_else(|e| panic!("{ENDPOINT_VAR} is set but {authority} is unreachable: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /moto-api/data.json HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    serde_json::from_str(body).unwrap()
-}
-
-/// The raw message moto recorded under `message_id`.
-fn recorded(endpoint: &str, message_id: &str) -> Value {
-    let data = moto_data(endpoint);
-    let messages = data["ses"]["RawMessage"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no ses.RawMessage in moto's data: {data}"));
-    messages
-        .iter()
-        .find(|m| m["id"] == message_id)
-        .unwrap_or_else(|| panic!("moto has no message {message_id}"))
-        .clone()
-}
-
 /// Checks a raw message moto recorded for `sent_id`: recipient, source, MIME with our link.
-fn assert_recorded(endpoint: &str, sent_id: &str, from: &str, to: &str, link: &str) {
-    let record = recorded(endpoint, sent_id);
+fn assert_recorded(moto: &Moto, sent_id: &str, from: &str, to: &str, link: &str) {
+    let record = moto.raw_message(sent_id);
     assert_eq!(record["source"], from, "{record}");
     assert!(
         record["destinations"]
@@ -173,24 +83,17 @@ fn assert_recorded(endpoint: &str, sent_id: &str, from: &str, to: &str, link: &s
 
 #[tokio::test]
 async fn sends_raw_mime_and_returns_the_ses_message_id() {
-    let Some(endpoint) = endpoint("sends_raw_mime_and_returns_the_ses_message_id") else {
+    let Some(moto) = Moto::from_env("sends_raw_mime_and_returns_the_ses_message_id") else {
         return;
     };
-    let client = client(&endpoint);
     let from = format!("no-reply@{}.example.com", unique("verified"));
-    create_identity(&client, &from).await;
+    moto.verify_identity(&from).await;
     let configuration_set = unique("confirmations");
-    client
-        .create_configuration_set()
-        .configuration_set_name(&configuration_set)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateConfigurationSet: {}", DisplayErrorContext(e)));
+    moto.create_configuration_set(&configuration_set).await;
 
-    let mailer = SesMailer::new(
-        client,
+    let mailer = moto.mailer(
         Sender::parse(&format!("Confirm Bot <{from}>")).unwrap(),
-        Some(configuration_set.clone()),
+        Some(&configuration_set),
     );
     assert_eq!(mailer.configuration_set(), Some(configuration_set.as_str()));
     let to = format!("{}@example.org", unique("it"));
@@ -198,10 +101,10 @@ async fn sends_raw_mime_and_returns_the_ses_message_id() {
     let sent = mailer
         .send(&message(&to, &link))
         .await
-        .unwrap_or_else(|e| panic!("{ENDPOINT_VAR} is set but the send failed: {e}"));
+        .unwrap_or_else(|e| panic!("moto is there but the send failed: {e}"));
     let ses_id = sent.provider_message_id.expect("SES returns a MessageId");
-    assert_recorded(&endpoint, &ses_id, &from, &to, &link);
-    let record = recorded(&endpoint, &ses_id);
+    assert_recorded(&moto, &ses_id, &from, &to, &link);
+    let record = moto.raw_message(&ses_id);
     let raw = record["raw_data"].as_str().unwrap();
     assert!(
         raw.contains(&format!("From: \"Confirm Bot\" <{from}>\r\n")),
@@ -211,11 +114,11 @@ async fn sends_raw_mime_and_returns_the_ses_message_id() {
 
 #[tokio::test]
 async fn unverified_sender_is_an_account_error() {
-    let Some(endpoint) = endpoint("unverified_sender_is_an_account_error") else {
+    let Some(moto) = Moto::from_env("unverified_sender_is_an_account_error") else {
         return;
     };
     let from = format!("nobody@{}.example.com", unique("unverified"));
-    let mailer = SesMailer::new(client(&endpoint), Sender::parse(&from).unwrap(), None);
+    let mailer = moto.mailer(Sender::parse(&from).unwrap(), None);
     let to = format!("{}@example.org", unique("it"));
     let err = mailer
         .send(&message(&to, "http://x/confirm/secret-token"))
@@ -240,11 +143,8 @@ async fn unreachable_endpoint_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mailer = SesMailer::new(
-        client(&format!("http://127.0.0.1:{port}")),
-        Sender::parse("no-reply@example.com").unwrap(),
-        None,
-    );
+    let mailer = Moto::at(&format!("http://127.0.0.1:{port}"))
+        .mailer(Sender::parse("no-reply@example.com").unwrap(), None);
     let err = mailer
         .send(&message("someone@example.org", "http://x/c"))
         .await
@@ -252,7 +152,7 @@ async fn unreachable_endpoint_is_transient() {
     assert!(matches!(err, MailError::Transient(_)), "{err}");
 }
 
-/// `SesMailer::from_env` in a child process (this test binary again) whose environment holds
+/// `mailer::SesMailer::from_env` in a child process (this test binary again) whose environment holds
 /// fake credentials, a region and the endpoint overrides: proves the standard chain is used,
 /// `AWS_ENDPOINT_URL_SESV2` wins over `AWS_ENDPOINT_URL`, the region argument wins over
 /// `AWS_REGION`, and the explicit HTTP client is in place (no "No HTTP client was available").
@@ -261,16 +161,18 @@ async fn from_env_uses_the_standard_chain_and_endpoint_override() {
     if std::env::var_os(CHILD_VAR).is_some() {
         return from_env_child().await;
     }
-    let Some(endpoint) = endpoint("from_env_uses_the_standard_chain_and_endpoint_override") else {
+    let Some(moto) = Moto::from_env("from_env_uses_the_standard_chain_and_endpoint_override")
+    else {
         return;
     };
+    let endpoint = moto.endpoint();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port())
     };
     for (mode, generic, specific) in [
-        ("service-specific", closed.as_str(), Some(endpoint.as_str())),
-        ("generic", endpoint.as_str(), None),
+        ("service-specific", closed.as_str(), Some(endpoint)),
+        ("generic", endpoint, None),
     ] {
         let mut child = Command::new(std::env::current_exe().unwrap());
         child
@@ -281,7 +183,7 @@ async fn from_env_uses_the_standard_chain_and_endpoint_override() {
                 "--test-threads=1",
             ])
             .env(CHILD_VAR, mode)
-            .env(ENDPOINT_VAR, &endpoint)
+            .env(Moto::ENDPOINT_VAR, endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "eu-west-3")
@@ -310,44 +212,30 @@ async fn from_env_uses_the_standard_chain_and_endpoint_override() {
 }
 
 async fn from_env_child() {
-    let endpoint = std::env::var(ENDPOINT_VAR).unwrap();
+    let moto = Moto::at(&std::env::var(Moto::ENDPOINT_VAR).unwrap());
 
     // The chain's region (AWS_REGION) when no region is given...
     let from = format!("no-reply@{}.example.com", unique("env"));
-    let mailer = SesMailer::from_env(None, Sender::parse(&from).unwrap(), None).await;
-    let region = mailer
-        .client()
-        .config()
-        .region()
-        .map(|r| r.as_ref().to_owned());
+    let mailer = mailer::SesMailer::from_env(None, Sender::parse(&from).unwrap(), None).await;
+    let region = mailer.region();
     assert_eq!(region.as_deref(), Some("eu-west-3"));
 
     // ...the argument (SES_REGION) when given.
-    let mailer = SesMailer::from_env(
+    let mailer = mailer::SesMailer::from_env(
         Some("us-west-2".into()),
         Sender::parse(&from).unwrap(),
         None,
     )
     .await;
-    let region = mailer
-        .client()
-        .config()
-        .region()
-        .map(|r| r.as_ref().to_owned());
+    let region = mailer.region();
     assert_eq!(region.as_deref(), Some("us-west-2"));
 
-    create_identity(mailer.client(), &from).await;
+    moto.in_region("us-west-2").verify_identity(&from).await;
     let to = format!("{}@example.org", unique("env"));
     let link = "http://127.0.0.1:5003/confirm/from-env";
     let sent = mailer
         .send(&message(&to, link))
         .await
         .unwrap_or_else(|e| panic!("from_env send failed: {e}"));
-    assert_recorded(
-        &endpoint,
-        &sent.provider_message_id.unwrap(),
-        &from,
-        &to,
-        link,
-    );
+    assert_recorded(&moto, &sent.provider_message_id.unwrap(), &from, &to, link);
 }

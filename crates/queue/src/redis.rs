@@ -84,13 +84,12 @@ fn default_consumer_name() -> String {
     format!("{host}-{}-{random}", std::process::id())
 }
 
+/// This machine's host name (the `hostname` crate), cut to characters a consumer name reads
+/// well with; `None` if there is none.
 fn hostname() -> Option<String> {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())?;
+    let raw = hostname::get().ok()?;
     let clean: String = raw
+        .to_string_lossy()
         .trim()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))

@@ -35,16 +35,23 @@ fn redis_url(test: &str) -> Option<String> {
     }
 }
 
-/// A stream and group of the test's own, plus a raw client to look at and poke Redis.
+/// The fixture of every test here: the Redis at `TEST_REDIS_URL`, a stream and group of the
+/// test's own, and a raw client to look at and poke Redis. What the test creates there (the
+/// stream, ACL users) is removed when this is dropped, also when the test fails.
 struct Env {
     url: String,
     admin: Client,
     stream: String,
     group: String,
+    /// ACL users made by [`Env::acl_user`], deleted on drop.
+    acl_users: std::sync::Mutex<Vec<String>>,
 }
 
 impl Env {
-    async fn new(url: String) -> Env {
+    /// The fixture for `test`, or `None` (after a note) without `TEST_REDIS_URL`. Panics when
+    /// the variable is set but Redis does not answer.
+    async fn start(test: &str) -> Option<Env> {
+        let url = redis_url(test)?;
         let admin = Builder::from_config(Config::from_url(&url).unwrap())
             .build()
             .unwrap();
@@ -53,12 +60,13 @@ impl Env {
             .await
             .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis is not reachable: {e}"));
         let id = uuid::Uuid::new_v4().simple().to_string();
-        Env {
+        Some(Env {
             url,
             admin,
             stream: format!("test:queue:{id}"),
             group: format!("group-{id}"),
-        }
+            acl_users: std::sync::Mutex::default(),
+        })
     }
 
     /// A queue configuration on this test's stream, with a fresh consumer name.
@@ -137,6 +145,7 @@ impl Env {
         )
         .await
         .unwrap_or_else(|e| panic!("the connection tests need ACL SETUSER on the test Redis: {e}"));
+        self.acl_users.lock().unwrap().push(user.clone());
         let (scheme, rest) = self.url.split_once("://").unwrap();
         let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
         (
@@ -177,16 +186,40 @@ impl Env {
         }
         panic!("the queue's read never blocked");
     }
+}
 
-    /// Removes the test's keys (and ACL user), best effort.
-    async fn cleanup(self, acl_user: Option<&str>) {
-        let _: Result<i64, _> = self.admin.del(self.stream.as_str()).await;
-        if let Some(user) = acl_user {
-            let _ = self
-                .command("ACL", vec!["DELUSER".into(), user.into()])
-                .await;
+impl Drop for Env {
+    /// Removes the test's stream and ACL users, best effort, on a thread of its own (drop cannot
+    /// await, and may run inside the test's runtime).
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let stream = self.stream.clone();
+        let users = std::mem::take(&mut *self.acl_users.lock().unwrap());
+        let cleaner = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let admin = Builder::from_config(Config::from_url(&url)?).build()?;
+                admin.init().await?;
+                let _: i64 = admin.del(stream.as_str()).await?;
+                for user in users {
+                    let _: Value = admin
+                        .custom(
+                            CustomCommand::new_static("ACL", ClusterHash::Random, false),
+                            vec!["DELUSER".to_owned(), user],
+                        )
+                        .await?;
+                }
+                admin.quit().await
+            })
+        });
+        match cleaner.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not clean up after a Redis test: {e}"),
+            Err(_) => eprintln!("could not clean up after a Redis test: the thread panicked"),
         }
-        let _ = self.admin.quit().await;
     }
 }
 
@@ -205,10 +238,9 @@ async fn receive_eventually(queue: &RedisQueue, attempts: usize) -> Delivery {
 
 #[tokio::test]
 async fn publish_receive_ack_leaves_nothing_behind() {
-    let Some(url) = redis_url("publish_receive_ack_leaves_nothing_behind") else {
+    let Some(env) = Env::start("publish_receive_ack_leaves_nothing_behind").await else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     queue.ping().await.unwrap();
 
@@ -232,17 +264,15 @@ async fn publish_receive_ack_leaves_nothing_behind() {
     assert_eq!(queue.receive(Duration::ZERO).await.unwrap(), None);
     // Acknowledging again is harmless.
     queue.ack(&delivery).await.unwrap();
-
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn receive_many_takes_what_is_ready_in_order_and_ack_many_clears_it() {
-    let Some(url) = redis_url("receive_many_takes_what_is_ready_in_order_and_ack_many_clears_it")
+    let Some(env) =
+        Env::start("receive_many_takes_what_is_ready_in_order_and_ack_many_clears_it").await
     else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     for n in 1..=7 {
         queue.publish(job(n)).await.unwrap();
@@ -269,15 +299,14 @@ async fn receive_many_takes_what_is_ready_in_order_and_ack_many_clears_it() {
             .unwrap()
             .is_empty()
     );
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn the_request_id_travels_and_entries_without_one_still_decode() {
-    let Some(url) = redis_url("the_request_id_travels_and_entries_without_one_still_decode") else {
+    let Some(env) = Env::start("the_request_id_travels_and_entries_without_one_still_decode").await
+    else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     let tagged = job(1).with_request_id(domain::RequestId::parse("0123abcd-req"));
     queue.publish(tagged).await.unwrap();
@@ -288,15 +317,13 @@ async fn the_request_id_travels_and_entries_without_one_still_decode() {
         assert_eq!(delivery.job, expected);
         queue.ack(&delivery).await.unwrap();
     }
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn delivers_in_publish_order() {
-    let Some(url) = redis_url("delivers_in_publish_order") else {
+    let Some(env) = Env::start("delivers_in_publish_order").await else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     for n in 1..=5 {
         queue.publish(job(n)).await.unwrap();
@@ -311,15 +338,13 @@ async fn delivers_in_publish_order() {
         queue.ack(&delivery).await.unwrap();
     }
     assert_eq!(queue.receive(Duration::ZERO).await.unwrap(), None);
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn depth_counts_jobs_waiting_for_a_first_delivery() {
-    let Some(url) = redis_url("depth_counts_jobs_waiting_for_a_first_delivery") else {
+    let Some(env) = Env::start("depth_counts_jobs_waiting_for_a_first_delivery").await else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     assert_eq!(queue.depth().await.unwrap(), 0, "no stream yet");
 
@@ -339,15 +364,13 @@ async fn depth_counts_jobs_waiting_for_a_first_delivery() {
 
     env.delete_stream().await;
     assert_eq!(queue.depth().await.unwrap(), 0, "a missing stream is empty");
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn jobs_published_before_any_consumer_are_delivered() {
-    let Some(url) = redis_url("jobs_published_before_any_consumer_are_delivered") else {
+    let Some(env) = Env::start("jobs_published_before_any_consumer_are_delivered").await else {
         return;
     };
-    let env = Env::new(url).await;
     let producer = env.queue().await;
     producer.publish(job(1)).await.unwrap();
     producer.publish(job(2)).await.unwrap();
@@ -364,16 +387,15 @@ async fn jobs_published_before_any_consumer_are_delivered() {
         assert_eq!(delivery.job, job(n));
         consumer.ack(&delivery).await.unwrap();
     }
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn an_unacknowledged_delivery_is_taken_over_by_another_consumer() {
-    let Some(url) = redis_url("an_unacknowledged_delivery_is_taken_over_by_another_consumer")
+    let Some(env) =
+        Env::start("an_unacknowledged_delivery_is_taken_over_by_another_consumer").await
     else {
         return;
     };
-    let env = Env::new(url).await;
     let a = env.queue().await;
     a.publish(job(42)).await.unwrap();
     let lost = a.receive(Duration::from_secs(1)).await.unwrap().unwrap();
@@ -396,15 +418,13 @@ async fn an_unacknowledged_delivery_is_taken_over_by_another_consumer() {
     assert_eq!(env.pending().await, 0);
     assert_eq!(env.xlen().await, 0);
     assert_eq!(b.receive(Duration::ZERO).await.unwrap(), None);
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn a_deleted_stream_is_recreated_and_later_jobs_flow() {
-    let Some(url) = redis_url("a_deleted_stream_is_recreated_and_later_jobs_flow") else {
+    let Some(env) = Env::start("a_deleted_stream_is_recreated_and_later_jobs_flow").await else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     queue.publish(job(1)).await.unwrap();
     let first = queue
@@ -437,15 +457,13 @@ async fn a_deleted_stream_is_recreated_and_later_jobs_flow() {
         .unwrap();
     assert_eq!(third.job, job(3));
     queue.ack(&third).await.unwrap();
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn a_stream_deleted_during_a_blocked_read_is_recovered() {
-    let Some(url) = redis_url("a_stream_deleted_during_a_blocked_read_is_recovered") else {
+    let Some(env) = Env::start("a_stream_deleted_during_a_blocked_read_is_recovered").await else {
         return;
     };
-    let env = Env::new(url).await;
     let (user, user_url) = env.acl_user().await;
     let queue = std::sync::Arc::new(RedisQueue::connect(&user_url, env.config()).await.unwrap());
     assert_eq!(queue.receive(Duration::ZERO).await.unwrap(), None);
@@ -466,15 +484,13 @@ async fn a_stream_deleted_during_a_blocked_read_is_recovered() {
     };
     assert_eq!(delivery.job, job(7));
     queue.ack(&delivery).await.unwrap();
-    env.cleanup(Some(&user)).await;
 }
 
 #[tokio::test]
 async fn killed_connections_are_reopened_by_the_queue() {
-    let Some(url) = redis_url("killed_connections_are_reopened_by_the_queue") else {
+    let Some(env) = Env::start("killed_connections_are_reopened_by_the_queue").await else {
         return;
     };
-    let env = Env::new(url).await;
     let (user, user_url) = env.acl_user().await;
     let queue = std::sync::Arc::new(RedisQueue::connect(&user_url, env.config()).await.unwrap());
     let password = user_url
@@ -511,15 +527,13 @@ async fn killed_connections_are_reopened_by_the_queue() {
     assert_eq!(delivery.job, job(2));
     queue.ack(&delivery).await.unwrap();
     assert_eq!(env.xlen().await, 0);
-    env.cleanup(Some(&user)).await;
 }
 
 #[tokio::test]
 async fn entries_without_a_valid_job_are_dropped() {
-    let Some(url) = redis_url("entries_without_a_valid_job_are_dropped") else {
+    let Some(env) = Env::start("entries_without_a_valid_job_are_dropped").await else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
     env.raw_xadd("job", "not json").await;
     env.raw_xadd("job", r#"{"message_id":"seven"}"#).await;
@@ -563,15 +577,13 @@ async fn entries_without_a_valid_job_are_dropped() {
     assert_eq!(reader.receive(Duration::ZERO).await.unwrap(), None);
     assert_eq!(env.pending().await, 0);
     assert_eq!(env.xlen().await, 0);
-    env.cleanup(None).await;
 }
 
 #[tokio::test]
 async fn receive_returns_none_after_waiting_on_an_empty_queue() {
-    let Some(url) = redis_url("receive_returns_none_after_waiting_on_an_empty_queue") else {
+    let Some(env) = Env::start("receive_returns_none_after_waiting_on_an_empty_queue").await else {
         return;
     };
-    let env = Env::new(url).await;
     let queue = env.queue().await;
 
     let started = Instant::now();
@@ -603,7 +615,6 @@ async fn receive_returns_none_after_waiting_on_an_empty_queue() {
     let delivery = reading.await.unwrap().unwrap().unwrap();
     assert_eq!(delivery.job, job(9));
     queue.ack(&delivery).await.unwrap();
-    env.cleanup(None).await;
 }
 
 /// Needs no Redis: nothing listens on port 1.

@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, User, UserSummary};
+use domain::{EmailAddress, ResendPolicy, User, UserSummary};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{ConfirmOutcome, Registration, Resend, ResendPolicy, StoreError, UserStore};
+use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
 
 /// Runs calls in batches on a task of its own (see the module docs).
 ///
@@ -140,14 +140,14 @@ impl Outage {
     /// The error to give a call made at `made`, if it waited through a failed batch.
     fn waited_through(&self, made: Instant) -> Option<StoreError> {
         match &*self.lock() {
-            Some((at, error)) if made < *at => Some(error.share()),
+            Some((at, error)) if made < *at => Some(error.clone()),
             _ => None,
         }
     }
 
     fn record(&self, error: &StoreError) {
         if error.is_unavailable() {
-            *self.lock() = Some((Instant::now(), error.share()));
+            *self.lock() = Some((Instant::now(), error.clone()));
         }
     }
 }
@@ -274,7 +274,7 @@ impl BatchedUsers {
 /// The answers of a batch whose one statement failed: the same error for each of its `count`
 /// callers.
 pub fn fail_all<T>(error: &StoreError, count: usize) -> Vec<Result<T, StoreError>> {
-    (0..count).map(|_| Err(error.share())).collect()
+    (0..count).map(|_| Err(error.clone())).collect()
 }
 
 fn latest(times: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {

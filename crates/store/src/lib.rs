@@ -3,72 +3,32 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, User, UserSummary,
+    EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, ResendPolicy, User,
+    UserSummary,
 };
 
 pub mod batch;
 mod entities;
 mod sea;
 
-pub use sea::{CLOCK_SKEW_TOLERANCE, SeaStore};
+pub use sea::SeaStore;
+pub use sea::users::CLOCK_SKEW_TOLERANCE;
 
-/// What went wrong talking to the database. Never shown to visitors.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong talking to the database. Never shown to visitors. It holds the text of
+/// the database's error, not its type, so it can be cloned to every caller a failed batch
+/// answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now (refused, timed out, connection lost): worth
     /// retrying shortly, and a web request should answer 503.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused or failed a statement.
     #[error("database error: {0}")]
-    Database(sea_orm::DbErr),
+    Database(String),
     /// A row holds something this version cannot read (an unknown status, a bad address).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-}
-
-impl StoreError {
-    /// The same error for another waiter (when one failed statement answers several callers).
-    /// A database error keeps its text, not its SeaORM variant.
-    pub fn share(&self) -> Self {
-        match self {
-            Self::Unavailable(reason) => Self::Unavailable(reason.clone()),
-            Self::Database(err) => Self::Database(sea_orm::DbErr::Custom(err.to_string())),
-            Self::Corrupt(reason) => Self::Corrupt(reason.clone()),
-        }
-    }
-}
-
-impl From<sea_orm::DbErr> for StoreError {
-    fn from(err: sea_orm::DbErr) -> Self {
-        use sea_orm::{DbErr, RuntimeErr};
-        let unavailable = match &err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-                matches!(
-                    e.as_ref(),
-                    sea_orm::sqlx::Error::Io(_)
-                        | sea_orm::sqlx::Error::PoolTimedOut
-                        | sea_orm::sqlx::Error::PoolClosed
-                        | sea_orm::sqlx::Error::WorkerCrashed
-                        | sea_orm::sqlx::Error::Tls(_)
-                ) || is_shutdown(e.as_ref())
-            }
-            _ => false,
-        };
-        if unavailable {
-            Self::Unavailable(err.to_string())
-        } else {
-            Self::Database(err)
-        }
-    }
-}
-
-/// PostgreSQL's "the server is shutting down / restarting" errors (class 57P: operator
-/// intervention) and "cannot connect now".
-fn is_shutdown(err: &sea_orm::sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code.starts_with("57P") || code == "08006" || code == "08001")
 }
 
 impl StoreError {
@@ -85,16 +45,6 @@ pub enum Registration {
     Created { user: User, message: MessageId },
     /// An account with the same (case-insensitive) address exists; nothing was written.
     AlreadyRegistered,
-}
-
-/// Limits on confirmation emails to one address (see [`UserStore::resend`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResendPolicy {
-    /// Least time between two confirmation emails to one account (counted from the newest
-    /// message's creation, including the one owed at registration).
-    pub cooldown: TimeDelta,
-    /// Most confirmation emails to one account in any 24 hours (including the registration's).
-    pub daily_cap: u32,
 }
 
 /// The result of asking for a fresh confirmation email.

@@ -9,11 +9,11 @@
 //! Keys in SECRET_KEY_FALLBACKS keep forms rendered before a key rotation working.
 
 use axum::http::{HeaderMap, HeaderValue};
+use axum_extra::extract::cookie::CookieJar;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{NoSecretKey, TimedSerializer};
 
-use crate::flash::cookie_values;
 use rand::RngCore as _;
 use serde_json::Value;
 use subtle::ConstantTimeEq as _;
@@ -45,14 +45,13 @@ impl Csrf {
 
     /// The nonce of the request's `csrf` cookie, if it has a well-formed one.
     pub fn nonce_from(headers: &HeaderMap) -> Option<String> {
-        cookie_values(headers, CSRF_COOKIE)
-            .find(|nonce| {
-                nonce.len() == NONCE_LEN
-                    && nonce
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
-            .map(str::to_owned)
+        let jar = CookieJar::from_headers(headers);
+        let nonce = jar.get(CSRF_COOKIE)?.value();
+        let well_formed = nonce.len() == NONCE_LEN
+            && nonce
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| nonce.to_owned())
     }
 
     /// A fresh random nonce.

@@ -21,7 +21,7 @@ impl AppError {
     /// The same error for another waiter (when one failed read answers several requests).
     pub fn share(&self) -> Self {
         match self {
-            Self::Store(error) => Self::Store(error.share()),
+            Self::Store(error) => Self::Store(error.clone()),
             Self::Template(error) => Self::Template(mailer::TemplateError {
                 name: error.name.clone(),
                 source: minijinja::Error::new(error.source.kind(), error.source.to_string()),

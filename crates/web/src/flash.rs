@@ -4,23 +4,8 @@
 //! can at most show another of these texts; it is `HttpOnly`, `SameSite=Lax` and removed as soon
 //! as it is shown.
 
-use axum::http::{HeaderMap, HeaderValue, header};
-
-/// The values of every cookie called `name` in the request's `Cookie` headers.
-pub(crate) fn cookie_values<'a>(
-    headers: &'a HeaderMap,
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(move |pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value)
-        })
-}
+use axum::http::{HeaderMap, HeaderValue};
+use axum_extra::extract::cookie::CookieJar;
 
 /// The messages the tutorial flashes, word for word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +59,9 @@ impl Flash {
 
     /// The flash carried by the request's cookies, if any.
     pub fn from_request(headers: &HeaderMap) -> Option<Self> {
-        cookie_values(headers, "flash")
-            .find_map(|code| Self::ALL.into_iter().find(|f| f.code() == code))
+        let jar = CookieJar::from_headers(headers);
+        let code = jar.get("flash")?.value();
+        Self::ALL.into_iter().find(|f| f.code() == code)
     }
 
     /// `Set-Cookie` value that carries this flash to the next page.
@@ -120,6 +106,8 @@ impl Flash {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[test]

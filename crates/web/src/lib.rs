@@ -7,24 +7,25 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
-use domain::{Clock, ConfirmationTokens};
+use domain::{AdminToken, Clock, ConfirmationTokens, ResendPolicy};
 use mailer::Templates;
 use queue::JobQueue;
-use store::{MessageStore, ResendPolicy, UserStore};
+use store::{MessageStore, UserStore};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 mod admin;
+mod confirm;
 mod csrf;
 mod error;
 mod flash;
-mod handlers;
+mod forms;
 mod limits;
 pub mod ops;
+mod pages;
 mod request_id;
 mod users_table;
 
-pub use admin::{AdminToken, MIN_ADMIN_TOKEN_LEN};
 pub use csrf::{CSRF_COOKIE, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
@@ -102,10 +103,7 @@ impl Default for WebConfig {
             secure_cookies: false,
             publish_timeout: Duration::from_secs(2),
             publish_backoff: Duration::from_secs(5),
-            resend: ResendPolicy {
-                cooldown: chrono::TimeDelta::seconds(60),
-                daily_cap: 5,
-            },
+            resend: ResendPolicy::default(),
             rate_limit_per_ip: 20,
             trusted_proxy_header: None,
             request_timeout: Duration::from_secs(10),
@@ -160,6 +158,10 @@ impl AppState {
             pages.clone(),
             config.users_limit,
         ));
+        let ip_limiter = Arc::new(IpRateLimiter::new(
+            config.rate_limit_per_ip,
+            Arc::clone(&clock),
+        ));
         Self {
             users,
             messages,
@@ -167,7 +169,7 @@ impl AppState {
             tokens,
             clock,
             pages,
-            ip_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_ip)),
+            ip_limiter,
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
@@ -230,12 +232,12 @@ pub fn router(state: AppState) -> Router {
         routes = routes.merge(admin::routes(state.clone()));
     }
     routes
-        .route("/", get(handlers::home).post(handlers::register))
-        .route("/resend", post(handlers::resend))
-        .route("/confirm/{token}", get(handlers::confirm))
-        .route("/static/main.css", get(handlers::stylesheet))
+        .route("/", get(pages::home).post(forms::register))
+        .route("/resend", post(forms::resend))
+        .route("/confirm/{token}", get(confirm::confirm))
+        .route("/static/main.css", get(pages::stylesheet))
         .merge(ops::router(state.probes()))
-        .fallback(handlers::not_found)
+        .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::limit_posts,

@@ -1,94 +1,115 @@
 //! Per-client-IP rate limit on form posts (`RATE_LIMIT_PER_IP` per minute).
 //!
-//! A generic cell rate algorithm: each IP may post `per_minute` times in a burst, then once every
-//! `60 s / per_minute`; beyond that it gets 429 with `Retry-After`. IPv6 clients are counted by
-//! their /64 network (one host usually owns a whole /64). State is one timestamp per client,
-//! in memory, pruned as it expires; with several server processes each counts on its own.
+//! `governor`'s keyed GCRA limiter: each IP may post `per_minute` times in a burst, then once
+//! every `60 s / per_minute`; beyond that it gets 429 with `Retry-After`. IPv6 clients are
+//! counted by their /64 network (one host usually owns a whole /64). The state is one
+//! timestamp per client in a sharded map (no global lock); clients whose state is back to
+//! "never seen" are dropped every [`PRUNE_EVERY`], so memory follows the clients of the last
+//! minute. Every client is checked, however many there are: the limit never fails open. With
+//! several server processes each counts on its own.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use domain::Clock;
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
 
 use crate::AppState;
 
-/// Beyond this many tracked clients, expired entries are pruned on the next check.
-const PRUNE_AT: usize = 10_000;
-/// Hard bound on tracked clients; when it is reached even after pruning, new clients are let
-/// through (and a warning logged) rather than locking everybody out.
-const MAX_TRACKED: usize = 200_000;
+/// How often clients back at a full burst are dropped from the map.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// The service's clock as governor's: Unix time in nanoseconds.
+#[derive(Debug, Clone)]
+struct UnixNanos(Arc<dyn Clock>);
+
+impl GovernorClock for UnixNanos {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let now = self.0.now();
+        let nanos = now
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| now.timestamp_micros().saturating_mul(1000));
+        Nanos::from(u64::try_from(nanos).unwrap_or(0))
+    }
+}
+
+type Keyed = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, UnixNanos, NoOpMiddleware<Nanos>>;
 
 /// The per-IP limiter.
 #[derive(Debug)]
 pub struct IpRateLimiter {
-    /// Milliseconds between two posts once the burst is spent.
-    interval_ms: i64,
-    /// How far ahead of now a client's theoretical arrival time may run.
-    tolerance_ms: i64,
-    clients: Mutex<HashMap<IpAddr, i64>>,
+    /// `None`: no limit (`RATE_LIMIT_PER_IP=0`).
+    limiter: Option<Keyed>,
+    clock: UnixNanos,
+    /// When the map was last pruned (Unix nanoseconds).
+    pruned_at: AtomicU64,
 }
 
 impl IpRateLimiter {
-    /// A limiter allowing `per_minute` posts per minute per client; `0` allows everything.
-    pub fn new(per_minute: u32) -> Self {
-        let interval_ms = if per_minute == 0 {
-            0
-        } else {
-            60_000 / i64::from(per_minute)
-        };
+    /// A limiter allowing `per_minute` posts per minute per client, on `clock`'s time; `0`
+    /// allows everything.
+    pub fn new(per_minute: u32, clock: Arc<dyn Clock>) -> Self {
+        let clock = UnixNanos(clock);
+        let limiter = NonZeroU32::new(per_minute)
+            .map(|n| RateLimiter::dashmap_with_clock(Quota::per_minute(n), clock.clone()));
         Self {
-            interval_ms,
-            tolerance_ms: 60_000 - interval_ms,
-            clients: Mutex::new(HashMap::new()),
+            pruned_at: AtomicU64::new(clock.now().as_u64()),
+            limiter,
+            clock,
         }
     }
 
     /// Whether the limit is on.
     pub fn enabled(&self) -> bool {
-        self.interval_ms > 0
+        self.limiter.is_some()
     }
 
-    /// Counts one post from `ip` at `now_ms` (Unix milliseconds), or says how long to wait.
-    pub fn check(&self, ip: IpAddr, now_ms: i64) -> Result<(), Duration> {
-        if !self.enabled() {
+    /// Counts one post from `ip` now, or says how long to wait.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
+        };
+        self.prune_if_due(limiter);
+        limiter
+            .check_key(&client_key(ip))
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Drops the clients whose state is back to a full burst, at most once per
+    /// [`PRUNE_EVERY`] (one caller does it; the others go on).
+    fn prune_if_due(&self, limiter: &Keyed) {
+        let now = self.clock.now().as_u64();
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        let every = u64::try_from(PRUNE_EVERY.as_nanos()).unwrap_or(u64::MAX);
+        if now.saturating_sub(last) < every {
+            return;
         }
-        let key = client_key(ip);
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if clients.len() >= PRUNE_AT && !clients.contains_key(&key) {
-            clients.retain(|_, tat| *tat > now_ms);
-            if clients.len() >= MAX_TRACKED {
-                tracing::warn!(
-                    tracked = clients.len(),
-                    "rate limiter full: letting a new client through"
-                );
-                return Ok(());
-            }
+        if self
+            .pruned_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
-        let tat = clients.get(&key).copied().unwrap_or(now_ms).max(now_ms);
-        let ahead = tat - now_ms;
-        if ahead > self.tolerance_ms {
-            let wait = ahead - self.tolerance_ms;
-            return Err(Duration::from_millis(u64::try_from(wait).unwrap_or(0)));
-        }
-        clients.insert(key, tat + self.interval_ms);
-        Ok(())
     }
 
     /// How many clients are tracked (for tests).
     pub fn tracked(&self) -> usize {
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.limiter.as_ref().map_or(0, Keyed::len)
     }
 }
 
@@ -145,103 +166,114 @@ pub async fn limit_posts(State(state): State<AppState>, request: Request, next: 
     ) else {
         return next.run(request).await;
     };
-    let now_ms = state.clock.now().timestamp_millis();
-    match state.ip_limiter.check(ip, now_ms) {
+    match state.ip_limiter.check(ip) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             // The request span names the route; the path itself may hold a token.
             tracing::info!("rate limited: too many posts from one client");
             metrics::counter!("rate_limited_total").increment(1);
-            crate::handlers::too_many_requests(&state, wait)
+            crate::pages::too_many_requests(&state, wait)
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+    use domain::ManualClock;
+
     use super::*;
 
-    const T: i64 = 1_700_000_000_000;
+    fn limiter(per_minute: u32) -> (IpRateLimiter, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+        (IpRateLimiter::new(per_minute, clock.clone()), clock)
+    }
+
+    fn ms(n: i64) -> TimeDelta {
+        TimeDelta::milliseconds(n)
+    }
 
     #[test]
     fn allows_the_burst_then_one_per_interval() {
-        let limiter = IpRateLimiter::new(20);
+        let (limiter, clock) = limiter(20);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..20 {
-            assert!(limiter.check(ip, T + i).is_ok(), "post {i}");
+            assert!(limiter.check(ip).is_ok(), "post {i}");
         }
-        let wait = limiter.check(ip, T + 20).unwrap_err();
+        let wait = limiter.check(ip).unwrap_err();
         assert!(
             wait > Duration::from_millis(2900) && wait <= Duration::from_secs(3),
             "{wait:?}"
         );
         // Another client is not affected.
-        assert!(limiter.check("192.0.2.2".parse().unwrap(), T + 20).is_ok());
+        assert!(limiter.check("192.0.2.2".parse().unwrap()).is_ok());
         // One more post once the interval has passed, then refused again.
-        assert!(limiter.check(ip, T + 3_000).is_ok());
-        assert!(limiter.check(ip, T + 3_001).is_err());
+        clock.advance(ms(3_000));
+        assert!(limiter.check(ip).is_ok());
+        clock.advance(ms(1));
+        assert!(limiter.check(ip).is_err());
         // After a quiet minute the whole burst is back.
+        clock.advance(ms(60_000));
         for i in 0..20 {
-            assert!(
-                limiter.check(ip, T + 63_000 + i).is_ok(),
-                "post {i} after a minute"
-            );
+            assert!(limiter.check(ip).is_ok(), "post {i} after a minute");
         }
-        assert!(limiter.check(ip, T + 63_020).is_err());
+        assert!(limiter.check(ip).is_err());
     }
 
     #[test]
     fn thirty_posts_in_a_minute_get_429s_after_twenty() {
-        let limiter = IpRateLimiter::new(20);
+        let (limiter, clock) = limiter(20);
         let ip: IpAddr = "198.51.100.7".parse().unwrap();
         // One post every 100 ms: the first 20 pass, then only those after each 3 s interval.
         let allowed = (0..30)
-            .filter(|i| limiter.check(ip, T + i * 100).is_ok())
+            .filter(|_| {
+                let ok = limiter.check(ip).is_ok();
+                clock.advance(ms(100));
+                ok
+            })
             .count();
         assert_eq!(allowed, 20);
     }
 
     #[test]
     fn zero_turns_it_off() {
-        let limiter = IpRateLimiter::new(0);
+        let (limiter, _) = limiter(0);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(!limiter.enabled());
-        assert!((0..1000).all(|i| limiter.check(ip, T + i).is_ok()));
+        assert!((0..1000).all(|_| limiter.check(ip).is_ok()));
         assert_eq!(limiter.tracked(), 0);
     }
 
     #[test]
     fn ipv6_clients_count_by_their_64() {
-        let limiter = IpRateLimiter::new(2);
-        assert!(limiter.check("2001:db8::1".parse().unwrap(), T).is_ok());
-        assert!(
-            limiter
-                .check("2001:db8::ffff:2".parse().unwrap(), T)
-                .is_ok()
-        );
-        assert!(limiter.check("2001:db8::3".parse().unwrap(), T).is_err());
-        assert!(limiter.check("2001:db8:0:1::3".parse().unwrap(), T).is_ok());
+        let (limiter, _) = limiter(2);
+        assert!(limiter.check("2001:db8::1".parse().unwrap()).is_ok());
+        assert!(limiter.check("2001:db8::ffff:2".parse().unwrap()).is_ok());
+        assert!(limiter.check("2001:db8::3".parse().unwrap()).is_err());
+        assert!(limiter.check("2001:db8:0:1::3".parse().unwrap()).is_ok());
         // IPv4-mapped addresses count as the IPv4 address.
-        assert!(
-            limiter
-                .check("::ffff:192.0.2.9".parse().unwrap(), T)
-                .is_ok()
-        );
-        assert!(limiter.check("192.0.2.9".parse().unwrap(), T).is_ok());
-        assert!(limiter.check("192.0.2.9".parse().unwrap(), T).is_err());
+        assert!(limiter.check("::ffff:192.0.2.9".parse().unwrap()).is_ok());
+        assert!(limiter.check("192.0.2.9".parse().unwrap()).is_ok());
+        assert!(limiter.check("192.0.2.9".parse().unwrap()).is_err());
     }
 
+    /// Many clients are all limited (none is let through unchecked), and once their minute is
+    /// over they are dropped from memory.
     #[test]
-    fn expired_clients_are_pruned() {
-        let limiter = IpRateLimiter::new(60);
-        for i in 0..PRUNE_AT as u32 {
-            limiter.check(IpAddr::from(i.to_be_bytes()), T).unwrap();
+    fn every_client_is_limited_and_expired_ones_are_pruned() {
+        let (limiter, clock) = limiter(2);
+        let clients = 50_000_u32;
+        for i in 0..clients {
+            let ip = IpAddr::from(i.to_be_bytes());
+            assert!(limiter.check(ip).is_ok());
+            assert!(limiter.check(ip).is_ok());
+            assert!(limiter.check(ip).is_err(), "client {i} past its burst");
         }
-        assert_eq!(limiter.tracked(), PRUNE_AT);
-        // A minute later every entry has expired: the next new client prunes them.
-        limiter
-            .check("203.0.113.1".parse().unwrap(), T + 60_000)
-            .unwrap();
+        assert_eq!(limiter.tracked(), clients as usize);
+        // Two minutes later every entry is long back to a full burst: the next check prunes
+        // them (governor keeps a state one interval past its full refill).
+        clock.advance(ms(120_000));
+        limiter.check("203.0.113.1".parse().unwrap()).unwrap();
         assert_eq!(limiter.tracked(), 1);
     }
 

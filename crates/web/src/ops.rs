@@ -10,6 +10,7 @@
 //!   gauges read at scrape time (`queue_depth`, `messages{state}`,
 //!   `oldest_owed_message_age_seconds`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,7 +177,7 @@ fn seconds(duration: Duration) -> String {
 /// `/healthz`, `/readyz` and `/metrics` over `probes`; merge it into any router.
 pub fn router<S>(probes: Probes) -> Router<S> {
     Router::new()
-        .route("/healthz", get(crate::handlers::healthz))
+        .route("/healthz", get(crate::pages::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
         .with_state(probes)
@@ -233,4 +234,69 @@ pub async fn serve(
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await
+}
+
+/// Checks that an HTTP server on `addr` answers `GET path` with 200 within `timeout` (for the
+/// binaries' `healthcheck` subcommands: plain HTTP/1.1 on a TCP socket, no client library). An
+/// unspecified address (`0.0.0.0`, `::`) is probed on loopback. The error names the status and
+/// the first line of the body (`/readyz` puts the failed dependency there).
+pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), ProbeError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        // The answers of /healthz and /readyz are short; read at most 4 KiB of them.
+        let mut response = Vec::new();
+        stream.take(4096).read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ProbeError::NoAnswer(format!("{addr}{path}"), timeout))??;
+    let response = String::from_utf8_lossy(&response);
+    let status_line = response.lines().next().unwrap_or_default();
+    if status_line.split(' ').nth(1) == Some("200") {
+        return Ok(());
+    }
+    let reason: Vec<&str> = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| {
+            body.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(ProbeError::NotReady(format!(
+        "{addr}{path} answered {status_line:?}{}",
+        if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", reason.join("; "))
+        }
+    )))
+}
+
+/// Why [`probe`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Connecting, writing or reading failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The server did not answer in time.
+    #[error("no answer from {0} within {1:?}")]
+    NoAnswer(String, Duration),
+    /// The server answered with another status than 200 (the text has it, and the body).
+    #[error("{0}")]
+    NotReady(String),
 }

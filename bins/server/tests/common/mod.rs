@@ -14,9 +14,9 @@ use domain::ManualClock;
 use http_body_util::BodyExt;
 use mailer::MemoryMailer;
 use queue::{EmbeddedQueue, JobQueue};
-use server::Services;
 use settings::Settings;
 use tower::ServiceExt;
+use wiring::Services;
 
 /// The SECRET_KEY of the harness (unless a test overrides it).
 pub const SECRET_KEY: &str = "flow-test-secret";
@@ -47,7 +47,7 @@ pub struct InProcess {
     pub queue: Arc<EmbeddedQueue>,
     pub clock: Arc<ManualClock>,
     pub app: axum::Router,
-    pub deliverer: worker::Deliverer,
+    pub deliverer: Arc<delivery::Deliverer>,
 }
 
 pub async fn in_process(dir: &Path) -> InProcess {
@@ -60,20 +60,14 @@ pub async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
     let queue = Arc::new(EmbeddedQueue::new());
     let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
     let services = Services {
-        store: Arc::new(settings.connect_store().await.unwrap()),
+        store: Arc::new(wiring::connect_store(&settings).await.unwrap()),
         queue: queue.clone(),
-        tokens: settings.signing_keys().unwrap().tokens,
+        tokens: settings.tokens.clone(),
         clock: clock.clone(),
     };
-    let app = web::router(server::app_state(&settings, &services).unwrap());
-    let deliverer = worker::Deliverer::from_settings(
-        &settings,
-        services.store.clone(),
-        mailer.clone(),
-        services.tokens.clone(),
-        clock.clone(),
-    )
-    .unwrap();
+    let app = web::router(wiring::app_state(&settings, &services).unwrap());
+    // The deliverer `worker run` and the embedded server use, on the captured mailer.
+    let deliverer = wiring::delivery_engine(&settings, &services, mailer.clone()).deliverer;
     InProcess {
         services,
         mailer,
@@ -118,7 +112,7 @@ impl InProcess {
     }
 
     /// Takes the next job from the queue and hands it to the worker.
-    pub async fn deliver_next(&self) -> worker::Outcome {
+    pub async fn deliver_next(&self) -> delivery::Outcome {
         let job = self
             .queue
             .receive(Duration::ZERO)

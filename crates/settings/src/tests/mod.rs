@@ -1,3 +1,6 @@
+use chrono::TimeDelta;
+use domain::{ResendPolicy, RetryPolicy};
+
 use super::*;
 
 fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
@@ -14,29 +17,29 @@ const LONG_KEY: &str = "0123456789abcdef0123456789abcdef";
 fn defaults_run_locally_with_no_environment() {
     let s = load(&[]).unwrap();
     assert_eq!(s.app_env, AppEnv::Local);
-    assert_eq!(s.listen_addr, "127.0.0.1:5003");
-    assert_eq!(s.base_url, "http://127.0.0.1:5003");
+    assert_eq!(s.listen_addr, "127.0.0.1:5003".parse().unwrap());
+    assert_eq!(s.base_url.as_str(), "http://127.0.0.1:5003/");
     assert_eq!(
         s.database_url.expose_secret(),
         "sqlite://var/app.db?mode=rwc"
     );
     assert!(s.redis_url.is_none() && s.embedded_queue());
-    assert_eq!(s.token_max_age, 3600);
-    assert_eq!(s.mailer, MailerKind::File);
-    assert_eq!(s.mail_file_dir, PathBuf::from("var/mail"));
-    assert!(s.show_users());
-    assert!(s.signing_keys().unwrap().using_development_key);
+    assert_eq!(s.token_max_age, Duration::from_secs(3600));
+    assert_eq!(s.mail.kind, MailerKind::File);
+    assert_eq!(s.mail.file_dir, PathBuf::from("var/mail"));
+    assert!(s.web.show_users);
+    assert!(s.using_development_key);
+    assert_eq!(s.mail.from.email(), "no-reply@example.com");
+    assert_eq!(s.log_format, LogFormat::Text);
     assert_eq!(
-        s.sender().unwrap().mailbox().email.to_string(),
-        "no-reply@example.com"
+        load(&[("LOG_FORMAT", "json")]).unwrap().log_format,
+        LogFormat::Json
     );
-    assert_eq!(s.log_format().unwrap(), telemetry::LogFormat::Text);
-    assert_eq!(
-        load(&[("LOG_FORMAT", "json")])
+    assert!(!s.https());
+    assert!(
+        load(&[("BASE_URL", "https://example.com/accounts")])
             .unwrap()
-            .log_format()
-            .unwrap(),
-        telemetry::LogFormat::Json
+            .https()
     );
 }
 
@@ -52,24 +55,18 @@ fn tutorial_variable_names_work() {
     ])
     .unwrap();
     assert_eq!(s.database_url.expose_secret(), "postgres://u:p@db/users");
-    assert_eq!(s.ses_region.as_deref(), Some("us-east-2"));
-    assert_eq!(
-        s.sender().unwrap().mailbox().email.to_string(),
-        "sender@example.org"
-    );
-    assert_eq!(s.token_max_age, 600);
-    assert!(!s.show_users());
-    assert!(!s.signing_keys().unwrap().using_development_key);
+    assert_eq!(s.mail.ses_region.as_deref(), Some("us-east-2"));
+    assert_eq!(s.mail.from.email(), "sender@example.org");
+    assert_eq!(s.token_max_age, Duration::from_secs(600));
+    assert!(!s.web.show_users);
+    assert!(!s.using_development_key);
     // MAIL_FROM wins over SES_EMAIL_SOURCE.
     let s = load(&[
         ("SES_EMAIL_SOURCE", "a@example.org"),
         ("MAIL_FROM", "Team <b@example.org>"),
     ])
     .unwrap();
-    assert_eq!(
-        s.sender().unwrap().mailbox().email.to_string(),
-        "b@example.org"
-    );
+    assert_eq!(s.mail.from.email(), "b@example.org");
 }
 
 #[test]
@@ -85,8 +82,8 @@ fn production_requires_a_long_secret_key_and_hides_users() {
         "the key must not be echoed: {err}"
     );
     let s = load(&[("APP_ENV", "production"), ("SECRET_KEY", LONG_KEY)]).unwrap();
-    assert!(!s.show_users());
-    assert!(!s.signing_keys().unwrap().using_development_key);
+    assert!(!s.web.show_users);
+    assert!(!s.using_development_key);
     // An explicit SHOW_USERS still wins.
     let s = load(&[
         ("APP_ENV", "production"),
@@ -94,7 +91,7 @@ fn production_requires_a_long_secret_key_and_hides_users() {
         ("SHOW_USERS", "true"),
     ])
     .unwrap();
-    assert!(s.show_users());
+    assert!(s.web.show_users);
 }
 
 #[test]
@@ -107,7 +104,7 @@ fn fallback_keys_verify_and_the_primary_signs() {
         ("SECRET_KEY_FALLBACKS", " older , my_precious "),
     ])
     .unwrap();
-    let keys = s.signing_keys().unwrap().tokens;
+    let keys = s.tokens;
     assert_eq!(
         keys.check(&link, Some(3600), 1_700_000_010)
             .unwrap()
@@ -167,24 +164,32 @@ fn bad_values_are_clear_errors() {
 fn delivery_tuning_has_documented_defaults_and_reads_overrides() {
     use std::time::Duration;
     let s = load(&[]).unwrap();
-    let retry = s.retry().unwrap();
+    assert_eq!(s.delivery.retry, RetryPolicy::default());
     assert_eq!(
-        (retry.base, retry.max, retry.max_attempts),
+        (
+            s.delivery.retry.base,
+            s.delivery.retry.max,
+            s.delivery.retry.max_attempts
+        ),
         (Duration::from_secs(30), Duration::from_secs(7200), 10)
     );
-    assert_eq!(s.mail_max_rate().unwrap(), None);
-    assert_eq!(s.smtp_timeout().unwrap(), Duration::from_secs(30));
-    assert_eq!(s.account_pause().unwrap(), Duration::from_secs(300));
-    assert_eq!(s.sweep_interval().unwrap(), Duration::from_secs(15));
-    assert_eq!(s.send_lease().unwrap(), Duration::from_secs(120));
-    let resend = s.resend_policy().unwrap();
+    assert_eq!(s.mail.max_rate, None);
+    assert_eq!(s.mail.smtp_timeout, Duration::from_secs(30));
+    assert_eq!(s.delivery.account_pause, TimeDelta::seconds(300));
+    assert_eq!(s.delivery.sweep_interval, Duration::from_secs(15));
+    assert_eq!(s.delivery.send_lease, TimeDelta::seconds(120));
+    assert_eq!(s.delivery.concurrency, 64);
+    assert_eq!(s.delivery.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(s.web.resend, ResendPolicy::default());
     assert_eq!(
-        (resend.cooldown, resend.daily_cap),
-        (chrono::TimeDelta::seconds(60), 5)
+        (s.web.resend.cooldown, s.web.resend.daily_cap),
+        (TimeDelta::seconds(60), 5)
     );
-    assert_eq!(s.rate_limit_per_ip, 20);
-    assert_eq!(s.trusted_proxy_header().unwrap(), None);
-    assert_eq!(s.request_timeout().unwrap(), Duration::from_secs(10));
+    assert_eq!(s.web.rate_limit_per_ip, 20);
+    assert_eq!(s.web.trusted_proxy_header, None);
+    assert_eq!(s.web.request_timeout, Duration::from_secs(10));
+    assert!(s.web.admin_token.is_none());
+    assert_eq!(s.mail.smtp_max_connections, 4);
 
     let s = load(&[
         ("RETRY_BASE_DELAY", "500ms"),
@@ -196,70 +201,78 @@ fn delivery_tuning_has_documented_defaults_and_reads_overrides() {
         ("RESEND_DAILY_CAP", "2"),
         ("RATE_LIMIT_PER_IP", "0"),
         ("TRUSTED_PROXY_HEADER", "X-Real-IP"),
+        ("ADMIN_TOKEN", "0123456789abcdef-admin"),
     ])
     .unwrap();
-    let resend = s.resend_policy().unwrap();
     assert_eq!(
-        (resend.cooldown, resend.daily_cap),
-        (chrono::TimeDelta::seconds(300), 2)
+        (s.web.resend.cooldown, s.web.resend.daily_cap),
+        (TimeDelta::seconds(300), 2)
     );
-    assert_eq!(s.rate_limit_per_ip, 0);
+    assert_eq!(s.web.rate_limit_per_ip, 0);
     assert_eq!(
-        s.trusted_proxy_header().unwrap().as_deref(),
+        s.web.trusted_proxy_header.as_ref().map(|h| h.as_str()),
         Some("x-real-ip")
     );
-    let retry = s.retry().unwrap();
     assert_eq!(
-        (retry.base, retry.max, retry.max_attempts),
-        (Duration::from_millis(500), Duration::from_secs(4), 3)
+        s.delivery.retry,
+        RetryPolicy {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(4),
+            max_attempts: 3
+        }
     );
-    assert_eq!(s.mail_max_rate().unwrap(), Some(2.5));
-    assert_eq!(s.sweep_interval().unwrap(), Duration::from_millis(250));
+    assert_eq!(s.mail.max_rate, Some(2.5));
+    assert_eq!(s.delivery.sweep_interval, Duration::from_millis(250));
+    assert!(
+        s.web
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.matches(b"0123456789abcdef-admin"))
+    );
 }
 
 #[test]
 fn empty_variables_count_as_unset() {
     let s = load(&[("SECRET_KEY", ""), ("REDIS_URL", "  "), ("MAIL_FROM", "")]).unwrap();
-    assert!(s.secret_key.is_none());
     assert!(s.embedded_queue());
-    assert!(s.signing_keys().unwrap().using_development_key);
+    assert!(s.using_development_key);
+    assert_eq!(s.secret_key_strs(), [DEVELOPMENT_SECRET_KEY]);
 }
 
-#[tokio::test]
-async fn mailer_and_queue_follow_the_settings() {
+#[test]
+fn the_smtp_url_is_parsed_at_load_and_its_password_never_shown() {
     let err = load(&[("MAILER", "smtp")]).unwrap_err().to_string();
     assert!(err.contains("SMTP_URL"), "{err}");
-    let err = load(&[
+    for url in [
+        "http://user:hunter2@mail.example.com",
+        "smtp://user:hunter2@mail.example.com?tls=none",
+    ] {
+        let err = load(&[("MAILER", "smtp"), ("SMTP_URL", url)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SMTP_URL") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+    let s = load(&[
         ("MAILER", "smtp"),
-        ("SMTP_URL", "http://user:hunter2@mail.example.com"),
+        ("SMTP_URL", "smtps://user:hunter2@mail.example.com"),
     ])
-    .unwrap()
-    .build_mailer()
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("SMTP_URL") && !err.contains("hunter2"),
-        "{err}"
-    );
-    let s = load(&[("MAILER", "smtp"), ("SMTP_URL", "smtp://127.0.0.1:2525")]).unwrap();
-    assert_eq!(s.build_mailer().await.unwrap().provider(), "smtp");
-    let s = load(&[("MAILER", "ses"), ("SES_REGION", "us-east-2")]).unwrap();
-    assert_eq!(s.build_mailer().await.unwrap().provider(), "ses");
-    assert_eq!(
-        load(&[]).unwrap().build_mailer().await.unwrap().provider(),
-        "file"
-    );
+    .unwrap();
+    let url = s.mail.smtp_url.as_ref().unwrap();
+    assert_eq!((url.host(), url.port()), ("mail.example.com", 465));
+    assert!(url.is_authenticated());
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains(DEVELOPMENT_SECRET_KEY), "{debug}");
+}
 
-    // An unreachable Redis is a clear start-up error that does not show the password.
+#[test]
+fn the_redis_url_is_kept_secret() {
     let s = load(&[("REDIS_URL", "redis://user:hunter2@127.0.0.1:1")]).unwrap();
     assert!(!s.embedded_queue());
-    let err = s.build_queue().await.unwrap_err().to_string();
-    assert!(
-        err.contains("REDIS_URL") && !err.contains("hunter2"),
-        "{err}"
-    );
-    assert!(load(&[]).unwrap().build_queue().await.is_ok());
+    assert!(!format!("{s:?}").contains("hunter2"));
 }
 
 #[test]
@@ -271,36 +284,58 @@ fn durations_parse_with_units() {
     assert_eq!(parse_duration(" 15m "), Ok(Duration::from_secs(900)));
     assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
     assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     for bad in [
         "",
         "s",
         "-1s",
-        "1.5s",
         "10 parsecs",
         "99999999999999999999d",
+        "99999999999999999999",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+    assert!(
+        parse_duration("soon")
+            .unwrap_err()
+            .contains("is not a duration like 500ms, 30s, 15m, 2h or 1d")
+    );
+    assert!(
+        parse_duration("10 parsecs")
+            .unwrap_err()
+            .contains("unknown unit")
+    );
     let err = load(&[("WORKER_SHUTDOWN_TIMEOUT", "soon")])
         .unwrap_err()
         .to_string();
     assert!(err.contains("WORKER_SHUTDOWN_TIMEOUT"), "{err}");
-    assert_eq!(
-        load(&[]).unwrap().shutdown_timeout().unwrap(),
-        Duration::from_secs(30)
-    );
 }
 
 #[test]
 fn worker_metrics_addr_is_off_by_default_and_must_be_an_address() {
-    assert_eq!(load(&[]).unwrap().worker_metrics_addr().unwrap(), None);
+    assert_eq!(load(&[]).unwrap().worker_metrics_addr, None);
     let s = load(&[("WORKER_METRICS_ADDR", "0.0.0.0:9102")]).unwrap();
-    assert_eq!(
-        s.worker_metrics_addr().unwrap(),
-        Some("0.0.0.0:9102".parse().unwrap())
-    );
+    assert_eq!(s.worker_metrics_addr, Some("0.0.0.0:9102".parse().unwrap()));
     let err = load(&[("WORKER_METRICS_ADDR", "localhost:9102")])
         .unwrap_err()
         .to_string();
     assert!(err.contains("WORKER_METRICS_ADDR"), "{err}");
+}
+
+#[test]
+fn base_url_keeps_a_path_and_refuses_what_is_not_a_page_url() {
+    let s = load(&[("BASE_URL", "http://127.0.0.1:5111/accounts")]).unwrap();
+    assert_eq!(s.base_url.as_str(), "http://127.0.0.1:5111/accounts");
+    for bad in [
+        "127.0.0.1:5003",
+        "ftp://example.com",
+        "http://example.com/?q=1",
+        "http://example.com/#f",
+        "http://exa mple.com",
+        "https://",
+    ] {
+        let err = load(&[("BASE_URL", bad)]).unwrap_err().to_string();
+        assert!(err.contains("BASE_URL"), "{bad}: {err}");
+    }
 }

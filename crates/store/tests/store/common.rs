@@ -59,7 +59,7 @@ impl TestDb {
         admin.close().await.unwrap();
         let mut db = TestDb {
             // Replaced below; if connecting panics, Drop still removes the database.
-            store: SeaStore::new(sea_orm::DatabaseConnection::default()),
+            store: SeaStore::disconnected(),
             _dir: None,
             postgres: Some(PostgresDb {
                 admin_url: admin_url.clone(),
@@ -77,7 +77,7 @@ impl TestDb {
 
     /// Closes the pool, then (on drop) removes the database.
     pub async fn finish(self) {
-        self.store.connection().clone().close().await.unwrap();
+        self.store.close().await.unwrap();
     }
 }
 

@@ -138,7 +138,7 @@ async fn sqlite_file_survives_reopening() {
         let store = SeaStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let (user, message) = register(&store, "Keep.Me@Example.com", t0()).await;
-        store.connection().clone().close().await.unwrap();
+        store.close().await.unwrap();
         (user, message)
     };
     let store = SeaStore::connect(&url).await.unwrap();
@@ -156,7 +156,7 @@ async fn sqlite_file_survives_reopening() {
         (claimed.user_id, claimed.status),
         (UserId(user.id.0), MessageStatus::Sending)
     );
-    store.connection().clone().close().await.unwrap();
+    store.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -192,7 +192,7 @@ async fn sqlite_connect_creates_the_directory_and_sets_pragmas() {
         .try_get_by_index::<i64>(0)
         .unwrap();
     assert_eq!(busy, 5000);
-    store.connection().clone().close().await.unwrap();
+    store.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -2,11 +2,8 @@
 
 use std::collections::HashSet;
 
-use domain::{MessageKind, MessageStatus, UserSummary};
-use store::{
-    ConfirmOutcome, MessageStore, Registration, Resend, ResendPolicy, SeaStore, StoreError,
-    UserStore,
-};
+use domain::{MessageKind, MessageStatus, ResendPolicy, UserSummary};
+use store::{ConfirmOutcome, MessageStore, Registration, Resend, SeaStore, StoreError, UserStore};
 
 use crate::common::{self, backend_tests, email, fresh_address, register, secs, t0};
 

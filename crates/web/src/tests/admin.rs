@@ -1,8 +1,8 @@
 //! The delivery dashboard: off without a token, closed without it, masked, CSRF-protected
 //! buttons.
 
-use domain::{MessageKind, MessageRecord, MessageStatus, OwedMessage};
-use store::{Attempt, DeliveryStats, MessageQuery, Resend, ResendPolicy};
+use domain::{MessageKind, MessageRecord, MessageStatus, OwedMessage, ResendPolicy};
+use store::{Attempt, DeliveryStats, MessageQuery, Resend};
 
 use super::*;
 
@@ -10,7 +10,7 @@ const TOKEN: &str = "admin-token-0123456789";
 
 fn admin_config() -> WebConfig {
     WebConfig {
-        admin_token: AdminToken::new(TOKEN),
+        admin_token: AdminToken::new(TOKEN).ok(),
         ..WebConfig::default()
     }
 }

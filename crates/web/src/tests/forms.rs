@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
-use store::{Resend, ResendPolicy};
+use domain::ResendPolicy;
+use store::Resend;
 
 use super::*;
 

@@ -1,0 +1,331 @@
+//! The settings as the layers give them (strings and numbers, names as the variables), and
+//! their one parse into [`Settings`]. Every check lives here, so a bad value stops the start
+//! with one error naming its variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use domain::{AdminToken, ConfirmationTokens, ResendPolicy, RetryPolicy};
+use http::HeaderName;
+use mailer::{Sender, SmtpUrl};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::{
+    AppEnv, DEFAULT_TOML, DEVELOPMENT_SECRET_KEY, DeliverySettings, LogFormat, MIN_SECRET_KEY_LEN,
+    MailSettings, MailerKind, Settings, SettingsError, WebSettings, parse_duration,
+};
+
+const DEFAULT_MAIL_FROM: &str = "Confirmation Service <no-reply@example.com>";
+
+/// The layers' values, one field per variable (lower case), before any check beyond its type.
+#[derive(Deserialize)]
+pub(crate) struct Raw {
+    app_env: AppEnv,
+    listen_addr: String,
+    base_url: String,
+    database_url: SecretString,
+    redis_url: Option<SecretString>,
+    secret_key: Option<SecretString>,
+    secret_key_fallbacks: SecretString,
+    token_max_age: u64,
+    mailer: MailerKind,
+    mail_from: Option<String>,
+    ses_email_source: Option<String>,
+    ses_region: Option<String>,
+    mail_file_dir: PathBuf,
+    show_users: Option<bool>,
+    template_dir: Option<PathBuf>,
+    worker_concurrency: usize,
+    smtp_url: Option<SecretString>,
+    smtp_max_connections: usize,
+    ses_configuration_set: Option<String>,
+    worker_shutdown_timeout: String,
+    sweep_interval: String,
+    send_lease: String,
+    retry_base_delay: String,
+    retry_max_delay: String,
+    retry_max_attempts: u32,
+    mail_max_rate: f64,
+    smtp_timeout: String,
+    account_pause: String,
+    resend_cooldown: String,
+    resend_daily_cap: u32,
+    rate_limit_per_ip: u32,
+    trusted_proxy_header: Option<String>,
+    request_timeout: String,
+    worker_metrics_addr: Option<String>,
+    admin_token: Option<SecretString>,
+    log_format: String,
+}
+
+fn invalid<T>(message: impl Into<String>) -> Result<T, SettingsError> {
+    Err(SettingsError::Invalid(message.into()))
+}
+
+fn duration(name: &str, value: &str) -> Result<Duration, SettingsError> {
+    parse_duration(value).map_err(|e| SettingsError::Invalid(format!("{name}: {e}")))
+}
+
+fn time_delta(name: &str, value: Duration) -> Result<TimeDelta, SettingsError> {
+    TimeDelta::from_std(value).map_err(|_| SettingsError::Invalid(format!("{name} is too long")))
+}
+
+impl Raw {
+    /// The layers, merged: defaults, `config/<APP_ENV>.toml`, then `env` (empty values count as
+    /// unset, so `SECRET_KEY=` in a compose file means "none").
+    pub(crate) fn load(env: HashMap<String, String>) -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let app_env = env
+            .get("APP_ENV")
+            .map(|v| v.to_ascii_lowercase())
+            .unwrap_or_else(|| "local".to_owned());
+        if !matches!(app_env.as_str(), "local" | "production") {
+            return invalid(format!(
+                "APP_ENV must be `local` or `production`, not {app_env:?}"
+            ));
+        }
+        config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::with_name(&format!("config/{app_env}")).required(false))
+            .add_source(config::Environment::default().source(Some(env)))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| SettingsError::Load(e.to_string()))
+    }
+
+    /// Every value checked and turned into its type, in the order the variables are listed.
+    pub(crate) fn parse(self) -> Result<Settings, SettingsError> {
+        let Ok(listen_addr) = self.listen_addr.parse::<SocketAddr>() else {
+            return invalid(format!(
+                "LISTEN_ADDR {:?} is not an address like 127.0.0.1:5003",
+                self.listen_addr
+            ));
+        };
+        let base_url = parse_base_url(&self.base_url)?;
+        if self.token_max_age == 0 {
+            return invalid("TOKEN_MAX_AGE must be at least 1 second");
+        }
+        if self.worker_concurrency == 0 || self.worker_concurrency > 1024 {
+            return invalid("WORKER_CONCURRENCY must be between 1 and 1024");
+        }
+        if self.smtp_max_connections == 0 || self.smtp_max_connections > 256 {
+            return invalid("SMTP_MAX_CONNECTIONS must be between 1 and 256");
+        }
+        let from = self
+            .mail_from
+            .as_deref()
+            .or(self.ses_email_source.as_deref())
+            .unwrap_or(DEFAULT_MAIL_FROM);
+        let from = Sender::parse(from).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        let (secret_keys, using_development_key) = self.secret_keys()?;
+        let tokens = ConfirmationTokens::new(&secret_keys_strs(&secret_keys))
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        let shutdown_timeout = duration("WORKER_SHUTDOWN_TIMEOUT", &self.worker_shutdown_timeout)?;
+        let sweep_interval = duration("SWEEP_INTERVAL", &self.sweep_interval)?;
+        if sweep_interval < Duration::from_millis(100) {
+            return invalid("SWEEP_INTERVAL must be at least 100ms");
+        }
+        let send_lease = duration("SEND_LEASE", &self.send_lease)?;
+        if send_lease < Duration::from_secs(1) {
+            return invalid("SEND_LEASE must be at least 1s");
+        }
+        let retry = self.retry()?;
+        let rate = self.mail_max_rate;
+        if !rate.is_finite() || rate < 0.0 {
+            return invalid(
+                "MAIL_MAX_RATE must be a number of messages per second, 0 for no limit",
+            );
+        }
+        let smtp_timeout = duration("SMTP_TIMEOUT", &self.smtp_timeout)?;
+        let account_pause = duration("ACCOUNT_PAUSE", &self.account_pause)?;
+        let cooldown = duration("RESEND_COOLDOWN", &self.resend_cooldown)?;
+        if self.resend_daily_cap == 0 {
+            return invalid(
+                "RESEND_DAILY_CAP must be at least 1 (the registration's own email counts)",
+            );
+        }
+        let resend = ResendPolicy {
+            cooldown: time_delta("RESEND_COOLDOWN", cooldown)?,
+            daily_cap: self.resend_daily_cap,
+        };
+        let trusted_proxy_header = self
+            .trusted_proxy_header
+            .as_deref()
+            .map(parse_header_name)
+            .transpose()?;
+        let request_timeout = duration("REQUEST_TIMEOUT", &self.request_timeout)?;
+        if request_timeout < Duration::from_secs(1) {
+            return invalid("REQUEST_TIMEOUT must be at least 1s");
+        }
+        let worker_metrics_addr = self
+            .worker_metrics_addr
+            .as_deref()
+            .map(|addr| {
+                addr.trim().parse::<SocketAddr>().map_err(|_| {
+                    SettingsError::Invalid(format!(
+                        "WORKER_METRICS_ADDR {addr:?} is not an address like 0.0.0.0:9102"
+                    ))
+                })
+            })
+            .transpose()?;
+        let admin_token = self
+            .admin_token
+            .as_ref()
+            .map(|token| AdminToken::new(token.expose_secret()))
+            .transpose()
+            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        let log_format = LogFormat::parse(&self.log_format).map_err(SettingsError::Invalid)?;
+        let smtp_url = match (&self.smtp_url, self.mailer) {
+            (None, MailerKind::Smtp) => {
+                return invalid("MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)");
+            }
+            (None, _) => None,
+            (Some(url), _) => Some(
+                SmtpUrl::parse(url.expose_secret())
+                    .map_err(|e| SettingsError::Invalid(format!("SMTP_URL: {e}")))?,
+            ),
+        };
+        Ok(Settings {
+            app_env: self.app_env,
+            listen_addr,
+            base_url,
+            database_url: self.database_url,
+            redis_url: self.redis_url,
+            secret_keys,
+            using_development_key,
+            tokens,
+            token_max_age: Duration::from_secs(self.token_max_age),
+            template_dir: self.template_dir,
+            worker_metrics_addr,
+            log_format,
+            mail: MailSettings {
+                kind: self.mailer,
+                from,
+                smtp_url,
+                smtp_max_connections: self.smtp_max_connections,
+                smtp_timeout,
+                ses_region: self.ses_region,
+                ses_configuration_set: self.ses_configuration_set,
+                file_dir: self.mail_file_dir,
+                max_rate: (rate > 0.0).then_some(rate),
+            },
+            delivery: DeliverySettings {
+                concurrency: self.worker_concurrency,
+                shutdown_timeout,
+                sweep_interval,
+                send_lease: time_delta("SEND_LEASE", send_lease)?,
+                retry,
+                account_pause: time_delta("ACCOUNT_PAUSE", account_pause)?,
+            },
+            web: WebSettings {
+                show_users: self.show_users.unwrap_or(self.app_env == AppEnv::Local),
+                resend,
+                rate_limit_per_ip: self.rate_limit_per_ip,
+                trusted_proxy_header,
+                request_timeout,
+                admin_token,
+            },
+        })
+    }
+
+    /// RETRY_BASE_DELAY, RETRY_MAX_DELAY and RETRY_MAX_ATTEMPTS.
+    fn retry(&self) -> Result<RetryPolicy, SettingsError> {
+        let base = duration("RETRY_BASE_DELAY", &self.retry_base_delay)?;
+        let max = duration("RETRY_MAX_DELAY", &self.retry_max_delay)?;
+        if base.is_zero() || max < base {
+            return invalid("RETRY_BASE_DELAY must be above zero and at most RETRY_MAX_DELAY");
+        }
+        if self.retry_max_attempts == 0 {
+            return invalid("RETRY_MAX_ATTEMPTS must be at least 1");
+        }
+        Ok(RetryPolicy {
+            base,
+            max,
+            max_attempts: self.retry_max_attempts,
+        })
+    }
+
+    /// The key list, oldest first (SECRET_KEY_FALLBACKS, then SECRET_KEY), and whether the
+    /// development key stands in for a missing SECRET_KEY. In production a missing or short
+    /// SECRET_KEY is an error.
+    fn secret_keys(&self) -> Result<(Vec<SecretString>, bool), SettingsError> {
+        let primary = self
+            .secret_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned());
+        let (primary, using_development_key) = match (primary, self.app_env) {
+            (Some(key), AppEnv::Production) if key.chars().count() < MIN_SECRET_KEY_LEN => {
+                return invalid(format!(
+                    "SECRET_KEY is too short for production: use at least {MIN_SECRET_KEY_LEN} random characters \
+                     (keep an old short key in SECRET_KEY_FALLBACKS so links already sent keep working)"
+                ));
+            }
+            (Some(key), _) => (key, false),
+            (None, AppEnv::Production) => {
+                return invalid(format!(
+                    "SECRET_KEY is required when APP_ENV=production (at least {MIN_SECRET_KEY_LEN} random characters)"
+                ));
+            }
+            (None, AppEnv::Local) => (DEVELOPMENT_SECRET_KEY.to_owned(), true),
+        };
+        let mut keys: Vec<SecretString> = self
+            .secret_key_fallbacks
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(SecretString::from)
+            .collect();
+        keys.push(SecretString::from(primary));
+        Ok((keys, using_development_key))
+    }
+}
+
+fn secret_keys_strs(keys: &[SecretString]) -> Vec<&str> {
+    keys.iter().map(ExposeSecret::expose_secret).collect()
+}
+
+/// BASE_URL: an http(s) URL without query or fragment.
+fn parse_base_url(text: &str) -> Result<Url, SettingsError> {
+    let bad = || {
+        SettingsError::Invalid(format!(
+            "BASE_URL {text:?} must be an http(s) URL without query or fragment"
+        ))
+    };
+    if text.contains(['?', '#', ' ']) {
+        return Err(bad());
+    }
+    let url = Url::parse(text).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+/// TRUSTED_PROXY_HEADER: a header name (letters, digits, `-`, `_`), lower-cased.
+fn parse_header_name(name: &str) -> Result<HeaderName, SettingsError> {
+    let name = name.trim();
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid
+        .then(|| HeaderName::try_from(name.to_ascii_lowercase()).ok())
+        .flatten()
+        .ok_or_else(|| {
+            SettingsError::Invalid(format!(
+                "TRUSTED_PROXY_HEADER {name:?} is not a header name like X-Forwarded-For"
+            ))
+        })
+}

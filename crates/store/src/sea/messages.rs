@@ -1,0 +1,527 @@
+//! [`MessageStore`] on the SeaORM connection: the outbox.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{MessageId, MessageRecord, MessageStatus};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set,
+};
+
+use super::rows::{
+    MAX_ERROR_CHARS, OWED, message_from_model, parse_status, record_from_model, truncate_chars, ts,
+};
+use super::{Db as _, Ending, SeaStore, postgres};
+use crate::entities::{email_attempt, email_message, user};
+use crate::{Attempt, Claim, DeliveryStats, MessageQuery, MessageStore, StoreError};
+
+/// The condition under which a message may be claimed at `now`: `queued` (whatever its next
+/// attempt time), `retrying` with its next attempt time reached, or `sending` with an expired
+/// lease.
+fn claimable_at(now: DateTime<Utc>) -> Condition {
+    use email_message::Column;
+    Condition::any()
+        .add(Column::Status.eq(MessageStatus::Queued.as_str()))
+        .add(
+            Condition::all()
+                .add(Column::Status.eq(MessageStatus::Retrying.as_str()))
+                .add(Column::NextAttemptAt.lte(now)),
+        )
+        .add(lease_expired_at(now))
+}
+
+/// The condition under which a message is due for (re)publishing at `now`: `queued` or
+/// `retrying` with its next attempt time reached, or `sending` with an expired lease.
+fn due_at(now: DateTime<Utc>) -> Condition {
+    use email_message::Column;
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(Column::Status.is_in([
+                    MessageStatus::Queued.as_str(),
+                    MessageStatus::Retrying.as_str(),
+                ]))
+                .add(Column::NextAttemptAt.lte(now)),
+        )
+        .add(lease_expired_at(now))
+}
+
+fn lease_expired_at(now: DateTime<Utc>) -> Condition {
+    use email_message::Column;
+    Condition::all()
+        .add(Column::Status.eq(MessageStatus::Sending.as_str()))
+        .add(Column::LeaseUntil.lte(now))
+}
+
+/// Records a finished attempt of message `id`.
+async fn record_attempt(
+    txn: &DatabaseTransaction,
+    id: MessageId,
+    attempt: i32,
+    outcome: MessageStatus,
+    error: Option<String>,
+    provider_message_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    email_attempt::ActiveModel {
+        id: NotSet,
+        message_id: Set(id.0),
+        attempt: Set(attempt),
+        outcome: Set(outcome.as_str().to_owned()),
+        error: Set(error),
+        provider_message_id: Set(provider_message_id),
+        finished_at: Set(now),
+    }
+    .insert(txn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// [`MessageStore::mark_sent`] of one message, inside a transaction (the SQLite path).
+async fn mark_sent_in(
+    txn: &DatabaseTransaction,
+    id: MessageId,
+    provider_message_id: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use email_message::Column;
+    let found = email_message::Entity::find_by_id(id.0)
+        .select_only()
+        .column(Column::UserId)
+        .column(Column::Attempts)
+        .into_tuple::<(i64, i32)>()
+        .one(txn)
+        .await
+        .db()?;
+    let Some((user_id, attempts)) = found else {
+        tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+        return Ok(());
+    };
+    email_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
+        .col_expr(Column::SentAt, Expr::value(now))
+        .col_expr(
+            Column::ProviderMessageId,
+            Expr::value(provider_message_id.clone()),
+        )
+        .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::Id.eq(id.0))
+        .exec(txn)
+        .await
+        .db()?;
+    record_attempt(
+        txn,
+        id,
+        attempts,
+        MessageStatus::Sent,
+        None,
+        provider_message_id,
+        now,
+    )
+    .await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailSent, Expr::value(true))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// Records a failed attempt, inside its transaction: `status` (retrying or dead), the error,
+/// and for a retry the next attempt time; releases the lease. A late failure report never undoes
+/// a send recorded by another worker, so a row already `sent` is left alone (and nothing is
+/// committed).
+async fn record_failure_in(
+    txn: &DatabaseTransaction,
+    id: MessageId,
+    status: MessageStatus,
+    retry_at: Option<DateTime<Utc>>,
+    error: String,
+    now: DateTime<Utc>,
+) -> Result<Ending<()>, StoreError> {
+    use email_message::Column;
+    let mut update = email_message::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(status.as_str()))
+        .col_expr(Column::LastError, Expr::value(error.clone()))
+        .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(Column::UpdatedAt, Expr::value(now));
+    if let Some(at) = retry_at {
+        update = update.col_expr(Column::NextAttemptAt, Expr::value(ts(at)));
+    }
+    let updated = update
+        .filter(Column::Id.eq(id.0))
+        .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+        .exec(txn)
+        .await
+        .db()?;
+    if updated.rows_affected == 0 {
+        tracing::warn!(message_id = %id, %status, "failure not recorded: message already sent or gone");
+        return Ok(Ending::Rollback(()));
+    }
+    let attempts = email_message::Entity::find_by_id(id.0)
+        .select_only()
+        .column(Column::Attempts)
+        .into_tuple::<i32>()
+        .one(txn)
+        .await
+        .db()?
+        .unwrap_or(0);
+    record_attempt(txn, id, attempts, status, Some(error), None, now).await?;
+    Ok(Ending::Commit(()))
+}
+
+/// Gives dead messages (one, or all with `None`) a fresh start, inside its transaction; returns
+/// the ids requeued.
+async fn requeue_dead_in(
+    txn: &DatabaseTransaction,
+    id: Option<MessageId>,
+    now: DateTime<Utc>,
+) -> Result<Ending<Vec<MessageId>>, StoreError> {
+    use email_message::Column;
+    let mut find = email_message::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Status.eq(MessageStatus::Dead.as_str()));
+    if let Some(id) = id {
+        find = find.filter(Column::Id.eq(id.0));
+    }
+    let ids: Vec<i64> = find.into_tuple::<i64>().all(txn).await.db()?;
+    if !ids.is_empty() {
+        email_message::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(MessageStatus::Queued.as_str()))
+            .col_expr(Column::Attempts, Expr::value(0))
+            .col_expr(Column::NextAttemptAt, Expr::value(now))
+            .col_expr(Column::LeaseUntil, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.is_in(ids.clone()))
+            .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+            .exec(txn)
+            .await
+            .db()?;
+    }
+    Ok(Ending::Commit(ids.into_iter().map(MessageId).collect()))
+}
+
+impl SeaStore {
+    /// The messages `select` finds, as records.
+    async fn records(
+        &self,
+        select: Select<email_message::Entity>,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        select
+            .all(&self.db)
+            .await
+            .db()?
+            .into_iter()
+            .map(record_from_model)
+            .collect()
+    }
+
+    /// [`MessageStore::mark_retry`] and [`MessageStore::mark_dead`].
+    async fn record_failure(
+        &self,
+        id: MessageId,
+        status: MessageStatus,
+        retry_at: Option<DateTime<Utc>>,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let error = truncate_chars(error, MAX_ERROR_CHARS);
+        let now = ts(now);
+        self.write(move |txn| {
+            Box::pin(async move { record_failure_in(txn, id, status, retry_at, error, now).await })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageStore for SeaStore {
+    async fn claim(
+        &self,
+        id: MessageId,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Claim, StoreError> {
+        self.claim_many(vec![id], now, lease)
+            .await?
+            .pop()
+            .unwrap_or(Ok(Claim::Missing))
+    }
+
+    async fn claim_many(
+        &self,
+        ids: Vec<MessageId>,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Vec<Result<Claim, StoreError>>, StoreError> {
+        use email_message::Column;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = ts(now);
+        let lease_until = ts(now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC));
+        // One statement (UPDATE … RETURNING): the rows read back are the ones it wrote.
+        let mut update = email_message::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(MessageStatus::Sending.as_str()))
+            .col_expr(Column::LeaseUntil, Expr::value(lease_until))
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.is_in(ids.iter().map(|id| id.0)))
+            .filter(claimable_at(now));
+        if self.is_postgres() {
+            update = update.filter(postgres::without_waiting_for_the_disk());
+        }
+        let claimed = update.exec_with_returning(&self.db).await.db()?;
+        let mut claimed: HashMap<i64, email_message::Model> =
+            claimed.into_iter().map(|m| (m.id, m)).collect();
+        // Why the others were not claimed (rare: a duplicate job, a retry not yet due).
+        let unclaimed: Vec<i64> = ids
+            .iter()
+            .map(|id| id.0)
+            .filter(|id| !claimed.contains_key(id))
+            .collect();
+        let statuses: HashMap<i64, String> = if unclaimed.is_empty() {
+            HashMap::new()
+        } else {
+            email_message::Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .column(Column::Status)
+                .filter(Column::Id.is_in(unclaimed))
+                .into_tuple::<(i64, String)>()
+                .all(&self.db)
+                .await
+                .db()?
+                .into_iter()
+                .collect()
+        };
+        let mut handed_out = HashSet::new();
+        let answers = ids
+            .iter()
+            .map(|id| {
+                if let Some(row) = claimed.remove(&id.0) {
+                    handed_out.insert(id.0);
+                    let message = message_from_model(row)?;
+                    tracing::debug!(message_id = %id, attempts = message.attempts, %lease_until, "claimed");
+                    return Ok(Claim::Claimed(message));
+                }
+                if handed_out.contains(&id.0) {
+                    // The same id twice in one batch: the first entry has it.
+                    return Ok(Claim::NotClaimable);
+                }
+                Ok(match statuses.get(&id.0) {
+                    None => Claim::Missing,
+                    Some(status) => match parse_status(id.0, status)? {
+                        MessageStatus::Sent => Claim::AlreadySent,
+                        _ => Claim::NotClaimable,
+                    },
+                })
+            })
+            .collect();
+        Ok(answers)
+    }
+
+    async fn mark_sent(
+        &self,
+        id: MessageId,
+        provider_message_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.mark_sent_many(vec![(id, provider_message_id)], now)
+            .await
+    }
+
+    async fn mark_sent_many(
+        &self,
+        sent: Vec<(MessageId, Option<String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let now = ts(now);
+        if self.is_postgres() {
+            let recorded = postgres::mark_sent_many(&self.db, &sent, now).await?;
+            for (id, _) in &sent {
+                if !recorded.contains(&id.0) {
+                    tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+                }
+            }
+            return Ok(());
+        }
+        self.write(move |txn| {
+            Box::pin(async move {
+                for (id, provider_message_id) in sent {
+                    mark_sent_in(txn, id, provider_message_id, now).await?;
+                }
+                Ok(Ending::Commit(()))
+            })
+        })
+        .await
+    }
+
+    async fn mark_retry(
+        &self,
+        id: MessageId,
+        error: String,
+        retry_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_failure(id, MessageStatus::Retrying, Some(retry_at), error, now)
+            .await
+    }
+
+    async fn mark_dead(
+        &self,
+        id: MessageId,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_failure(id, MessageStatus::Dead, None, error, now)
+            .await
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<MessageId>, StoreError> {
+        use email_message::Column;
+        let ids = email_message::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(due_at(ts(now)))
+            .order_by_asc(Column::NextAttemptAt)
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .into_tuple::<i64>()
+            .all(&self.db)
+            .await
+            .db()?;
+        Ok(ids.into_iter().map(MessageId).collect())
+    }
+
+    async fn dead(&self, limit: u64) -> Result<Vec<MessageRecord>, StoreError> {
+        use email_message::Column;
+        let dead = email_message::Entity::find()
+            .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+            .order_by_desc(Column::UpdatedAt)
+            .order_by_desc(Column::Id)
+            .limit(limit);
+        self.records(dead).await
+    }
+
+    async fn requeue_dead(
+        &self,
+        id: Option<MessageId>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let now = ts(now);
+        self.write(move |txn| Box::pin(async move { requeue_dead_in(txn, id, now).await }))
+            .await
+    }
+
+    async fn purge_dead(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        use email_message::Column;
+        let result = email_message::Entity::delete_many()
+            .filter(Column::Status.eq(MessageStatus::Dead.as_str()))
+            .filter(Column::UpdatedAt.lt(ts(before)))
+            .exec(&self.db)
+            .await
+            .db()?;
+        Ok(result.rows_affected)
+    }
+
+    async fn stats(&self) -> Result<DeliveryStats, StoreError> {
+        use email_message::Column;
+        let counts = email_message::Entity::find()
+            .select_only()
+            .column(Column::Status)
+            .column_as(Column::Id.count(), "n")
+            .group_by(Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await
+            .db()?;
+        let mut stats = DeliveryStats::default();
+        for (status, n) in counts {
+            let n = u64::try_from(n).unwrap_or(0);
+            match parse_status(0, &status)? {
+                MessageStatus::Queued => stats.queued = n,
+                MessageStatus::Sending => stats.sending = n,
+                MessageStatus::Retrying => stats.retrying = n,
+                MessageStatus::Sent => stats.sent = n,
+                MessageStatus::Dead => stats.dead = n,
+            }
+        }
+        stats.oldest_owed = email_message::Entity::find()
+            .select_only()
+            .column_as(Column::CreatedAt.min(), "oldest")
+            .filter(Column::Status.is_in(OWED))
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(&self.db)
+            .await
+            .db()?
+            .flatten();
+        Ok(stats)
+    }
+
+    async fn list(&self, query: MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        use email_message::Column;
+        let mut select = email_message::Entity::find()
+            .order_by_desc(Column::Id)
+            .limit(query.limit);
+        if let Some(email) = &query.recipient {
+            let user_id = user::Entity::find()
+                .select_only()
+                .column(user::Column::Id)
+                .filter(user::Column::EmailKey.eq(email.key()))
+                .into_tuple::<i64>()
+                .one(&self.db)
+                .await
+                .db()?;
+            let Some(user_id) = user_id else {
+                return Ok(Vec::new());
+            };
+            select = select.filter(Column::UserId.eq(user_id));
+        }
+        if let Some(before) = query.before {
+            select = select.filter(Column::Id.lt(before.0));
+        }
+        self.records(select).await
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        email_message::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await
+            .db()?
+            .map(record_from_model)
+            .transpose()
+    }
+
+    async fn attempts(&self, id: MessageId) -> Result<Vec<Attempt>, StoreError> {
+        email_attempt::Entity::find()
+            .filter(email_attempt::Column::MessageId.eq(id.0))
+            .order_by_asc(email_attempt::Column::Id)
+            .all(&self.db)
+            .await
+            .db()?
+            .into_iter()
+            .map(|m| {
+                Ok(Attempt {
+                    attempt: u32::try_from(m.attempt).unwrap_or(0),
+                    outcome: parse_status(id.0, &m.outcome)?,
+                    error: m.error,
+                    provider_message_id: m.provider_message_id,
+                    finished_at: m.finished_at,
+                })
+            })
+            .collect()
+    }
+}

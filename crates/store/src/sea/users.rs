@@ -1,0 +1,312 @@
+//! [`UserStore`] on the SeaORM connection.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{EmailAddress, MessageId, MessageKind, MessageStatus, ResendPolicy, UserSummary};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, NotSet, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::rows::{
+    OWED, SummaryColumns, is_unique_violation, summary_from_columns, ts, user_from_model,
+};
+use super::{Db as _, Ending, SeaStore, detached, postgres};
+use crate::entities::{email_message, user};
+use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
+
+/// How far the clock of the process that issued a confirmation token may lag behind the clock
+/// of the one that registered the account (see [`UserStore::confirm`]).
+pub const CLOCK_SKEW_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
+
+/// A link issued at `issued_at` (whole seconds) is for an account registered before this: tokens
+/// carry whole seconds, and the worker that issued the token may run on a host whose clock is a
+/// little behind the server's that registered the account, so a link is for this account if it
+/// was issued no earlier than [`CLOCK_SKEW_TOLERANCE`] before it.
+pub(super) fn registered_before(issued_at: DateTime<Utc>) -> DateTime<Utc> {
+    ts(issued_at + TimeDelta::seconds(1) + CLOCK_SKEW_TOLERANCE)
+}
+
+/// Inserts a `queued` confirmation message for `user_id`, due at `now`.
+async fn owe_confirmation(
+    txn: &DatabaseTransaction,
+    user_id: i64,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> Result<MessageId, StoreError> {
+    let message = email_message::ActiveModel {
+        id: NotSet,
+        user_id: Set(user_id),
+        kind: Set(MessageKind::Confirm.as_str().to_owned()),
+        recipient: Set(recipient.to_owned()),
+        status: Set(MessageStatus::Queued.as_str().to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        provider_message_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(txn)
+    .await
+    .db()?;
+    Ok(MessageId(message.id))
+}
+
+/// [`UserStore::register`] through SeaORM (the SQLite path), in its write transaction.
+async fn register_in(
+    txn: &DatabaseTransaction,
+    email: &EmailAddress,
+    now: DateTime<Utc>,
+) -> Result<Ending<Registration>, StoreError> {
+    let key = email.key();
+    let existing = user::Entity::find()
+        .filter(user::Column::EmailKey.eq(key.as_str()))
+        .one(txn)
+        .await
+        .db()?;
+    if existing.is_some() {
+        return Ok(Ending::Rollback(Registration::AlreadyRegistered));
+    }
+    let inserted = user::ActiveModel {
+        id: NotSet,
+        email: Set(email.as_str().to_owned()),
+        email_key: Set(key),
+        confirmed: Set(false),
+        email_sent: Set(false),
+        registered_on: Set(now),
+        confirmed_on: Set(None),
+    }
+    .insert(txn)
+    .await;
+    let user_row = match inserted {
+        Ok(row) => row,
+        // Someone registered the same address between our check and our insert.
+        Err(e) if is_unique_violation(&e) => {
+            return Ok(Ending::Rollback(Registration::AlreadyRegistered));
+        }
+        Err(e) => return Err(StoreError::from_db(e)),
+    };
+    let message = owe_confirmation(txn, user_row.id, email.as_str(), now).await?;
+    let user = user_from_model(user_row)?;
+    tracing::debug!(user_id = %user.id, message_id = %message, to = %email.masked(), "registered");
+    Ok(Ending::Commit(Registration::Created { user, message }))
+}
+
+/// The body of [`UserStore::resend`], inside its write transaction. On PostgreSQL the user's row
+/// is locked (`FOR UPDATE`) so that concurrent resends for one account run one after the other;
+/// SQLite's `BEGIN IMMEDIATE` already serialises writers. Only a queued email is committed.
+async fn resend_in(
+    txn: &DatabaseTransaction,
+    email: &EmailAddress,
+    policy: ResendPolicy,
+    now: DateTime<Utc>,
+    sqlite: bool,
+) -> Result<Ending<Resend>, StoreError> {
+    use email_message::Column;
+    let mut find = user::Entity::find().filter(user::Column::EmailKey.eq(email.key()));
+    if !sqlite {
+        find = find.lock_exclusive();
+    }
+    let Some(account) = find.one(txn).await.db()? else {
+        return Ok(Ending::Rollback(Resend::NotRegistered));
+    };
+    if account.confirmed {
+        return Ok(Ending::Rollback(Resend::AlreadyConfirmed));
+    }
+    let confirmations = || {
+        email_message::Entity::find()
+            .filter(Column::UserId.eq(account.id))
+            .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
+    };
+    let pending = confirmations()
+        .filter(Column::Status.is_in(OWED))
+        .count(txn)
+        .await
+        .db()?;
+    if pending > 0 {
+        return Ok(Ending::Rollback(Resend::Pending));
+    }
+    let newest = confirmations()
+        .select_only()
+        .column_as(Column::CreatedAt.max(), "newest")
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(txn)
+        .await
+        .db()?
+        .flatten();
+    if newest.is_some_and(|at| now < at + policy.cooldown) {
+        return Ok(Ending::Rollback(Resend::CoolingDown));
+    }
+    let today = confirmations()
+        .filter(Column::CreatedAt.gt(now - TimeDelta::days(1)))
+        .count(txn)
+        .await
+        .db()?;
+    if today >= u64::from(policy.daily_cap) {
+        return Ok(Ending::Rollback(Resend::DailyCapReached));
+    }
+    // To the address as the account has it, whatever case the form used.
+    let message = owe_confirmation(txn, account.id, &account.email, now).await?;
+    Ok(Ending::Commit(Resend::Queued(message)))
+}
+
+#[async_trait]
+impl UserStore for SeaStore {
+    async fn register(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Registration, StoreError> {
+        let email = email.clone();
+        let now = ts(now);
+        if self.is_postgres() {
+            let db = self.db.clone();
+            return detached(async move { postgres::register(&db, &email, now).await }).await;
+        }
+        self.write(move |txn| Box::pin(async move { register_in(txn, &email, now).await }))
+            .await
+    }
+
+    async fn register_many(
+        &self,
+        emails: Vec<EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Registration>, StoreError> {
+        if self.is_postgres() {
+            return postgres::register_many(&self.db, emails, ts(now)).await;
+        }
+        // SQLite writes one transaction at a time anyway.
+        let mut out = Vec::with_capacity(emails.len());
+        for email in &emails {
+            out.push(self.register(email, now).await?);
+        }
+        Ok(out)
+    }
+
+    async fn confirm_many(
+        &self,
+        links: Vec<(EmailAddress, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ConfirmOutcome>, StoreError> {
+        // Several links of one account in a batch: the first goes in the statement, the others
+        // are confirmed one by one afterwards, as if they had come later.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = links.iter().map(|(e, _)| seen.insert(e.key())).collect();
+        let mut answers = if self.is_postgres() {
+            let distinct: Vec<(&EmailAddress, DateTime<Utc>)> = links
+                .iter()
+                .zip(&first)
+                .filter(|(_, first)| **first)
+                .map(|((email, issued_at), _)| (email, *issued_at))
+                .collect();
+            postgres::confirm_distinct(&self.db, &distinct, ts(now)).await?
+        } else {
+            Default::default()
+        };
+        let mut out = Vec::with_capacity(links.len());
+        for ((email, issued_at), first) in links.iter().zip(first) {
+            let answer = if first {
+                answers.remove(&email.key())
+            } else {
+                None
+            };
+            out.push(match answer {
+                Some(outcome) => outcome,
+                None => self.confirm(email, *issued_at, now).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn find_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<domain::User>, StoreError> {
+        user::Entity::find()
+            .filter(user::Column::EmailKey.eq(email.key()))
+            .one(&self.db)
+            .await
+            .db()?
+            .map(user_from_model)
+            .transpose()
+    }
+
+    async fn confirm(
+        &self,
+        email: &EmailAddress,
+        issued_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ConfirmOutcome, StoreError> {
+        let key = email.key();
+        let result = user::Entity::update_many()
+            .col_expr(user::Column::Confirmed, Expr::value(true))
+            .col_expr(user::Column::ConfirmedOn, Expr::value(ts(now)))
+            .filter(user::Column::EmailKey.eq(key.as_str()))
+            .filter(user::Column::Confirmed.eq(false))
+            .filter(user::Column::RegisteredOn.lt(registered_before(issued_at)))
+            .exec(&self.db)
+            .await
+            .db()?;
+        if result.rows_affected > 0 {
+            return Ok(ConfirmOutcome::Confirmed);
+        }
+        let existing = user::Entity::find()
+            .select_only()
+            .column(user::Column::Confirmed)
+            .filter(user::Column::EmailKey.eq(key))
+            .into_tuple::<bool>()
+            .one(&self.db)
+            .await
+            .db()?;
+        Ok(match existing {
+            None => ConfirmOutcome::NotFound,
+            Some(true) => ConfirmOutcome::AlreadyConfirmed,
+            Some(false) => ConfirmOutcome::Stale,
+        })
+    }
+
+    async fn resend(
+        &self,
+        email: &EmailAddress,
+        policy: ResendPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Resend, StoreError> {
+        let email = email.clone();
+        let now = ts(now);
+        let sqlite = self.is_sqlite();
+        self.write(move |txn| {
+            Box::pin(async move { resend_in(txn, &email, policy, now, sqlite).await })
+        })
+        .await
+    }
+
+    async fn recent_users(&self, limit: u64) -> Result<Vec<UserSummary>, StoreError> {
+        // Only the columns a summary shows, read by position: this feeds the home page's users
+        // table, every row read is decoded, and reading a `Model` looks each column up by name
+        // in each row.
+        use user::Column as C;
+        user::Entity::find()
+            .select_only()
+            .columns([C::Id, C::Email, C::Confirmed, C::EmailSent])
+            .order_by_desc(C::Id)
+            .limit(limit)
+            .into_tuple::<SummaryColumns>()
+            .all(&self.db)
+            .await
+            .db()?
+            .into_iter()
+            .map(summary_from_columns)
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The inherent method (callers holding a `SeaStore` use it directly).
+        SeaStore::ping(self).await
+    }
+}

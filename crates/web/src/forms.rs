@@ -1,0 +1,218 @@
+//! The two forms of the home page: `POST /` (register) and `POST /resend`.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Extension, Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use domain::{EmailAddress, MAX_ADDRESS_LEN, RequestId};
+use queue::Job;
+use serde::Deserialize;
+use store::{Registration, Resend};
+
+use crate::pages::{FormKind, FormProblem, message_page, redirect_home, render_home};
+use crate::{AppError, AppState, Flash};
+
+/// The registration and resend forms: an `email` field, the CSRF token, and the honeypot
+/// (`website`, hidden from people; bots that fill it in are ignored). Missing fields are empty.
+#[derive(Debug, Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    website: String,
+}
+
+/// Publishes the job of a committed message, tagged with the id of the request that owed it (so
+/// the worker's log lines carry it), bounded by the publish timeout. After a failure the queue
+/// is left alone for a few seconds (registrations stay fast during a Redis outage; the sweeper
+/// sends what was not published).
+pub(crate) async fn publish_job(
+    state: &AppState,
+    message: domain::MessageId,
+    request_id: Option<RequestId>,
+) {
+    if state.queue_gate.is_closed() {
+        tracing::debug!(message_id = %message, "queue recently failed; leaving this one to the sweeper");
+        return;
+    }
+    let publish = state
+        .queue
+        .publish(Job::new(message).with_request_id(request_id));
+    let failure = match tokio::time::timeout(state.config.publish_timeout, publish).await {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {:?}", state.config.publish_timeout),
+    };
+    state.queue_gate.close_for(state.config.publish_backoff);
+    metrics::counter!("publish_failures_total").increment(1);
+    tracing::warn!(message_id = %message, error = %failure, "publish failed; the sweeper will send this message");
+}
+
+/// The checks every form post goes through before its own work: a readable body (413 when too
+/// large, 400 otherwise), a valid CSRF token (403), the honeypot (filled in: answered like a
+/// success, nothing done) and a valid address (422). `Ok(None)` means "answer as if done".
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    which: FormKind,
+    form: Result<Form<EmailForm>, FormRejection>,
+) -> Result<Result<Option<EmailAddress>, Response>, AppError> {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            let status = rejection.status();
+            let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "The form was too large."
+            } else {
+                "The form could not be read. Please submit it from this page."
+            };
+            let problem = FormProblem {
+                form: which,
+                input: String::new(),
+                error: error.to_owned(),
+            };
+            return render_home(state, headers, status, None, Some(problem))
+                .await
+                .map(Err);
+        }
+    };
+    if !state
+        .csrf
+        .verify(headers, &form.csrf_token, state.clock.now().timestamp())
+    {
+        tracing::info!(form = ?which, "form post without a valid CSRF token refused");
+        metrics::counter!("csrf_rejected_total").increment(1);
+        return message_page(
+            state,
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form has expired or did not come from this site. Please go back to the home page, reload it and try again.",
+        )
+        .map(Err);
+    }
+    if !form.website.is_empty() {
+        tracing::info!(form = ?which, "honeypot field filled in: ignoring the post");
+        metrics::counter!("honeypot_total").increment(1);
+        return Ok(Ok(None));
+    }
+    match EmailAddress::parse(&form.email) {
+        Ok(email) => Ok(Ok(Some(email))),
+        Err(error) => {
+            // Echo the input back only when it is of sane size and printable.
+            let input = if form.email.len() <= MAX_ADDRESS_LEN
+                && !form.email.chars().any(char::is_control)
+            {
+                form.email.trim().to_owned()
+            } else {
+                String::new()
+            };
+            let problem = FormProblem {
+                form: which,
+                input,
+                error: error.to_string(),
+            };
+            render_home(
+                state,
+                headers,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(problem),
+            )
+            .await
+            .map(Err)
+        }
+    }
+}
+
+/// Owes a fresh confirmation email to an unconfirmed account, within the resend limits, and
+/// publishes it. Every outcome is logged (masked) and none is visible to the visitor.
+async fn resend_to(
+    state: &AppState,
+    email: &EmailAddress,
+    request_id: Option<RequestId>,
+) -> Result<(), AppError> {
+    let outcome = state
+        .users
+        .resend(email, state.config.resend, state.clock.now())
+        .await?;
+    let label = match outcome {
+        Resend::Queued(_) => "queued",
+        Resend::NotRegistered => "not_registered",
+        Resend::AlreadyConfirmed => "already_confirmed",
+        Resend::Pending => "pending",
+        Resend::CoolingDown => "cooling_down",
+        Resend::DailyCapReached => "daily_cap",
+    };
+    metrics::counter!("resends_total", "outcome" => label).increment(1);
+    let to = email.masked();
+    match outcome {
+        Resend::Queued(message) => {
+            tracing::info!(message_id = %message, %to, "confirmation email owed again");
+            publish_job(state, message, request_id).await;
+        }
+        Resend::NotRegistered => tracing::info!(%to, "resend for an address with no account"),
+        Resend::AlreadyConfirmed => {
+            tracing::info!(%to, "resend for a confirmed account: nothing sent")
+        }
+        Resend::Pending => {
+            tracing::info!(%to, "resend while a confirmation email is still on its way: nothing new")
+        }
+        Resend::CoolingDown => {
+            tracing::info!(%to, limit = "cooldown", "resend limited: nothing sent")
+        }
+        Resend::DailyCapReached => {
+            tracing::info!(%to, limit = "daily-cap", "resend limited: nothing sent")
+        }
+    }
+    Ok(())
+}
+
+/// `POST /`: register, then redirect with the same flash whether or not the address was new. An
+/// existing unconfirmed address is treated as a resend.
+pub async fn register(
+    State(state): State<AppState>,
+    request_id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    form: Result<Form<EmailForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let email = match accept(&state, &headers, FormKind::Register, form).await? {
+        Ok(Some(email)) => email,
+        Ok(None) => return Ok(redirect_home(&state, Flash::Registered)),
+        Err(response) => return Ok(response),
+    };
+    let request_id = request_id.map(|Extension(id)| id);
+    match state.users.register(&email, state.clock.now()).await? {
+        Registration::Created { user, message } => {
+            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
+            tracing::info!(user_id = %user.id, message_id = %message, to = %email.masked(), "user registered");
+            // The promise is already committed; the queue is only the fast path. If it is slow or
+            // down, the sweeper republishes the message later.
+            publish_job(&state, message, request_id).await;
+        }
+        Registration::AlreadyRegistered => {
+            metrics::counter!("registrations_total", "outcome" => "existing").increment(1);
+            tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
+            resend_to(&state, &email, request_id).await?;
+        }
+    }
+    Ok(redirect_home(&state, Flash::Registered))
+}
+
+/// `POST /resend`: a fresh confirmation email for an unconfirmed account (within the limits),
+/// and the same answer whatever the address.
+pub async fn resend(
+    State(state): State<AppState>,
+    request_id: Option<Extension<RequestId>>,
+    headers: HeaderMap,
+    form: Result<Form<EmailForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let request_id = request_id.map(|Extension(id)| id);
+    match accept(&state, &headers, FormKind::Resend, form).await? {
+        Ok(Some(email)) => resend_to(&state, &email, request_id).await?,
+        Ok(None) => {}
+        Err(response) => return Ok(response),
+    }
+    Ok(redirect_home(&state, Flash::Resent))
+}

@@ -1,0 +1,205 @@
+//! The pages: the home page with its forms, message pages, and the answers every handler
+//! shares (redirects with a flash, 429, 404, the stylesheet).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
+
+use crate::{AppError, AppState, Csrf, Flash, MAIN_CSS};
+
+/// Which form of the home page an answer is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormKind {
+    Register,
+    Resend,
+}
+
+#[derive(Debug, Serialize)]
+struct FlashView {
+    category: &'static str,
+    message: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct HomeView<'a> {
+    flashes: Vec<FlashView>,
+    csrf_token: String,
+    email: String,
+    error: Option<String>,
+    resend_email: String,
+    resend_error: Option<String>,
+    show_users: bool,
+    /// The rendered users table (HTML), empty when not shown.
+    users_table: &'a str,
+}
+
+/// What the home page shows besides the flash: a form's rejected input and its error.
+#[derive(Debug)]
+pub(crate) struct FormProblem {
+    pub(crate) form: FormKind,
+    pub(crate) input: String,
+    pub(crate) error: String,
+}
+
+#[derive(Debug, Serialize)]
+struct MessageView<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub(crate) async fn render_home(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    flash: Option<Flash>,
+    problem: Option<FormProblem>,
+) -> Result<Response, AppError> {
+    let users_table = if state.config.show_users {
+        Some(state.users_table.render().await?)
+    } else {
+        None
+    };
+    let (csrf_token, csrf_cookie) = csrf_token_for(state, headers);
+    let (mut email, mut error, mut resend_email, mut resend_error) =
+        (String::new(), None, String::new(), None);
+    if let Some(problem) = problem {
+        match problem.form {
+            FormKind::Register => (email, error) = (problem.input, Some(problem.error)),
+            FormKind::Resend => (resend_email, resend_error) = (problem.input, Some(problem.error)),
+        }
+    }
+    let view = HomeView {
+        flashes: flash
+            .map(|f| FlashView {
+                category: f.category(),
+                message: f.message(),
+            })
+            .into_iter()
+            .collect(),
+        csrf_token,
+        email,
+        error,
+        resend_email,
+        resend_error,
+        show_users: state.config.show_users,
+        users_table: users_table.as_deref().unwrap_or_default(),
+    };
+    let mut response = html(status, state.pages.render("web/home.html", &view)?);
+    if flash.is_some() {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, Flash::clear_cookie());
+    }
+    if let Some(cookie) = csrf_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The CSRF token for a form on a page answering this request, and the `Set-Cookie` value of a
+/// new nonce when the request had none.
+pub(crate) fn csrf_token_for(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> (String, Option<header::HeaderValue>) {
+    let (nonce, cookie) = match Csrf::nonce_from(headers) {
+        Some(nonce) => (nonce, None),
+        None => {
+            let nonce = Csrf::new_nonce();
+            let cookie = Csrf::cookie(&nonce, state.config.secure_cookies);
+            (nonce, Some(cookie))
+        }
+    };
+    (
+        state.csrf.token(&nonce, state.clock.now().timestamp()),
+        cookie,
+    )
+}
+
+/// A page with a title and a message, and the given status.
+pub(crate) fn message_page(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Result<Response, AppError> {
+    let view = MessageView { title, message };
+    Ok(html(status, state.pages.render("web/message.html", &view)?))
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up).
+pub(crate) fn too_many_requests(state: &AppState, wait: Duration) -> Response {
+    let seconds = wait.as_millis().div_ceil(1000).max(1);
+    let page = message_page(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests",
+        "You have sent this form too often. Please wait a minute and try again.",
+    );
+    let mut response = page.unwrap_or_else(IntoResponse::into_response);
+    if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+pub(crate) fn redirect_home(state: &AppState, flash: Flash) -> Response {
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        flash.set_cookie(state.config.secure_cookies),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// `GET /`: the form, any flash, and (when enabled) the newest users.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let flash = Flash::from_request(&headers);
+    render_home(&state, &headers, StatusCode::OK, flash, None).await
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /static/main.css`.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        MAIN_CSS,
+    )
+        .into_response()
+}
+
+/// Anything else: a friendly 404.
+pub async fn not_found(State(state): State<AppState>) -> Result<Response, AppError> {
+    message_page(
+        &state,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+    )
+}

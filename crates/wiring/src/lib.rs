@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+mod adapters;
+mod engine;
+mod process;
+mod web_app;
+
+pub use adapters::{
+    Services, WiringError, build_mailer, build_queue, connect_store, connect_store_unchecked,
+};
+pub use engine::{delivery_engine, start_ops_listener};
+pub use process::{Threads, exit_code, report, run_main, shutdown_signal};
+pub use web_app::{app_state, serve};
