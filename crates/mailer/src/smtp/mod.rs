@@ -2,10 +2,10 @@
 //! configured from one URL.
 //!
 //! Why not lettre's `AsyncSmtpTransport` and its pool: lettre writes a message's body and the
-//! final `\r\n.\r\n` in two writes, on a socket without `TCP_NODELAY`, so with the server's
-//! delayed ACK every message waited ~40 ms (Nagle's algorithm); its pool sent a NOOP (one more
-//! round trip) every time it reused a connection, and it did not bound the number of open
-//! connections (only idle ones). Here we open the TCP connection ourselves with `TCP_NODELAY`,
+//! final `\r\n.\r\n` in two writes, on a socket without `TCP_NODELAY`, so every message waited
+//! for the server's delayed ACK (Nagle's algorithm); its pool sent a NOOP (one more round trip)
+//! every time it reused a connection, and it did not bound the number of open connections (only
+//! idle ones). Here we open the TCP connection ourselves with `TCP_NODELAY`,
 //! reuse a recently used connection as is, and never have more than `max_connections` open.
 //!
 //! When the server offers PIPELINING (RFC 2920), a message's `MAIL FROM`, `RCPT TO` and `DATA`

@@ -251,7 +251,7 @@ pub(super) struct Connection {
 /// Resolves `host:port` and tries each address in turn, each attempt bounded by `timeout`.
 /// The socket gets `TCP_NODELAY`: lettre writes a message's body and its final `\r\n.\r\n`
 /// separately, and with Nagle's algorithm the second write would wait for the server's delayed
-/// ACK (~40 ms per message).
+/// ACK, every message.
 pub(super) async fn connect_tcp(
     host: &str,
     port: u16,
