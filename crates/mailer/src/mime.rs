@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(to, ["User@example.com"]);
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.contains("Message-ID: <i@example.com>\r\n"), "{text}");
-        assert!(text.contains("Subject: =?utf-8?"), "encoded by lettre: {text}");
+        assert!(
+            text.contains("Subject: =?utf-8?"),
+            "encoded by lettre: {text}"
+        );
         assert!(text.contains("Content-Transfer-Encoding: 7bit"), "{text}");
     }
 

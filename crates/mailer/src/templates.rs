@@ -15,13 +15,22 @@ use std::sync::Arc;
 use minijinja::{Environment, UndefinedBehavior, path_loader, value::Serde};
 use serde::Serialize;
 
-/// A template that could not be found, parsed or rendered.
-#[derive(Debug, thiserror::Error)]
-#[error("template {name}: {source}")]
+/// A template that could not be found, parsed or rendered: its name, and what the template
+/// engine said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {name}: {reason}")]
 pub struct TemplateError {
     pub name: String,
-    #[source]
-    pub source: minijinja::Error,
+    pub reason: String,
+}
+
+impl TemplateError {
+    fn new(name: &str, error: &minijinja::Error) -> Self {
+        Self {
+            name: name.to_owned(),
+            reason: error.to_string(),
+        }
+    }
 }
 
 /// The three parts of a rendered email.
@@ -71,18 +80,12 @@ impl Templates {
         self.env
             .get_template(name)
             .map(|template| template.source().to_owned())
-            .map_err(|source| TemplateError {
-                name: name.to_owned(),
-                source,
-            })
+            .map_err(|error| TemplateError::new(name, &error))
     }
 
     /// Renders one template with a serialisable context.
     pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
-        let wrap = |source| TemplateError {
-            name: name.to_owned(),
-            source,
-        };
+        let wrap = |error| TemplateError::new(name, &error);
         self.env
             .get_template(name)
             .map_err(wrap)?

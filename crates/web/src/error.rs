@@ -9,25 +9,13 @@ const GENERIC_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset
 </main></body></html>";
 
 /// An internal failure while handling a request. The details go to the log, never to the client.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so one failed read can answer every request that waited for it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
     #[error("template: {0}")]
     Template(#[from] mailer::TemplateError),
-}
-
-impl AppError {
-    /// The same error for another waiter (when one failed read answers several requests).
-    pub fn share(&self) -> Self {
-        match self {
-            Self::Store(error) => Self::Store(error.clone()),
-            Self::Template(error) => Self::Template(mailer::TemplateError {
-                name: error.name.clone(),
-                source: minijinja::Error::new(error.source.kind(), error.source.to_string()),
-            }),
-        }
-    }
 }
 
 const UNAVAILABLE_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title>\

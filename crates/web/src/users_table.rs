@@ -103,7 +103,7 @@ impl UsersTable {
                         .iter()
                         .map(|()| match &table {
                             Ok(html) => Ok(Arc::clone(html)),
-                            Err(error) => Err(error.share()),
+                            Err(error) => Err(error.clone()),
                         })
                         .collect()
                 }
