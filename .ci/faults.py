@@ -630,7 +630,11 @@ def scenario_readyz(run):
     index = MailIndex(top.maildir)
     ops_port = free_port()
     top.start_worker(WORKER_METRICS_ADDR=f"127.0.0.1:{ops_port}")
-    ports = {"server": top.web_port, "worker": ops_port}
+    # The ops listeners: the server's OPS_ADDR and the worker's WORKER_METRICS_ADDR (the public
+    # port has no /metrics and a /readyz without details).
+    ports = {"server": top.ops_port, "worker": ops_port}
+    status, _, _ = request(top.web_port, "GET", "/metrics", timeout=10)
+    check(status == 404, f"/metrics on the public port answered {status}, not 404")
 
     def readyz(port):
         try:
@@ -684,7 +688,11 @@ def scenario_readyz(run):
     copies = wait_settled(top, index, addrs, 30, extra=0.2)
     delivered, _ = tally(copies)
     check(delivered == len(addrs), f"delivered {delivered} of {len(addrs)}")
-    after = {name: scrape(port) for name, port in ports.items()}
+    sent_gauge = 'messages{state="sent"}'
+    # The gauges read from the database are cached for up to 5 s: wait for the refresh.
+    after = wait_until("the sent gauges", lambda: (
+        lambda now: all(now[name].get(sent_gauge) == len(addrs) for name in ports) and now)(
+        {name: scrape(port) for name, port in ports.items()}), 15, 0.5)
 
     def moved(name, series):
         return after[name].get(series, 0) - before[name].get(series, 0)
@@ -695,7 +703,6 @@ def scenario_readyz(run):
     check(registered == len(addrs), f"registrations_total moved by {registered}, not {len(addrs)}")
     check(sent == len(addrs), f"emails_sent_total{{provider=smtp}} moved by {sent}, not {len(addrs)}")
     check(timed == len(addrs), f"email_send_seconds_count moved by {timed}, not {len(addrs)}")
-    sent_gauge = 'messages{state="sent"}'
     for name in ports:
         check(after[name].get(sent_gauge) == len(addrs),
               f"{sent_gauge} on the {name}: {after[name].get(sent_gauge)}, not {len(addrs)}")
@@ -710,7 +717,7 @@ def scenario_readyz(run):
 
     pg.stop("fast")
     pg_down, pg_reason = wait_ready("with PostgreSQL stopped", 503, "database")
-    _, body = readyz(top.web_port)
+    _, body = readyz(top.ops_port)
     check("queue" not in body, f"/readyz blames the queue while only PostgreSQL is down: {body!r}")
     down_checks = healthchecks()
     check(down_checks == (1, 1), f"healthchecks with PostgreSQL down exited {down_checks}, not (1, 1)")

@@ -171,11 +171,19 @@ def register(port, address, headers=None):
 
 
 def confirm(port, link):
+    """Opens an emailed link as a person does: the page (GET, which changes nothing), then its
+    "Confirm my account" button (a POST with the site's CSRF cookie and token)."""
     remember(links=[link])
     path = urllib.parse.urlparse(link).path
-    status, cookie = http(port, "GET", path)
-    if status != 303 or "flash=confirmed" not in cookie:
-        fail(f"confirmation link answered {status} {cookie!r}")
+    status, _, body = request(port, "GET", path)
+    if status != 200 or "Confirm my account" not in body:
+        fail(f"confirmation page answered {status}")
+    cookie, token = csrf(port)
+    form = urllib.parse.urlencode({"csrf_token": token})
+    status, headers, _ = request(port, "POST", path, form, cookie=cookie)
+    flash = headers.get("set-cookie", "")
+    if status != 303 or "flash=confirmed" not in flash:
+        fail(f"confirmation button answered {status} {flash!r}")
 
 
 class Load:
@@ -413,6 +421,7 @@ class Topology:
         self.redis_port = free_port()
         self.smtp_port = free_port()
         self.web_port = free_port()
+        self.ops_port = free_port()  # the server's OPS_ADDR: /metrics and the detailed /readyz
         self.maildir = os.path.join(tmp, "maildir")
         try:
             subprocess.run(["psql", self.admin, "-qc", f"CREATE DATABASE {self.db}"], check=True,
@@ -430,12 +439,14 @@ class Topology:
                 "DATABASE_URL": self.db_url,
                 "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                 "LISTEN_ADDR": f"127.0.0.1:{self.web_port}",
+                "OPS_ADDR": f"127.0.0.1:{self.ops_port}",
                 "BASE_URL": f"http://127.0.0.1:{self.web_port}",
                 "SWEEP_INTERVAL": "1s",
                 "SEND_LEASE": "3s",
                 "WORKER_CONCURRENCY": "8",
-                # Every registration comes from this one client: lift the per-IP form limit.
+                # Every registration and link comes from this one client: lift the per-IP limits.
                 "RATE_LIMIT_PER_IP": "0",
+                "LINK_RATE_LIMIT_PER_IP": "0",
                 "RUST_LOG": "info",
                 **(env or {}),
             }

@@ -283,9 +283,13 @@ class Harness:
             "MAIL_FROM": "Confirmation Service <no-reply@example.com>",
             "LISTEN_ADDR": f"127.0.0.1:{self.http_port}",
             "BASE_URL": f"http://127.0.0.1:{self.http_port}",
-            # The one limit raised, through its documented setting: the per-IP form limit
-            # (every request of a load generator comes from 127.0.0.1).
+            # The limits raised, through their documented settings: the per-IP form and link
+            # limits (every request of a load generator comes from 127.0.0.1).
             "RATE_LIMIT_PER_IP": "0",
+            "LINK_RATE_LIMIT_PER_IP": "0",
+            # The confirmation load measures the store's confirm path with one request per
+            # link, as before the button page (the tutorial's one-click link).
+            "CONFIRM_ON_GET": "true",
         })
         # Raised through its documented setting, like the per-IP limit: on a mail server as
         # fast as smtp-sink, 64 jobs in flight leave it idle while they wait for the database.
@@ -298,6 +302,9 @@ class Harness:
         return env
 
     def start_server(self, name: str, **extra) -> None:
+        # /metrics is on the server's ops listener (OPS_ADDR), a port of its own per server.
+        self.ops_port = free_port()
+        extra.setdefault("OPS_ADDR", f"127.0.0.1:{self.ops_port}")
         self.server = self.start("server", [self.bin("server")], self.app_env(**extra), name)
         self.wait_ready(self.server, f"http://127.0.0.1:{self.http_port}/readyz")
         self.server_name = name
@@ -422,7 +429,7 @@ class Harness:
     def metric(self, name: str) -> dict:
         """The server's counter `name` by label set, from its /metrics."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics",
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ops_port}/metrics",
                                         timeout=5) as response:
                 text = response.read().decode()
         except OSError:

@@ -542,13 +542,22 @@ async fn register_and_confirm_in_chromium() {
     let link = confirmation_link(&eml, &base);
     eprintln!("confirmation link: {link}");
 
+    // Opening the link shows the button page (a scanner's GET confirms nothing); pressing the
+    // button confirms.
     client.goto(&link).await.unwrap();
+    assert_eq!(
+        text_of(&client, "form#confirm-form button[type=submit]").await,
+        "Confirm my account"
+    );
+    expect_stylesheet(&client).await;
+    press_confirm(&client).await;
     expect_flash(&client, CONFIRMED).await;
     expect_at(&client, &base, "/").await;
     expect_stylesheet(&client).await;
     let confirmed_png = screenshot(&client, "confirmed").await;
 
     client.goto(&link).await.unwrap();
+    press_confirm(&client).await;
     expect_flash(&client, ALREADY_CONFIRMED).await;
 
     client
@@ -572,6 +581,20 @@ const ADMIN_TOKEN: &str = "browser-admin-token-0123456789";
 
 /// Types [`EMAIL`] into the registration form and submits it; the browser sends whatever else
 /// the form holds (the CSRF token, the empty honeypot).
+/// Presses the link page's "Confirm my account" button.
+async fn press_confirm(client: &Client) {
+    client
+        .wait()
+        .at_most(DEADLINE)
+        .every(POLL)
+        .for_element(Locator::Css("form#confirm-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn submit_registration(client: &Client) {
     let form = register_form(client).await;
     form.find(Locator::Css("input#email"))

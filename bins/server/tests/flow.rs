@@ -14,6 +14,7 @@ use settings::Settings;
 use store::{ConfirmOutcome, UserStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use tower::ServiceExt;
 use wiring::Services;
 
 mod common;
@@ -72,6 +73,93 @@ async fn register_deliver_and_confirm_in_process() {
     // After the link's lifetime, a fresh link is needed.
     app.clock.advance(chrono::TimeDelta::seconds(3600));
     assert!(flash(&app.open(&link).await).starts_with("flash=invalid-link;"));
+}
+
+/// Mail scanners send HEAD and GET on every link: neither confirms. The page shows the masked
+/// address and the button; only its POST confirms. With CONFIRM_ON_GET a GET confirms (a HEAD
+/// still does not).
+#[tokio::test]
+async fn opening_the_link_confirms_nothing_until_the_button_is_pressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process(dir.path()).await;
+    app.register("scanned%40example.com").await;
+    app.deliver_next().await;
+    let link = app.mailer.messages()[0].action_url.clone().unwrap();
+    let email = EmailAddress::parse("scanned@example.com").unwrap();
+    let confirmed = || async {
+        let user = app.services.store.find_by_email(&email).await.unwrap();
+        user.unwrap().confirmed
+    };
+
+    assert_eq!(app.fetch("HEAD", &link).await.status(), StatusCode::OK);
+    let page = app.view(&link).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(page.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("Confirm my account") && body.contains(&email.masked()),
+        "{body}"
+    );
+    assert!(
+        !body.contains("scanned@example.com"),
+        "the page shows the address masked"
+    );
+    assert!(
+        !body.contains("<script"),
+        "nothing submits the form by itself"
+    );
+    assert!(!confirmed().await, "HEAD and GET changed nothing");
+
+    // A POST without the page's CSRF token (a scanner following the form) is refused.
+    let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
+    let forged = app
+        .app
+        .clone()
+        .oneshot(
+            axum::http::Request::post(path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from("csrf_token=x"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(!confirmed().await);
+
+    let reply = app.open(&link).await;
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert!(flash(&reply).starts_with("flash=confirmed;"));
+    assert!(confirmed().await);
+
+    // A bad link shows its message on the GET already.
+    let bad = app.view(&format!("{link}x")).await;
+    assert_eq!(bad.status(), StatusCode::SEE_OTHER);
+    assert!(flash(&bad).starts_with("flash=invalid-link;"));
+
+    // CONFIRM_ON_GET=true: the tutorial's one-click link; HEAD still changes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process_with(dir.path(), &[("CONFIRM_ON_GET", "true")]).await;
+    app.register("scanned%40example.com").await;
+    app.deliver_next().await;
+    let link = app.mailer.messages()[0].action_url.clone().unwrap();
+    assert_eq!(app.fetch("HEAD", &link).await.status(), StatusCode::OK);
+    let user = app
+        .services
+        .store
+        .find_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !user.confirmed,
+        "HEAD does not confirm even with CONFIRM_ON_GET"
+    );
+    let reply = app.view(&link).await;
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert!(flash(&reply).starts_with("flash=confirmed;"));
 }
 
 #[tokio::test]
@@ -187,14 +275,28 @@ fn get(path: &str) -> String {
 
 /// `POST /` with the form and the CSRF cookie and token of a freshly loaded home page.
 async fn post(addr: SocketAddr, form: &str) -> (u16, String, String) {
-    let (_, head, body) = http(addr, get("/")).await;
+    submit(addr, "/", "/", form).await
+}
+
+/// Loads the page at `page`, then posts `form` to `action` with its CSRF cookie and token.
+async fn submit(addr: SocketAddr, page: &str, action: &str, form: &str) -> (u16, String, String) {
+    let (_, head, body) = http(addr, get(page)).await;
     let (cookie, token) = csrf_from(&head, &body);
-    let form = format!("{form}&csrf_token={token}");
+    let form = if form.is_empty() {
+        format!("csrf_token={token}")
+    } else {
+        format!("{form}&csrf_token={token}")
+    };
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        "POST {action} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
         form.len()
     );
     http(addr, request).await
+}
+
+/// Opens an emailed link's page and presses its "Confirm my account" button.
+async fn press(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    submit(addr, path, path, "").await
 }
 
 struct Running {
@@ -267,7 +369,7 @@ async fn one_process_serves_registers_mails_and_confirms_over_http_and_survives_
     let files = wait_for_mail(&dir.path().join("mail"), 1).await;
     let link = link_in(&files[0]);
     let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
-    let (status, head, _) = http(app.addr, get(path)).await;
+    let (status, head, _) = press(app.addr, path).await;
     assert_eq!(status, 303);
     assert!(head.contains("flash=confirmed"), "{head}");
     let (_, _, body) = http(app.addr, get("/")).await;
@@ -282,7 +384,7 @@ async fn one_process_serves_registers_mails_and_confirms_over_http_and_survives_
         body.contains("<td>restart@example.com</td><td>True</td><td>True</td>"),
         "{body}"
     );
-    let (_, head, _) = http(app.addr, get(path)).await;
+    let (_, head, _) = press(app.addr, path).await;
     assert!(head.contains("flash=already-confirmed"), "{head}");
     app.stop().await;
 }
@@ -301,9 +403,9 @@ async fn an_email_owed_before_a_restart_is_sent_after_it() {
     let files = wait_for_mail(&dir.path().join("mail"), 1).await;
     assert_eq!(files.len(), 1);
     let link = link_in(&files[0]);
-    let (_, head, _) = http(
+    let (_, head, _) = press(
         app.addr,
-        get(link.strip_prefix("http://127.0.0.1:5003").unwrap()),
+        link.strip_prefix("http://127.0.0.1:5003").unwrap(),
     )
     .await;
     assert!(head.contains("flash=confirmed"), "{head}");

@@ -11,8 +11,9 @@ use std::time::Duration;
 use settings::Settings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn settings_in(dir: &Path) -> Settings {
+fn settings_in(dir: &Path, ops_addr: SocketAddr) -> Settings {
     let env: HashMap<String, String> = [
+        ("OPS_ADDR", ops_addr.to_string()),
         (
             "DATABASE_URL",
             format!("sqlite://{}?mode=rwc", dir.join("app.db").display()),
@@ -90,7 +91,11 @@ fn healthcheck(dir: &Path, addr: SocketAddr) -> (Option<i32>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_and_metrics_of_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = settings_in(dir.path());
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let settings = settings_in(dir.path(), ops);
     let services = wiring::Services::connect(&settings).await.unwrap();
     let mailer = wiring::build_mailer(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -111,7 +116,12 @@ async fn readiness_and_metrics_of_a_running_server() {
             .unwrap();
     assert_eq!(code, Some(0), "{stderr}");
 
-    let (status, head, before) = http(addr, get("/metrics")).await;
+    // The public port has no metrics (they would tell which addresses have accounts), and its
+    // /readyz names nothing; the ops listener has both.
+    assert_eq!(http(addr, get("/metrics")).await.0, 404);
+    assert_eq!(http(addr, get("/readyz")).await.2.trim(), "ok");
+    assert_eq!(http(ops, get("/readyz")).await.0, 200);
+    let (status, head, before) = http(ops, get("/metrics")).await;
     assert_eq!(status, 200);
     assert!(
         head.to_ascii_lowercase()
@@ -119,11 +129,12 @@ async fn readiness_and_metrics_of_a_running_server() {
         "{head}"
     );
     assert_eq!(register(addr, "ops%40example.com").await, 303);
-    // Delivered in-process by the file mailer.
+    // Delivered in-process by the file mailer. (The gauges read from the database are
+    // cached for a few seconds; the counters move at once.)
     let mut after = String::new();
     for _ in 0..500 {
-        after = http(addr, get("/metrics")).await.2;
-        if sample(&after, "messages{state=\"sent\"}") >= 1.0 {
+        after = http(ops, get("/metrics")).await.2;
+        if sample(&after, "emails_sent_total{provider=\"file\"}") >= 1.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -141,8 +152,8 @@ async fn readiness_and_metrics_of_a_running_server() {
         moved("email_send_seconds_count{provider=\"file\"}") >= 1.0,
         "{after}"
     );
-    assert_eq!(sample(&after, "messages{state=\"sent\"}"), 1.0, "{after}");
-    assert_eq!(sample(&after, "queue_depth"), 0.0, "{after}");
+    assert!(after.contains("messages{state=\"sent\"}"), "{after}");
+    assert!(after.contains("queue_depth"), "{after}");
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(30), task)

@@ -3,15 +3,18 @@
 use std::fmt;
 use std::sync::Arc;
 
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 /// The shortest `ADMIN_TOKEN` accepted, in characters.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
-/// The dashboard's token: at least [`MIN_ADMIN_TOKEN_LEN`] characters, compared in constant
-/// time. `Debug` never shows it.
+/// The dashboard's token: at least [`MIN_ADMIN_TOKEN_LEN`] characters. Only its SHA-256 digest
+/// is kept, and a candidate is compared by its own digest in constant time, so neither the
+/// content nor the length of the token shows in the time a comparison takes. `Debug` never
+/// shows it.
 #[derive(Clone)]
-pub struct AdminToken(Arc<[u8]>);
+pub struct AdminToken(Arc<[u8; 32]>);
 
 /// An `ADMIN_TOKEN` shorter than [`MIN_ADMIN_TOKEN_LEN`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -24,13 +27,26 @@ impl AdminToken {
         if token.chars().count() < MIN_ADMIN_TOKEN_LEN {
             return Err(AdminTokenTooShort);
         }
-        Ok(Self(token.as_bytes().into()))
+        Ok(Self(Arc::new(digest(token.as_bytes()))))
     }
 
-    /// Whether `candidate` is the token (constant time in the candidate's content).
+    /// Whether `candidate` is the token (fixed-size digests compared in constant time).
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        bool::from(self.0.as_ref().ct_eq(candidate))
+        bool::from(self.0.as_slice().ct_eq(&digest(candidate)))
     }
+
+    /// A value bound to this token that reveals nothing of it (the SHA-256 digest of the
+    /// digest, in hex): what the dashboard's forms are signed for.
+    pub fn binding(&self) -> String {
+        digest(self.0.as_slice())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 impl fmt::Debug for AdminToken {
@@ -53,5 +69,17 @@ mod tests {
         assert_eq!(format!("{token:?}"), "AdminToken(..)");
         assert_eq!(AdminToken::new("short").unwrap_err(), AdminTokenTooShort);
         assert!(AdminToken::new(&"é".repeat(MIN_ADMIN_TOKEN_LEN)).is_ok());
+        // The binding names the token without revealing it.
+        let binding = token.binding();
+        assert_eq!(binding.len(), 64);
+        assert!(!binding.contains("admin"));
+        assert_eq!(
+            binding,
+            AdminToken::new("0123456789abcdef-admin").unwrap().binding()
+        );
+        assert_ne!(
+            binding,
+            AdminToken::new("0123456789abcdef-other").unwrap().binding()
+        );
     }
 }

@@ -28,6 +28,10 @@ pub const DEVELOPMENT_SECRET_KEY: &str = "development-only-secret-key-do-not-use
 /// The shortest SECRET_KEY production accepts.
 pub const MIN_SECRET_KEY_LEN: usize = 32;
 
+/// The shortest ADMIN_TOKEN production accepts (local accepts
+/// [`domain::MIN_ADMIN_TOKEN_LEN`]).
+pub const MIN_PRODUCTION_ADMIN_TOKEN_LEN: usize = 32;
+
 /// A configuration problem, worded for the operator: it names the variable, never shows a
 /// secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +87,9 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     /// WORKER_METRICS_ADDR: where `worker run` serves `/healthz`, `/readyz` and `/metrics`.
     pub worker_metrics_addr: Option<SocketAddr>,
+    /// OPS_ADDR: where `server` serves `/metrics` and the detailed `/readyz`; `None`: no
+    /// metrics anywhere (the public port answers 404 on `/metrics`).
+    pub ops_addr: Option<SocketAddr>,
     /// LOG_FORMAT (logging reads it itself before the settings load, see
     /// [`telemetry::init`]; it is here to be validated with the rest).
     pub log_format: LogFormat,
@@ -140,10 +147,21 @@ pub struct WebSettings {
     pub resend: ResendPolicy,
     /// RATE_LIMIT_PER_IP; 0: no limit.
     pub rate_limit_per_ip: u32,
+    /// LINK_RATE_LIMIT_PER_IP: requests to the emailed links per minute per client IP; 0: no
+    /// limit.
+    pub link_rate_limit_per_ip: u32,
     /// TRUSTED_PROXY_HEADER, lower-cased.
     pub trusted_proxy_header: Option<HeaderName>,
     /// REQUEST_TIMEOUT (at least 1 s).
     pub request_timeout: Duration,
+    /// HEADER_READ_TIMEOUT (at least 1 s): the longest a client may take to send its request
+    /// headers, and a keep-alive connection may stay idle.
+    pub header_read_timeout: Duration,
+    /// MAX_CONNECTIONS: open connections on the public port at most.
+    pub max_connections: usize,
+    /// CONFIRM_ON_GET: opening the link confirms (the tutorial's behaviour) instead of showing
+    /// a page with a button.
+    pub confirm_on_get: bool,
     /// ADMIN_TOKEN; `None`: no dashboard.
     pub admin_token: Option<AdminToken>,
 }

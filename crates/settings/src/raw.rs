@@ -16,8 +16,9 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::{
-    AppEnv, DEFAULT_TOML, DEVELOPMENT_SECRET_KEY, DeliverySettings, LogFormat, MIN_SECRET_KEY_LEN,
-    MailSettings, MailerKind, Settings, SettingsError, WebSettings, parse_duration,
+    AppEnv, DEFAULT_TOML, DEVELOPMENT_SECRET_KEY, DeliverySettings, LogFormat,
+    MIN_PRODUCTION_ADMIN_TOKEN_LEN, MIN_SECRET_KEY_LEN, MailSettings, MailerKind, Settings,
+    SettingsError, WebSettings, parse_duration,
 };
 
 const DEFAULT_MAIL_FROM: &str = "Confirmation Service <no-reply@example.com>";
@@ -58,6 +59,11 @@ pub(crate) struct Raw {
     rate_limit_per_ip: u32,
     trusted_proxy_header: Option<String>,
     request_timeout: String,
+    header_read_timeout: String,
+    max_connections: usize,
+    confirm_on_get: bool,
+    link_rate_limit_per_ip: u32,
+    ops_addr: Option<String>,
     worker_metrics_addr: Option<String>,
     admin_token: Option<SecretString>,
     log_format: String,
@@ -168,23 +174,46 @@ impl Raw {
         if request_timeout < Duration::from_secs(1) {
             return invalid("REQUEST_TIMEOUT must be at least 1s");
         }
-        let worker_metrics_addr = self
-            .worker_metrics_addr
-            .as_deref()
-            .map(|addr| {
-                addr.trim().parse::<SocketAddr>().map_err(|_| {
-                    SettingsError::Invalid(format!(
-                        "WORKER_METRICS_ADDR {addr:?} is not an address like 0.0.0.0:9102"
-                    ))
-                })
-            })
-            .transpose()?;
+        let header_read_timeout = duration("HEADER_READ_TIMEOUT", &self.header_read_timeout)?;
+        if header_read_timeout < Duration::from_secs(1) {
+            return invalid("HEADER_READ_TIMEOUT must be at least 1s");
+        }
+        if self.max_connections < 16 || self.max_connections > 1_000_000 {
+            return invalid("MAX_CONNECTIONS must be between 16 and 1000000");
+        }
+        let worker_metrics_addr =
+            optional_addr("WORKER_METRICS_ADDR", self.worker_metrics_addr.as_deref())?;
+        let ops_addr = optional_addr("OPS_ADDR", self.ops_addr.as_deref())?;
         let admin_token = self
             .admin_token
             .as_ref()
-            .map(|token| AdminToken::new(token.expose_secret()))
-            .transpose()
-            .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+            .map(|token| {
+                let token = token.expose_secret();
+                if self.app_env == AppEnv::Production
+                    && token.chars().count() < MIN_PRODUCTION_ADMIN_TOKEN_LEN
+                {
+                    return invalid(format!(
+                        "ADMIN_TOKEN is too short for production: use at least {MIN_PRODUCTION_ADMIN_TOKEN_LEN} random characters"
+                    ));
+                }
+                AdminToken::new(token).map_err(|e| SettingsError::Invalid(e.to_string()))
+            })
+            .transpose()?;
+        let show_users = self.show_users.unwrap_or(self.app_env == AppEnv::Local);
+        if !listen_addr.ip().is_loopback() {
+            if using_development_key {
+                return invalid(format!(
+                    "SECRET_KEY is required when LISTEN_ADDR ({listen_addr}) is not a loopback address: \
+                     the development key is public (set at least {MIN_SECRET_KEY_LEN} random characters)"
+                ));
+            }
+            if show_users {
+                return invalid(format!(
+                    "SHOW_USERS lists every address on the home page: it is refused when LISTEN_ADDR \
+                     ({listen_addr}) is not a loopback address (set SHOW_USERS=false)"
+                ));
+            }
+        }
         let log_format = LogFormat::parse(&self.log_format).map_err(SettingsError::Invalid)?;
         let smtp_url = match (&self.smtp_url, self.mailer) {
             (None, MailerKind::Smtp) => {
@@ -208,6 +237,7 @@ impl Raw {
             token_max_age: Duration::from_secs(self.token_max_age),
             template_dir: self.template_dir,
             worker_metrics_addr,
+            ops_addr,
             log_format,
             mail: MailSettings {
                 kind: self.mailer,
@@ -229,11 +259,15 @@ impl Raw {
                 account_pause: time_delta("ACCOUNT_PAUSE", account_pause)?,
             },
             web: WebSettings {
-                show_users: self.show_users.unwrap_or(self.app_env == AppEnv::Local),
+                show_users,
                 resend,
                 rate_limit_per_ip: self.rate_limit_per_ip,
+                link_rate_limit_per_ip: self.link_rate_limit_per_ip,
                 trusted_proxy_header,
                 request_timeout,
+                header_read_timeout,
+                max_connections: self.max_connections,
+                confirm_on_get: self.confirm_on_get,
                 admin_token,
             },
         })
@@ -279,14 +313,24 @@ impl Raw {
             }
             (None, AppEnv::Local) => (DEVELOPMENT_SECRET_KEY.to_owned(), true),
         };
-        let mut keys: Vec<SecretString> = self
+        let fallbacks: Vec<&str> = self
             .secret_key_fallbacks
             .expose_secret()
             .split(',')
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .map(SecretString::from)
             .collect();
+        if self.app_env == AppEnv::Production
+            && fallbacks
+                .iter()
+                .any(|key| key.chars().count() < MIN_SECRET_KEY_LEN)
+        {
+            return invalid(format!(
+                "SECRET_KEY_FALLBACKS holds a key shorter than {MIN_SECRET_KEY_LEN} characters: production \
+                 refuses short keys there too (anyone who can guess one can sign links)"
+            ));
+        }
+        let mut keys: Vec<SecretString> = fallbacks.into_iter().map(SecretString::from).collect();
         keys.push(SecretString::from(primary));
         Ok((keys, using_development_key))
     }
@@ -294,6 +338,18 @@ impl Raw {
 
 fn secret_keys_strs(keys: &[SecretString]) -> Vec<&str> {
     keys.iter().map(ExposeSecret::expose_secret).collect()
+}
+
+/// An optional listen address such as WORKER_METRICS_ADDR or OPS_ADDR.
+fn optional_addr(name: &str, addr: Option<&str>) -> Result<Option<SocketAddr>, SettingsError> {
+    addr.map(|addr| {
+        addr.trim().parse::<SocketAddr>().map_err(|_| {
+            SettingsError::Invalid(format!(
+                "{name} {addr:?} is not an address like 127.0.0.1:9102"
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// BASE_URL: an http(s) URL without query or fragment.

@@ -26,10 +26,13 @@ use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
 ///
 /// The task keeps running while the coalescer or a clone of it is alive; a batch already
 /// started always finishes (its callers may stop waiting, the batch is not cancelled with them).
-/// A batch that panics answers its own callers with [`Stopped`]; the next batch runs as usual.
+/// A call whose caller stopped waiting before its batch started is dropped unrun. At most
+/// `capacity` calls wait for a batch; beyond that a call is refused at once ([`CallError::Full`])
+/// rather than queued behind work that would answer it too late. A batch that panics answers
+/// its own callers with [`CallError::Stopped`]; the next batch runs as usual.
 #[derive(Debug)]
 pub struct Coalescer<Req, Resp> {
-    calls: mpsc::UnboundedSender<(Req, oneshot::Sender<Resp>)>,
+    calls: mpsc::Sender<(Req, oneshot::Sender<Resp>)>,
 }
 
 impl<Req, Resp> Clone for Coalescer<Req, Resp> {
@@ -40,44 +43,67 @@ impl<Req, Resp> Clone for Coalescer<Req, Resp> {
     }
 }
 
-/// No answer: the batch task is gone (the runtime is shutting down), or the batch carrying the
-/// call panicked or gave no answer for it.
+/// Why a call got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the batch gave no answer (shutting down, or it failed)")]
-pub struct Stopped;
+pub enum CallError {
+    /// The batch task is gone (the runtime is shutting down), or the batch carrying the call
+    /// panicked or gave no answer for it.
+    #[error("the batch gave no answer (shutting down, or it failed)")]
+    Stopped,
+    /// Too many calls are already waiting: nothing was run.
+    #[error("too many calls waiting for a batch")]
+    Full,
+}
+
+/// How many calls may wait for a batch by default: far more than a healthy database leaves
+/// waiting, few enough that a caller at the back is answered while its client still waits.
+pub const DEFAULT_CAPACITY: usize = 4096;
 
 impl<Req, Resp> Coalescer<Req, Resp>
 where
     Req: Send + 'static,
     Resp: Send + 'static,
 {
-    /// Spawns the batch task. `run` gets at most `max` calls (at least one) and must return one
-    /// answer per call, in order; a missing answer drops that caller's reply (it sees
-    /// [`Stopped`]).
+    /// Spawns the batch task with room for [`DEFAULT_CAPACITY`] waiting calls (see
+    /// [`Self::spawn_with_capacity`]).
     pub fn spawn<F, Fut>(max: usize, run: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<Resp>> + Send + 'static,
     {
-        let (calls, mut rx) = mpsc::unbounded_channel::<(Req, oneshot::Sender<Resp>)>();
+        Self::spawn_with_capacity(max, DEFAULT_CAPACITY, run)
+    }
+
+    /// Spawns the batch task. `run` gets at most `max` calls (at least one) and must return one
+    /// answer per call, in order; a missing answer drops that caller's reply (it sees
+    /// [`CallError::Stopped`]). At most `capacity` calls wait for a batch.
+    pub fn spawn_with_capacity<F, Fut>(max: usize, capacity: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<Resp>> + Send + 'static,
+    {
+        let (calls, mut rx) = mpsc::channel::<(Req, oneshot::Sender<Resp>)>(capacity.max(1));
         let max = max.max(1);
         tokio::spawn(async move {
             let mut requests = Vec::with_capacity(max);
-            let mut replies = Vec::with_capacity(max);
-            while let Some((request, reply)) = rx.recv().await {
-                requests.push(request);
-                replies.push(reply);
-                while requests.len() < max {
-                    match rx.try_recv() {
-                        Ok((request, reply)) => {
-                            requests.push(request);
-                            replies.push(reply);
-                        }
-                        Err(_) => break,
+            let mut replies: Vec<oneshot::Sender<Resp>> = Vec::with_capacity(max);
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some((request, reply)) = next.take() {
+                    // A caller that stopped waiting (its client went away) needs no answer.
+                    if !reply.is_closed() {
+                        requests.push(request);
+                        replies.push(reply);
+                    }
+                    if requests.len() < max {
+                        next = rx.try_recv().ok();
                     }
                 }
+                if requests.is_empty() {
+                    continue;
+                }
                 // On a task of its own, so that a batch that panics fails only its own callers
-                // (they see `Stopped`), not every later call.
+                // (they see `CallError::Stopped`), not every later call.
                 if let Ok(answers) = tokio::spawn(run(std::mem::take(&mut requests))).await {
                     for (reply, answer) in replies.drain(..).zip(answers) {
                         // The caller may have stopped waiting; its answer is of no use then.
@@ -90,11 +116,17 @@ where
         Self { calls }
     }
 
-    /// Sends `request` with the next batch and waits for its answer.
-    pub async fn call(&self, request: Req) -> Result<Resp, Stopped> {
+    /// Sends `request` with the next batch and waits for its answer; refused at once when
+    /// the coalescer's capacity is used up.
+    pub async fn call(&self, request: Req) -> Result<Resp, CallError> {
         let (reply, answer) = oneshot::channel();
-        self.calls.send((request, reply)).map_err(|_| Stopped)?;
-        answer.await.map_err(|_| Stopped)
+        self.calls
+            .try_send((request, reply))
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => CallError::Full,
+                mpsc::error::TrySendError::Closed(_) => CallError::Stopped,
+            })?;
+        answer.await.map_err(|_| CallError::Stopped)
     }
 }
 
@@ -219,7 +251,8 @@ impl BatchedUsers {
             let (store, outage) = (Arc::clone(&store), Arc::clone(&outage));
             async move {
                 let now = latest(calls.iter().map(|(_, (_, now))| *now));
-                answer(
+                let (calls, index) = distinct(calls, |(_, (email, _))| email.key());
+                let answers = answer(
                     calls,
                     &outage,
                     |emails: Vec<RegisterCall>| {
@@ -234,7 +267,8 @@ impl BatchedUsers {
                         async move { store.register(&email, now).await }
                     },
                 )
-                .await
+                .await;
+                fan_out(answers, &index, |_| Registration::AlreadyRegistered)
             }
         });
         let (store, outage) = (Arc::clone(&inner), Arc::new(Outage::default()));
@@ -242,7 +276,9 @@ impl BatchedUsers {
             let (store, outage) = (Arc::clone(&store), Arc::clone(&outage));
             async move {
                 let now = latest(calls.iter().map(|(_, (_, _, now))| *now));
-                answer(
+                let (calls, index) =
+                    distinct(calls, |(_, (email, issued, _))| (email.key(), *issued));
+                let answers = answer(
                     calls,
                     &outage,
                     |links: Vec<ConfirmCall>| {
@@ -260,7 +296,11 @@ impl BatchedUsers {
                         async move { store.confirm(&email, issued_at, now).await }
                     },
                 )
-                .await
+                .await;
+                fan_out(answers, &index, |outcome| match outcome {
+                    ConfirmOutcome::Confirmed => ConfirmOutcome::AlreadyConfirmed,
+                    other => *other,
+                })
             }
         });
         Self {
@@ -281,12 +321,54 @@ fn latest(times: impl Iterator<Item = DateTime<Utc>>) -> DateTime<Utc> {
     times.max().unwrap_or_else(Utc::now)
 }
 
-/// A call without an answer is the store being unavailable for it: a 503, or a message that
-/// stays owed.
-impl From<Stopped> for StoreError {
-    fn from(stopped: Stopped) -> Self {
-        StoreError::Unavailable(stopped.to_string())
+/// A call without an answer is the store being unavailable (or, when too many calls wait,
+/// busy) for it: a 503, or a message that stays owed.
+impl From<CallError> for StoreError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Stopped => StoreError::Unavailable(error.to_string()),
+            CallError::Full => StoreError::Busy,
+        }
     }
+}
+
+/// The calls of a batch with repeats taken out: the distinct calls (the first of each key, in
+/// order), and for every call the index of its distinct call and whether it repeats it.
+fn distinct<C, K: Eq + std::hash::Hash>(
+    calls: Vec<C>,
+    key: impl Fn(&C) -> K,
+) -> (Vec<C>, Vec<(usize, bool)>) {
+    let mut seen = std::collections::HashMap::with_capacity(calls.len());
+    let mut unique = Vec::with_capacity(calls.len());
+    let mut index = Vec::with_capacity(calls.len());
+    for call in calls {
+        match seen.entry(key(&call)) {
+            std::collections::hash_map::Entry::Occupied(at) => index.push((*at.get(), true)),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(unique.len());
+                index.push((unique.len(), false));
+                unique.push(call);
+            }
+        }
+    }
+    (unique, index)
+}
+
+/// Every call's answer from its distinct call's: a repeat gets what it would have got right
+/// after the first (`repeat`).
+fn fan_out<A: Clone>(
+    answers: Vec<Result<A, StoreError>>,
+    index: &[(usize, bool)],
+    repeat: impl Fn(&A) -> A,
+) -> Vec<Result<A, StoreError>> {
+    index
+        .iter()
+        .map(|&(at, repeated)| match answers.get(at) {
+            Some(Ok(answer)) if repeated => Ok(repeat(answer)),
+            Some(answer) => answer.clone(),
+            None => Err(StoreError::Corrupt("a batch lost an answer".into())),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -528,13 +610,91 @@ mod tests {
             assert!(!xs.contains(&13), "a bug triggered by one input");
             xs
         });
-        assert_eq!(coalescer.call(13).await, Err(Stopped));
+        assert_eq!(coalescer.call(13).await, Err(CallError::Stopped));
         assert_eq!(coalescer.call(1).await, Ok(1));
     }
 
     #[tokio::test]
     async fn a_missing_answer_is_stopped_not_a_hang() {
         let coalescer = Coalescer::spawn(4, |_: Vec<u32>| async move { Vec::<u32>::new() });
-        assert_eq!(coalescer.call(1).await, Err(Stopped));
+        assert_eq!(coalescer.call(1).await, Err(CallError::Stopped));
+    }
+
+    /// Beyond its capacity a coalescer refuses at once (nothing runs for the refused call);
+    /// calls whose callers stopped waiting before their batch started are dropped unrun.
+    #[tokio::test]
+    async fn a_full_coalescer_refuses_and_gone_callers_are_not_run() {
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let coalescer = {
+            let ran = Arc::clone(&ran);
+            Coalescer::spawn_with_capacity(8, 2, move |xs: Vec<u32>| {
+                let (ran, mut gate) = (Arc::clone(&ran), gate.clone());
+                async move {
+                    let _ = gate.wait_for(|open| *open).await;
+                    ran.lock().unwrap().extend(xs.iter().copied());
+                    xs
+                }
+            })
+        };
+        // The first call starts a batch, which waits at the gate.
+        let first = tokio::spawn({
+            let c = coalescer.clone();
+            async move { c.call(1).await }
+        });
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        // Two wait (the capacity); one of them gives up; a third is refused.
+        let waiting = tokio::spawn({
+            let c = coalescer.clone();
+            async move { c.call(2).await }
+        });
+        let gone = tokio::spawn({
+            let c = coalescer.clone();
+            async move { c.call(3).await }
+        });
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(coalescer.call(4).await, Err(CallError::Full));
+        gone.abort();
+        let _ = gone.await;
+        release.send_replace(true);
+        assert_eq!(first.await.unwrap(), Ok(1));
+        assert_eq!(waiting.await.unwrap(), Ok(2));
+        assert_eq!(*ran.lock().unwrap(), vec![1, 2], "3 was gone, 4 refused");
+        assert_eq!(StoreError::from(CallError::Full), StoreError::Busy);
+    }
+
+    /// Repeats of one call in a batch run once; the repeats get what they would have got right
+    /// after it.
+    #[test]
+    fn repeats_in_a_batch_run_once() {
+        let (unique, index) = distinct(vec!["a", "b", "a", "c", "b"], |s| *s);
+        assert_eq!(unique, vec!["a", "b", "c"]);
+        assert_eq!(
+            index,
+            vec![(0, false), (1, false), (0, true), (2, false), (1, true)]
+        );
+        let answers = vec![
+            Ok(ConfirmOutcome::Confirmed),
+            Ok(ConfirmOutcome::NotFound),
+            Err(StoreError::Busy),
+        ];
+        let fanned = fan_out(answers, &index, |outcome| match outcome {
+            ConfirmOutcome::Confirmed => ConfirmOutcome::AlreadyConfirmed,
+            other => *other,
+        });
+        assert_eq!(
+            fanned,
+            vec![
+                Ok(ConfirmOutcome::Confirmed),
+                Ok(ConfirmOutcome::NotFound),
+                Ok(ConfirmOutcome::AlreadyConfirmed),
+                Err(StoreError::Busy),
+                Ok(ConfirmOutcome::NotFound),
+            ]
+        );
     }
 }

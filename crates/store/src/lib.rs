@@ -29,12 +29,21 @@ pub enum StoreError {
     /// A row holds something this version cannot read (an unknown status, a bad address).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Too many calls are already waiting for the database: nothing was done. A web request
+    /// should answer 503 with a short `Retry-After`.
+    #[error("too busy: too many calls waiting for the database")]
+    Busy,
 }
 
 impl StoreError {
     /// Whether the failure is the database being unreachable (rather than a bad query or row).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+
+    /// Whether the call was refused because too many were waiting (nothing was done).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Busy)
     }
 }
 

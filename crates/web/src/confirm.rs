@@ -1,18 +1,42 @@
-//! `GET /confirm/{token}`: the link in the confirmation email.
+//! The link in the confirmation email, `/confirm/{token}`.
+//!
+//! Mail security scanners open links (HEAD and GET) before the reader does, so opening the link
+//! changes nothing: `GET` shows the masked address and a "Confirm my account" button, and only
+//! the button's `POST` (with the page's CSRF token) confirms. A bad or expired link shows its
+//! message on the `GET` already. `CONFIRM_ON_GET=true` restores the tutorial's one-click link
+//! for `GET` (a `HEAD` still changes nothing).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use domain::EmailAddress;
+use serde::{Deserialize, Serialize};
 use store::ConfirmOutcome;
 
-use crate::pages::redirect_home;
+use crate::forms::refuse_foreign_post;
+use crate::pages::{csrf_token_for, html, redirect_home};
 use crate::{AppError, AppState, Flash};
 
 /// Tokens longer than this are refused before any decoding work (ours are ~100 characters).
 const MAX_TOKEN_LEN: usize = 2048;
 
-/// Counts a confirmation link's outcome (`confirmations_total{outcome}`) and passes it on.
+/// The button's form: only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ConfirmView<'a> {
+    address: String,
+    token: &'a str,
+    csrf_token: String,
+}
+
+/// Counts a confirmation's outcome (`confirmations_total{outcome}`) and passes it on.
 fn confirmation(flash: Flash) -> Flash {
     let outcome = match flash {
         Flash::Confirmed => "confirmed",
@@ -23,38 +47,52 @@ fn confirmation(flash: Flash) -> Flash {
     flash
 }
 
-/// `GET /confirm/{token}`: confirm the account, then redirect home with the outcome.
-pub async fn confirm(
-    State(state): State<AppState>,
-    token: Result<Path<String>, PathRejection>,
-) -> Result<Response, AppError> {
+/// The address a link's token signs and when it was signed; `None` for a malformed, forged or
+/// expired token (logged with its reason, never the token).
+fn verify(
+    state: &AppState,
+    token: &Result<Path<String>, PathRejection>,
+) -> Option<(EmailAddress, DateTime<Utc>)> {
     let Ok(Path(token)) = token else {
-        return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
+        return None;
     };
     if token.len() > MAX_TOKEN_LEN {
-        return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
+        return None;
     }
     let now = state.clock.now();
     let verified =
         match state
             .tokens
-            .check(&token, Some(state.config.token_max_age), now.timestamp())
+            .check(token, Some(state.config.token_max_age), now.timestamp())
         {
             Ok(verified) => verified,
             Err(error) => {
                 tracing::info!(reason = error.code(), "confirmation link refused");
-                return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
+                return None;
             }
         };
     let Ok(email) = EmailAddress::parse(&verified.payload) else {
         tracing::warn!("confirmation link with a valid signature but no valid address");
-        return Ok(redirect_home(&state, confirmation(Flash::InvalidLink)));
+        return None;
     };
     let issued_at = i64::try_from(verified.issued_at)
         .ok()
-        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
         .unwrap_or_default();
-    let flash = match state.users.confirm(&email, issued_at, now).await? {
+    Some((email, issued_at))
+}
+
+/// Confirms the account a verified link names, and redirects home with the outcome.
+async fn confirm_account(
+    state: &AppState,
+    email: &EmailAddress,
+    issued_at: DateTime<Utc>,
+) -> Result<Response, AppError> {
+    let flash = match state
+        .users
+        .confirm(email, issued_at, state.clock.now())
+        .await?
+    {
         ConfirmOutcome::Confirmed => {
             tracing::info!(to = %email.masked(), "account confirmed");
             Flash::Confirmed
@@ -69,5 +107,64 @@ pub async fn confirm(
             Flash::InvalidLink
         }
     };
-    Ok(redirect_home(&state, confirmation(flash)))
+    Ok(redirect_home(state, confirmation(flash)))
+}
+
+/// `GET /confirm/{token}` (and `HEAD`): the page with the button; a bad link redirects home
+/// with its message. With `CONFIRM_ON_GET`, a `GET` confirms at once.
+pub async fn show(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<Response, AppError> {
+    let Some((email, issued_at)) = verify(&state, &token) else {
+        let flash = Flash::InvalidLink;
+        return Ok(redirect_home(
+            &state,
+            if state.config.confirm_on_get {
+                confirmation(flash)
+            } else {
+                flash
+            },
+        ));
+    };
+    if state.config.confirm_on_get && method == Method::GET {
+        return confirm_account(&state, &email, issued_at).await;
+    }
+    let token = token.map(|Path(token)| token).unwrap_or_default();
+    let (csrf_token, csrf_cookie) = csrf_token_for(&state, &headers);
+    let view = ConfirmView {
+        address: email.masked(),
+        token: &token,
+        csrf_token,
+    };
+    let mut response = html(
+        StatusCode::OK,
+        state.pages.render("web/confirm.html", &view)?,
+    );
+    if let Some(cookie) = csrf_cookie {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// `POST /confirm/{token}`: the button. A form from elsewhere gets 403; a bad link redirects
+/// home with its message; otherwise the account is confirmed.
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    token: Result<Path<String>, PathRejection>,
+    form: Result<Form<ConfirmForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let csrf_token = form.map(|Form(form)| form.csrf_token).unwrap_or_default();
+    if let Some(refused) = refuse_foreign_post(&state, &headers, &csrf_token, "confirm")? {
+        return Ok(refused);
+    }
+    match verify(&state, &token) {
+        Some((email, issued_at)) => confirm_account(&state, &email, issued_at).await,
+        None => Ok(redirect_home(&state, confirmation(Flash::InvalidLink))),
+    }
 }

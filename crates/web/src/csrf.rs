@@ -6,7 +6,10 @@
 //! links, with a salt of its own) and the time the page was rendered. A POST is accepted only if
 //! the token's signature is valid, it is at most [`CSRF_MAX_AGE`] old, and it signs the nonce of
 //! the request's own cookie. Another site can neither read the cookie nor forge a token for it.
-//! Keys in SECRET_KEY_FALLBACKS keep forms rendered before a key rotation working.
+//! Tokens are signed and checked with the current SECRET_KEY only: a form rendered before a key
+//! rotation is simply rendered again (SECRET_KEY_FALLBACKS are for the emailed links, which live
+//! longer). Over https the cookie is `__Host-csrf` (`Secure`, `Path=/`, no `Domain`), so a
+//! sibling subdomain cannot plant one.
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum_extra::extract::cookie::CookieJar;
@@ -18,8 +21,10 @@ use rand::RngCore as _;
 use serde_json::Value;
 use subtle::ConstantTimeEq as _;
 
-/// The cookie holding the nonce.
+/// The cookie holding the nonce over plain http.
 pub const CSRF_COOKIE: &str = "csrf";
+/// The cookie holding the nonce over https.
+pub const CSRF_COOKIE_HTTPS: &str = "__Host-csrf";
 /// How long a rendered form stays valid, in seconds (and the cookie's lifetime).
 pub const CSRF_MAX_AGE: i64 = 24 * 60 * 60;
 /// A token signed up to this many seconds "in the future" (by a server whose clock is a little
@@ -33,20 +38,41 @@ const SALT: &str = "csrf-token";
 #[derive(Debug, Clone)]
 pub struct Csrf {
     serializer: TimedSerializer,
+    /// Served over https: the cookie is `__Host-csrf` and `Secure`.
+    secure: bool,
 }
 
 impl Csrf {
-    /// A guard with the given secret keys, oldest first (the same list as the link tokens').
+    /// A guard signing with the current key, the last of `secret_keys` (the list of the link
+    /// tokens, oldest first), for a site served over plain http.
     pub fn new<K: AsRef<[u8]>>(secret_keys: &[K]) -> Result<Self, NoSecretKey> {
+        let current = secret_keys.len().saturating_sub(1);
         Ok(Self {
-            serializer: TimedSerializer::new(secret_keys, SALT)?,
+            serializer: TimedSerializer::new(&secret_keys[current..], SALT)?,
+            secure: false,
         })
     }
 
-    /// The nonce of the request's `csrf` cookie, if it has a well-formed one.
-    pub fn nonce_from(headers: &HeaderMap) -> Option<String> {
+    /// The same guard for a site served over https (`secure`): the `__Host-csrf` cookie.
+    #[must_use]
+    pub fn over_https(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The name of the nonce's cookie.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            CSRF_COOKIE_HTTPS
+        } else {
+            CSRF_COOKIE
+        }
+    }
+
+    /// The nonce of the request's cookie, if it has a well-formed one.
+    pub fn nonce_from(&self, headers: &HeaderMap) -> Option<String> {
         let jar = CookieJar::from_headers(headers);
-        let nonce = jar.get(CSRF_COOKIE)?.value();
+        let nonce = jar.get(self.cookie_name())?.value();
         let well_formed = nonce.len() == NONCE_LEN
             && nonce
                 .bytes()
@@ -71,10 +97,14 @@ impl Csrf {
 
     /// Whether `token` is a genuine, unexpired token for the nonce in the request's cookie.
     pub fn verify(&self, headers: &HeaderMap, token: &str, now: i64) -> bool {
-        let Some(nonce) = Self::nonce_from(headers) else {
+        let Some(nonce) = self.nonce_from(headers) else {
             return false;
         };
-        if token.len() > 256 {
+        self.verify_payload(&nonce, token, now)
+    }
+
+    fn verify_payload(&self, expected: &str, token: &str, now: i64) -> bool {
+        if token.len() > 512 {
             return false;
         }
         let Ok(verified) = self.serializer.verify(token, None, now) else {
@@ -85,16 +115,28 @@ impl Csrf {
             return false;
         }
         match verified.payload {
-            Value::String(signed) => bool::from(signed.as_bytes().ct_eq(nonce.as_bytes())),
+            Value::String(signed) => bool::from(signed.as_bytes().ct_eq(expected.as_bytes())),
             _ => false,
         }
     }
 
+    /// A dashboard form's token: bound to the admin credential (`binding`, see
+    /// `AdminToken::binding`) instead of a cookie, so the public forms' tokens are no good there.
+    pub fn admin_token(&self, binding: &str, now: i64) -> String {
+        self.token(&format!("admin:{binding}"), now)
+    }
+
+    /// Whether `token` is a genuine, unexpired dashboard token for `binding`.
+    pub fn verify_admin(&self, binding: &str, token: &str, now: i64) -> bool {
+        self.verify_payload(&format!("admin:{binding}"), token, now)
+    }
+
     /// `Set-Cookie` value for a new nonce.
-    pub fn cookie(nonce: &str, secure: bool) -> HeaderValue {
-        let secure = if secure { "; Secure" } else { "" };
+    pub fn cookie(&self, nonce: &str) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let name = self.cookie_name();
         HeaderValue::from_str(&format!(
-            "{CSRF_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CSRF_MAX_AGE}{secure}"
+            "{name}={nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CSRF_MAX_AGE}{secure}"
         ))
         .unwrap_or_else(|_| HeaderValue::from_static("csrf=; Path=/; Max-Age=0"))
     }
@@ -135,33 +177,78 @@ mod tests {
                 .unwrap()
                 .verify(&mine, &token, 1_000_000)
         );
-        // After a key rotation, the old key (now a fallback) still verifies.
+        // After a key rotation, the old key (now a fallback) no longer verifies forms: only
+        // the current key does.
         assert!(
-            Csrf::new(&["key", "new key"])
+            !Csrf::new(&["key", "new key"])
+                .unwrap()
+                .verify(&mine, &token, 1_000_000)
+        );
+        assert!(
+            Csrf::new(&["old key", "key"])
                 .unwrap()
                 .verify(&mine, &token, 1_000_000)
         );
     }
 
     #[test]
+    fn admin_tokens_are_bound_to_the_credential_not_the_cookie() {
+        let csrf = Csrf::new(&["key"]).unwrap();
+        let token = csrf.admin_token("binding-a", 1_000_000);
+        assert!(csrf.verify_admin("binding-a", &token, 1_000_000));
+        assert!(!csrf.verify_admin("binding-b", &token, 1_000_000));
+        assert!(!csrf.verify_admin("binding-a", &token, 1_000_000 + CSRF_MAX_AGE + 1));
+        // A public form's token (a nonce) is no dashboard token, and the other way round.
+        let nonce = Csrf::new_nonce();
+        let public = csrf.token(&nonce, 1_000_000);
+        assert!(!csrf.verify_admin("binding-a", &public, 1_000_000));
+        assert!(!csrf.verify(&headers_with(&format!("csrf={nonce}")), &token, 1_000_000));
+    }
+
+    #[test]
+    fn over_https_the_cookie_is_host_prefixed_and_secure() {
+        let csrf = Csrf::new(&["key"]).unwrap().over_https(true);
+        let nonce = Csrf::new_nonce();
+        let cookie = csrf.cookie(&nonce);
+        let cookie = cookie.to_str().unwrap();
+        assert!(cookie.starts_with("__Host-csrf="), "{cookie}");
+        assert!(
+            cookie.contains("; Path=/;") && cookie.ends_with("; Secure"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Domain"), "{cookie}");
+        let token = csrf.token(&nonce, 1_000_000);
+        // The plain `csrf` cookie (which a sibling subdomain could set) is not read.
+        assert!(!csrf.verify(&headers_with(&format!("csrf={nonce}")), &token, 1_000_000));
+        assert!(csrf.verify(
+            &headers_with(&format!("__Host-csrf={nonce}")),
+            &token,
+            1_000_000
+        ));
+    }
+
+    #[test]
     fn malformed_cookies_are_ignored() {
+        let csrf = Csrf::new(&["key"]).unwrap();
         for cookie in [
             "csrf=short",
             "csrf=<script>alert(1)</script>xxxxxxx",
             "csrf=",
             "xcsrf=AAAAAAAAAAAAAAAAAAAAAA",
         ] {
-            assert_eq!(Csrf::nonce_from(&headers_with(cookie)), None, "{cookie}");
+            assert_eq!(csrf.nonce_from(&headers_with(cookie)), None, "{cookie}");
         }
         assert_eq!(
-            Csrf::nonce_from(&headers_with("csrf=AAAAAAAAAAAAAAAAAAAA-_")).as_deref(),
+            csrf.nonce_from(&headers_with("csrf=AAAAAAAAAAAAAAAAAAAA-_"))
+                .as_deref(),
             Some("AAAAAAAAAAAAAAAAAAAA-_")
         );
         assert!(
-            Csrf::cookie("AAAAAAAAAAAAAAAAAAAA-_", true)
+            !csrf
+                .cookie("AAAAAAAAAAAAAAAAAAAA-_")
                 .to_str()
                 .unwrap()
-                .ends_with("; Secure")
+                .contains("Secure")
         );
     }
 }

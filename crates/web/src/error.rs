@@ -29,6 +29,22 @@ const RETRY_AFTER_SECONDS: &str = "5";
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let Self::Store(error) = &self
+            && error.is_busy()
+        {
+            metrics::counter!("store_busy_total").increment(1);
+            tracing::warn!("too many requests waiting for the database: answering 503");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::RETRY_AFTER, "1"),
+                ],
+                UNAVAILABLE_PAGE,
+            )
+                .into_response();
+        }
+        if let Self::Store(error) = &self
             && error.is_unavailable()
         {
             tracing::warn!(%error, "database unavailable: answering 503");

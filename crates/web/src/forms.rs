@@ -2,7 +2,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use domain::{EmailAddress, MAX_ADDRESS_LEN, RequestId};
 use queue::Job;
@@ -50,6 +50,46 @@ pub(crate) async fn publish_job(
     tracing::warn!(message_id = %message, error = %failure, "publish failed; the sweeper will send this message");
 }
 
+/// Refuses (403, nothing done) a form post that did not come from this site's own page: one
+/// whose `Origin` is another site (or `null`), one a browser marks `Sec-Fetch-Site: cross-site`,
+/// or one without a valid CSRF token for its cookie. `Ok(None)`: the post may go on.
+pub(crate) fn refuse_foreign_post(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf_token: &str,
+    form: &'static str,
+) -> Result<Option<Response>, AppError> {
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        state
+            .config
+            .public_origin
+            .as_deref()
+            .is_some_and(|ours| !origin.as_bytes().eq_ignore_ascii_case(ours.as_bytes()))
+    });
+    let reason = if cross_site || foreign_origin {
+        "cross-site"
+    } else if !state
+        .csrf
+        .verify(headers, csrf_token, state.clock.now().timestamp())
+    {
+        "csrf"
+    } else {
+        return Ok(None);
+    };
+    tracing::info!(form, reason, "form post refused");
+    metrics::counter!("csrf_rejected_total").increment(1);
+    message_page(
+        state,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form has expired or did not come from this site. Please go back to the home page, reload it and try again.",
+    )
+    .map(Some)
+}
+
 /// The checks every form post goes through before its own work: a readable body (413 when too
 /// large, 400 otherwise), a valid CSRF token (403), the honeypot (filled in: answered like a
 /// success, nothing done) and a valid address (422). `Ok(None)` means "answer as if done".
@@ -78,19 +118,8 @@ async fn accept(
                 .map(Err);
         }
     };
-    if !state
-        .csrf
-        .verify(headers, &form.csrf_token, state.clock.now().timestamp())
-    {
-        tracing::info!(form = ?which, "form post without a valid CSRF token refused");
-        metrics::counter!("csrf_rejected_total").increment(1);
-        return message_page(
-            state,
-            StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form has expired or did not come from this site. Please go back to the home page, reload it and try again.",
-        )
-        .map(Err);
+    if let Some(refused) = refuse_foreign_post(state, headers, &form.csrf_token, which.name())? {
+        return Ok(Err(refused));
     }
     if !form.website.is_empty() {
         tracing::info!(form = ?which, "honeypot field filled in: ignoring the post");

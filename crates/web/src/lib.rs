@@ -24,12 +24,17 @@ mod limits;
 pub mod ops;
 mod pages;
 mod request_id;
+mod serve;
 mod users_table;
 
-pub use csrf::{CSRF_COOKIE, CSRF_MAX_AGE, Csrf};
+pub use csrf::{CSRF_COOKIE, CSRF_COOKIE_HTTPS, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
-pub use limits::{IpRateLimiter, client_ip};
+pub use limits::{FailureThrottle, IpRateLimiter, client_ip};
+pub use serve::{ServeConfig, serve};
+
+/// Wrong dashboard credentials allowed per client IP and minute; beyond them, 429.
+pub const ADMIN_FAILURES_PER_MINUTE: u32 = 10;
 pub use request_id::{REQUEST_ID_HEADER, request_id_from};
 
 /// The page templates compiled into the binary (names relative to `templates/`).
@@ -57,6 +62,10 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     (
         "web/message.html",
         include_str!("../../../templates/web/message.html"),
+    ),
+    (
+        "web/confirm.html",
+        include_str!("../../../templates/web/confirm.html"),
     ),
 ];
 
@@ -92,6 +101,16 @@ pub struct WebConfig {
     pub request_timeout: Duration,
     /// The delivery dashboard's token; `None` = no `/admin` at all.
     pub admin_token: Option<AdminToken>,
+    /// Opening the emailed link confirms (`CONFIRM_ON_GET`), instead of showing a button.
+    pub confirm_on_get: bool,
+    /// Requests to the emailed links (`/confirm/…`, `/stop/…`, any method) per minute per
+    /// client IP; 0 = no limit.
+    pub link_rate_limit_per_ip: u32,
+    /// This site's origin as browsers send it (`https://example.com`), from BASE_URL; a form
+    /// post with another `Origin` is refused. `None`: not checked.
+    pub public_origin: Option<String>,
+    /// Send `Strict-Transport-Security` (BASE_URL is https).
+    pub hsts: bool,
 }
 
 impl Default for WebConfig {
@@ -108,6 +127,10 @@ impl Default for WebConfig {
             trusted_proxy_header: None,
             request_timeout: Duration::from_secs(10),
             admin_token: None,
+            confirm_on_get: false,
+            link_rate_limit_per_ip: 30,
+            public_origin: None,
+            hsts: false,
         }
     }
 }
@@ -129,11 +152,18 @@ pub struct AppState {
     pub csrf: Arc<Csrf>,
     /// Counts form posts per client IP.
     pub ip_limiter: Arc<IpRateLimiter>,
+    /// Counts requests to the emailed links per client IP.
+    pub link_limiter: Arc<IpRateLimiter>,
+    /// Counts wrong dashboard credentials per client IP.
+    pub admin_throttle: Arc<FailureThrottle>,
     /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
     /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The home page's users table, shared by the requests that wait for it at once.
     users_table: Arc<users_table::UsersTable>,
+    /// The cached answers of `/readyz` and `/metrics`, shared by the public port and the ops
+    /// listener.
+    probe_cache: Arc<ops::ProbeCache>,
 }
 
 impl AppState {
@@ -162,7 +192,16 @@ impl AppState {
             config.rate_limit_per_ip,
             Arc::clone(&clock),
         ));
+        let link_limiter = Arc::new(IpRateLimiter::new(
+            config.link_rate_limit_per_ip,
+            Arc::clone(&clock),
+        ));
+        let admin_throttle = Arc::new(FailureThrottle::new(
+            ADMIN_FAILURES_PER_MINUTE,
+            Arc::clone(&clock),
+        ));
         Self {
+            probe_cache: Arc::default(),
             users,
             messages,
             queue,
@@ -170,6 +209,8 @@ impl AppState {
             clock,
             pages,
             ip_limiter,
+            link_limiter,
+            admin_throttle,
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
@@ -187,7 +228,8 @@ impl AppState {
         self
     }
 
-    /// What `/readyz` and `/metrics` look at.
+    /// What `/readyz` and `/metrics` look at: one set of cached answers for the public port
+    /// and the ops listener.
     pub fn probes(&self) -> ops::Probes {
         ops::Probes::new(
             self.users.clone(),
@@ -196,6 +238,7 @@ impl AppState {
             self.clock.clone(),
             self.metrics.clone(),
         )
+        .sharing(Arc::clone(&self.probe_cache))
     }
 }
 
@@ -227,6 +270,7 @@ impl QueueGate {
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
+    let hsts = state.config.hsts;
     let mut routes = Router::new();
     if state.config.admin_token.is_some() {
         routes = routes.merge(admin::routes(state.clone()));
@@ -234,9 +278,9 @@ pub fn router(state: AppState) -> Router {
     routes
         .route("/", get(pages::home).post(forms::register))
         .route("/resend", post(forms::resend))
-        .route("/confirm/{token}", get(confirm::confirm))
+        .route("/confirm/{token}", get(confirm::show).post(confirm::submit))
         .route("/static/main.css", get(pages::stylesheet))
-        .merge(ops::router(state.probes()))
+        .merge(ops::public_router(state.probes()))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -254,6 +298,13 @@ pub fn router(state: AppState) -> Router {
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ))
+        // Over https, browsers are told to come back only over https (a year).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::response::Response| {
+                hsts.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"))
+            },
         ))
         // Outermost: the request span covers every layer above (a 408 or 413 is logged too).
         .layer(axum::middleware::from_fn(request_id::track))

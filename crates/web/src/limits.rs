@@ -1,4 +1,6 @@
-//! Per-client-IP rate limit on form posts (`RATE_LIMIT_PER_IP` per minute).
+//! Per-client-IP rate limits: on form posts (`RATE_LIMIT_PER_IP` per minute), on the emailed
+//! links (`LINK_RATE_LIMIT_PER_IP` per minute, `/confirm/…` and `/stop/…`, any method), and on
+//! wrong dashboard credentials ([`FailureThrottle`], 10 per minute).
 //!
 //! `governor`'s keyed GCRA limiter: each IP may post `per_minute` times in a burst, then once
 //! every `60 s / per_minute`; beyond that it gets 429 with `Retry-After`. IPv6 clients are
@@ -113,6 +115,54 @@ impl IpRateLimiter {
     }
 }
 
+/// Counts failures (wrong dashboard credentials) per client IP: beyond `per_minute` of them the
+/// client is refused, whatever it sends, until its allowance is back.
+#[derive(Debug)]
+pub struct FailureThrottle {
+    failures: IpRateLimiter,
+    /// Clients refused until then (Unix nanoseconds).
+    blocked: std::sync::Mutex<std::collections::HashMap<IpAddr, u64>>,
+}
+
+/// Most clients remembered as blocked; beyond it, expired entries are dropped.
+const MAX_BLOCKED: usize = 100_000;
+
+impl FailureThrottle {
+    /// A throttle allowing `per_minute` failures per client and minute.
+    pub fn new(per_minute: u32, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            failures: IpRateLimiter::new(per_minute, clock),
+            blocked: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, u64>> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `ip` must still wait, if it is blocked.
+    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        let now = self.failures.clock.now().as_u64();
+        let until = *self.lock().get(&client_key(ip))?;
+        (until > now).then(|| Duration::from_nanos(until - now))
+    }
+
+    /// Counts one failure of `ip`; `Some(wait)` when it is now blocked.
+    pub fn failed(&self, ip: IpAddr) -> Option<Duration> {
+        let wait = self.failures.check(ip).err()?;
+        let now = self.failures.clock.now().as_u64();
+        let until = now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+        let mut blocked = self.lock();
+        if blocked.len() >= MAX_BLOCKED {
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(client_key(ip), until);
+        Some(wait)
+    }
+}
+
 /// IPv4 addresses as they are; IPv6 ones cut to their /64 (IPv4-mapped ones to the IPv4).
 fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
@@ -150,23 +200,41 @@ fn parse_forwarded_ip(text: &str) -> Option<IpAddr> {
         .or_else(|| text.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// Middleware: counts every POST against its client's limit and answers 429 beyond it.
-pub async fn limit_posts(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST || !state.ip_limiter.enabled() {
-        return next.run(request).await;
-    }
+/// Whether a path is one of the emailed links (`/confirm/…`, `/stop/…`).
+fn is_link(path: &str) -> bool {
+    path.starts_with("/confirm/") || path.starts_with("/stop/")
+}
+
+/// The client IP of a request, as [`client_ip`] sees it with this state's settings.
+pub(crate) fn request_ip(state: &AppState, request: &Request) -> Option<IpAddr> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
-    let Some(ip) = client_ip(
+    client_ip(
         request.headers(),
         peer,
         state.config.trusted_proxy_header.as_ref(),
-    ) else {
+    )
+}
+
+/// Middleware: counts every request to an emailed link against its client's link limit, and
+/// every other POST against its form limit; answers 429 beyond them.
+pub async fn limit_posts(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limiter = if is_link(request.uri().path()) {
+        &state.link_limiter
+    } else if request.method() == Method::POST {
+        &state.ip_limiter
+    } else {
         return next.run(request).await;
     };
-    match state.ip_limiter.check(ip) {
+    if !limiter.enabled() {
+        return next.run(request).await;
+    }
+    let Some(ip) = request_ip(&state, &request) else {
+        return next.run(request).await;
+    };
+    match limiter.check(ip) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             // The request span names the route; the path itself may hold a token.
@@ -233,6 +301,27 @@ mod tests {
             })
             .count();
         assert_eq!(allowed, 20);
+    }
+
+    #[test]
+    fn failures_beyond_the_allowance_block_the_client_until_it_is_back() {
+        let clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+        let throttle = FailureThrottle::new(10, clock.clone());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..10 {
+            assert_eq!(throttle.blocked(ip), None, "failure {i}");
+            assert_eq!(throttle.failed(ip), None, "failure {i}");
+        }
+        let wait = throttle.failed(ip).expect("the 11th failure blocks");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(6),
+            "{wait:?}"
+        );
+        assert!(throttle.blocked(ip).is_some());
+        // Another client is not blocked.
+        assert_eq!(throttle.blocked("192.0.2.2".parse().unwrap()), None);
+        clock.advance(ms(6_001));
+        assert_eq!(throttle.blocked(ip), None);
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Operations endpoints, shared by `server` (merged into [`crate::router`]) and the worker's
-//! listener (`WORKER_METRICS_ADDR`, served by [`serve`]):
+//! Operations endpoints, served by [`serve`] on an ops listener of their own: the server's
+//! `OPS_ADDR` and the worker's `WORKER_METRICS_ADDR`. The public port ([`crate::router`]) has
+//! only `/healthz` and a `/readyz` without details ([`public_router`]); its `/metrics` is a 404,
+//! because counters such as `resends_total{outcome}` move with whether an address has an
+//! account.
 //!
 //! - `GET /healthz`: the process is up (no dependency is checked).
 //! - `GET /readyz`: the database answers a ping and the queue its depth, each within
@@ -9,6 +12,10 @@
 //! - `GET /metrics`: the process's metrics in the Prometheus text format, after setting the
 //!   gauges read at scrape time (`queue_depth`, `messages{state}`,
 //!   `oldest_owed_message_age_seconds`).
+//!
+//! Readiness is checked at most once per [`READINESS_TTL`] and the scrape-time gauges read at
+//! most once per [`GAUGES_TTL`], however many probes and scrapes come in: the answers in between
+//! are the cached ones.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,9 +32,23 @@ use queue::JobQueue;
 use store::{MessageStore, UserStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How long each dependency check (readiness, scrape-time gauges) may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a readiness answer is reused.
+pub const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// How long the scrape-time gauges are reused.
+pub const GAUGES_TTL: Duration = Duration::from_secs(5);
+
+/// The last readiness answer and gauge refresh, shared by the clones of one [`Probes`].
+#[derive(Debug, Default)]
+pub(crate) struct ProbeCache {
+    readiness: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    gauges_at: tokio::sync::Mutex<Option<Instant>>,
+}
 
 /// The Content-Type of `GET /metrics` (Prometheus text exposition format 0.0.4).
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -43,6 +64,7 @@ pub struct Probes {
     pub metrics: Option<PrometheusHandle>,
     /// Bound on each dependency check ([`CHECK_TIMEOUT`] by default).
     pub timeout: Duration,
+    cache: Arc<ProbeCache>,
 }
 
 impl Probes {
@@ -60,12 +82,33 @@ impl Probes {
             clock,
             metrics,
             timeout: CHECK_TIMEOUT,
+            cache: Arc::default(),
         }
+    }
+
+    /// The same probes, sharing `cache` (the answers of another set over the same parts).
+    pub(crate) fn sharing(mut self, cache: Arc<ProbeCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// [`Self::check_readiness`], at most once per [`READINESS_TTL`] (callers in between get
+    /// the last answer; concurrent callers wait for one check).
+    pub async fn readiness(&self) -> Result<(), String> {
+        let mut cached = self.cache.readiness.lock().await;
+        if let Some((at, answer)) = cached.as_ref()
+            && at.elapsed() < READINESS_TTL
+        {
+            return answer.clone();
+        }
+        let answer = self.check_readiness().await;
+        *cached = Some((Instant::now(), answer.clone()));
+        answer
     }
 
     /// `Ok` when the database and the queue both answer in time; otherwise one line per
     /// dependency that did not (`database: unavailable`), without any error detail (logged).
-    pub async fn readiness(&self) -> Result<(), String> {
+    pub async fn check_readiness(&self) -> Result<(), String> {
         let timeout = self.timeout;
         let (database, queue) = tokio::join!(
             tokio::time::timeout(timeout, self.users.ping()),
@@ -103,6 +146,16 @@ impl Probes {
         } else {
             Err(failed.join("\n"))
         }
+    }
+
+    /// [`Self::refresh_gauges`], at most once per [`GAUGES_TTL`].
+    pub async fn refresh_gauges_if_stale(&self) {
+        let mut refreshed = self.cache.gauges_at.lock().await;
+        if refreshed.is_some_and(|at| at.elapsed() < GAUGES_TTL) {
+            return;
+        }
+        self.refresh_gauges().await;
+        *refreshed = Some(Instant::now());
     }
 
     /// Sets the gauges read at scrape time from the database and the queue. A check that fails
@@ -165,6 +218,7 @@ pub fn register_server_metrics() {
         "csrf_rejected_total",
         "honeypot_total",
         "publish_failures_total",
+        "store_busy_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -174,7 +228,23 @@ fn seconds(duration: Duration) -> String {
     format!("{}s", duration.as_secs_f64())
 }
 
-/// `/healthz`, `/readyz` and `/metrics` over `probes`; merge it into any router.
+/// The public port's `/healthz` and `/readyz`: 200 `ok`, or 503 `not ready` without naming
+/// what failed (the ops listener's `/readyz` does).
+pub fn public_router<S>(probes: Probes) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(crate::pages::healthz))
+        .route("/readyz", get(public_readyz))
+        .with_state(probes)
+}
+
+async fn public_readyz(State(probes): State<Probes>) -> Response {
+    match probes.readiness().await {
+        Ok(()) => plain(StatusCode::OK, "ok\n".to_owned()),
+        Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics` over `probes`: the ops listener's routes.
 pub fn router<S>(probes: Probes) -> Router<S> {
     Router::new()
         .route("/healthz", get(crate::pages::healthz))
@@ -211,7 +281,7 @@ pub async fn metrics_page(State(probes): State<Probes>) -> Response {
             "metrics are not enabled in this process\n".to_owned(),
         );
     };
-    probes.refresh_gauges().await;
+    probes.refresh_gauges_if_stale().await;
     (
         [
             (header::CONTENT_TYPE, METRICS_CONTENT_TYPE),

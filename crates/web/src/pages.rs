@@ -17,6 +17,16 @@ pub(crate) enum FormKind {
     Resend,
 }
 
+impl FormKind {
+    /// The form's name in logs.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Resend => "resend",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct FlashView {
     category: &'static str,
@@ -117,11 +127,11 @@ pub(crate) fn csrf_token_for(
     state: &AppState,
     headers: &HeaderMap,
 ) -> (String, Option<header::HeaderValue>) {
-    let (nonce, cookie) = match Csrf::nonce_from(headers) {
+    let (nonce, cookie) = match state.csrf.nonce_from(headers) {
         Some(nonce) => (nonce, None),
         None => {
             let nonce = Csrf::new_nonce();
-            let cookie = Csrf::cookie(&nonce, state.config.secure_cookies);
+            let cookie = state.csrf.cookie(&nonce);
             (nonce, Some(cookie))
         }
     };

@@ -1,9 +1,9 @@
 //! The web server from the settings: its state, and serving it (with delivery in-process when
 //! there is no Redis).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use delivery::DEFAULT_BATCH_MAX;
 use domain::NoSecretKey;
 use mailer::{Mailer, Templates};
@@ -11,7 +11,7 @@ use settings::Settings;
 use store::batch::BatchedUsers;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use web::{AppState, Csrf, PAGE_TEMPLATES, WebConfig};
+use web::{AppState, Csrf, PAGE_TEMPLATES, ServeConfig, WebConfig};
 
 use crate::{Services, delivery_engine};
 
@@ -27,6 +27,10 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         trusted_proxy_header: web.trusted_proxy_header.clone(),
         request_timeout: web.request_timeout,
         admin_token: web.admin_token.clone(),
+        confirm_on_get: web.confirm_on_get,
+        link_rate_limit_per_ip: web.link_rate_limit_per_ip,
+        public_origin: Some(settings.base_url.origin().ascii_serialization()),
+        hsts: settings.https(),
         ..WebConfig::default()
     };
     // Concurrent registrations and confirmations share statements and commits.
@@ -36,7 +40,7 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         services.store.clone(),
         services.queue.clone(),
         Arc::new(services.tokens.clone()),
-        Csrf::new(&settings.secret_key_strs())?,
+        Csrf::new(&settings.secret_key_strs())?.over_https(settings.https()),
         services.clock.clone(),
         Templates::new(PAGE_TEMPLATES, settings.template_dir.clone()),
         config,
@@ -66,17 +70,34 @@ pub async fn serve(
         let engine = delivery_engine(settings, &services, mailer);
         tokio::spawn(engine.run(shutdown.clone()))
     });
-    let router = web::router(app_state(settings, &services)?);
-    let mut stop = shutdown.clone();
+    let state = app_state(settings, &services)?;
+    let ops = match settings.ops_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on OPS_ADDR={addr}"))?;
+            tracing::info!(
+                "ops listener on http://{} (/healthz, /readyz, /metrics)",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(web::ops::serve(
+                listener,
+                state.probes(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let router = web::router(state);
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await?;
+    let config = ServeConfig {
+        header_read_timeout: settings.web.header_read_timeout,
+        max_connections: settings.web.max_connections,
+    };
+    web::serve(listener, router, config, shutdown).await?;
+    if let Some(ops) = ops {
+        ops.await??;
+    }
     if let Some(delivery) = delivery {
         delivery.await?;
     }

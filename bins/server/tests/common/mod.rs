@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use domain::ManualClock;
 use http_body_util::BodyExt;
@@ -104,11 +104,43 @@ impl InProcess {
         self.app.clone().oneshot(request).await.unwrap()
     }
 
-    /// Opens a link from an email (on the default BASE_URL).
+    /// Opens a link from an email (on the default BASE_URL) as a person does: `GET`, then, if
+    /// the page shows the "Confirm my account" button, presses it (`POST` with the page's CSRF
+    /// token and cookie). The last answer.
     pub async fn open(&self, link: &str) -> Response {
+        let page = self.view(link).await;
+        if page.status() != StatusCode::OK {
+            return page;
+        }
         let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
-        let request = Request::get(path).body(Body::empty()).unwrap();
+        let cookies = set_cookies(page.headers());
+        let body = page.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("Confirm my account"), "{body}");
+        let (cookie, token) = csrf_from(&cookies, &body);
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookie)
+            .body(Body::from(format!("csrf_token={token}")))
+            .unwrap();
         self.app.clone().oneshot(request).await.unwrap()
+    }
+
+    /// Requests a link from an email with `method` only (`GET` or `HEAD`), as a mail scanner
+    /// does.
+    pub async fn fetch(&self, method: &str, link: &str) -> Response {
+        let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        self.app.clone().oneshot(request).await.unwrap()
+    }
+
+    /// `GET` on a link from an email.
+    pub async fn view(&self, link: &str) -> Response {
+        self.fetch("GET", link).await
     }
 
     /// Takes the next job from the queue and hands it to the worker.

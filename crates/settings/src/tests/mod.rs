@@ -149,6 +149,15 @@ fn bad_values_are_clear_errors() {
             "TRUSTED_PROXY_HEADER",
         ),
         (&[("REQUEST_TIMEOUT", "10ms")], "REQUEST_TIMEOUT"),
+        (&[("HEADER_READ_TIMEOUT", "10ms")], "HEADER_READ_TIMEOUT"),
+        (&[("HEADER_READ_TIMEOUT", "x")], "HEADER_READ_TIMEOUT"),
+        (&[("MAX_CONNECTIONS", "2")], "MAX_CONNECTIONS"),
+        (&[("OPS_ADDR", "metrics")], "OPS_ADDR"),
+        (&[("CONFIRM_ON_GET", "maybe")], "confirm_on_get"),
+        (
+            &[("LINK_RATE_LIMIT_PER_IP", "-1")],
+            "link_rate_limit_per_ip",
+        ),
         (
             &[("LOG_FORMAT", "xml")],
             "LOG_FORMAT must be `text` or `json`",
@@ -188,6 +197,11 @@ fn delivery_tuning_has_documented_defaults_and_reads_overrides() {
     assert_eq!(s.web.rate_limit_per_ip, 20);
     assert_eq!(s.web.trusted_proxy_header, None);
     assert_eq!(s.web.request_timeout, Duration::from_secs(10));
+    assert_eq!(s.web.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.web.max_connections, 1024);
+    assert!(!s.web.confirm_on_get);
+    assert_eq!(s.web.link_rate_limit_per_ip, 30);
+    assert_eq!(s.ops_addr, None);
     assert!(s.web.admin_token.is_none());
     assert_eq!(s.mail.smtp_max_connections, 4);
 
@@ -338,4 +352,79 @@ fn base_url_keeps_a_path_and_refuses_what_is_not_a_page_url() {
         let err = load(&[("BASE_URL", bad)]).unwrap_err().to_string();
         assert!(err.contains("BASE_URL"), "{bad}: {err}");
     }
+}
+
+/// What is only safe on a developer's machine is refused once the server listens beyond
+/// loopback, and production asks for long keys and tokens everywhere.
+#[test]
+fn unsafe_settings_are_refused_off_loopback_and_in_production() {
+    let public = ("LISTEN_ADDR", "0.0.0.0:5003");
+    let err = load(&[public, ("SHOW_USERS", "false")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SECRET_KEY is required when LISTEN_ADDR"),
+        "{err}"
+    );
+    let err = load(&[public, ("SECRET_KEY", "local-key")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SHOW_USERS"), "{err}");
+    let s = load(&[public, ("SECRET_KEY", "local-key"), ("SHOW_USERS", "false")]).unwrap();
+    assert!(!s.web.show_users);
+    // On loopback the development defaults still run.
+    assert!(
+        load(&[("LISTEN_ADDR", "127.0.0.1:8000")])
+            .unwrap()
+            .using_development_key
+    );
+
+    let production = [
+        ("APP_ENV", "production"),
+        ("SECRET_KEY", LONG_KEY),
+        ("LISTEN_ADDR", "0.0.0.0:5003"),
+    ];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut vars = production.to_vec();
+        vars.push(extra);
+        load(&vars)
+    };
+    let err = with(("ADMIN_TOKEN", "0123456789abcdef-admin"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ADMIN_TOKEN is too short for production"),
+        "{err}"
+    );
+    assert!(!err.contains("0123456789abcdef-admin"), "{err}");
+    assert!(
+        with(("ADMIN_TOKEN", LONG_KEY))
+            .unwrap()
+            .web
+            .admin_token
+            .is_some()
+    );
+    let err = with(("SECRET_KEY_FALLBACKS", "flask-key"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SECRET_KEY_FALLBACKS"), "{err}");
+    assert!(!err.contains("flask-key"), "{err}");
+    assert_eq!(
+        with(("SECRET_KEY_FALLBACKS", LONG_KEY))
+            .unwrap()
+            .secret_keys
+            .len(),
+        2
+    );
+    // In local, a short Flask key may stay a fallback and a 16-character token is enough.
+    assert!(
+        load(&[
+            ("SECRET_KEY_FALLBACKS", "flask-key"),
+            ("ADMIN_TOKEN", "0123456789abcdef")
+        ])
+        .is_ok()
+    );
+    let s = load(&[("OPS_ADDR", "127.0.0.1:9101"), ("CONFIRM_ON_GET", "true")]).unwrap();
+    assert_eq!(s.ops_addr, Some("127.0.0.1:9101".parse().unwrap()));
+    assert!(s.web.confirm_on_get);
 }

@@ -1,9 +1,9 @@
-//! The dashboard's buttons: requeue a dead message, resend a confirmation. Forms with the
-//! site's CSRF token.
+//! The dashboard's buttons: requeue a dead message, resend a confirmation. Forms with a CSRF
+//! token bound to the admin credential (not to the public forms' cookie).
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::{MessageId, RequestId, ResendPolicy};
 use serde::Deserialize;
@@ -22,7 +22,6 @@ pub struct ButtonForm {
 /// The CSRF check of a button; `Some` is the 403 (or 4xx) page to answer instead.
 pub(super) fn check_button(
     state: &AppState,
-    headers: &HeaderMap,
     form: Result<Form<ButtonForm>, FormRejection>,
 ) -> Option<Response> {
     let token = match form {
@@ -37,10 +36,12 @@ pub(super) fn check_button(
             return Some(page.unwrap_or_else(IntoResponse::into_response));
         }
     };
-    if state
-        .csrf
-        .verify(headers, &token, state.clock.now().timestamp())
-    {
+    let bound = state.config.admin_token.as_ref().is_some_and(|admin| {
+        state
+            .csrf
+            .verify_admin(&admin.binding(), &token, state.clock.now().timestamp())
+    });
+    if bound {
         return None;
     }
     tracing::info!("admin form without a valid CSRF token refused");
@@ -70,9 +71,8 @@ impl FromRequest<AppState> for Pressed {
             .await
             .map_err(IntoResponse::into_response)?;
         let request_id = parts.extensions.get::<RequestId>().copied();
-        let headers = parts.headers.clone();
         let form = Form::<ButtonForm>::from_request(Request::from_parts(parts, body), state).await;
-        match check_button(state, &headers, form) {
+        match check_button(state, form) {
             Some(refused) => Err(refused),
             None => Ok(Self {
                 id: MessageId(id),

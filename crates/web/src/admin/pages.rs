@@ -1,7 +1,7 @@
 //! `GET /admin` and `GET /admin/messages/{id}`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use domain::{EmailAddress, MessageId, MessageStatus};
 use store::MessageQuery;
@@ -11,7 +11,7 @@ use super::views::{
     AttemptRow, Counts, DashboardQuery, DashboardView, MessageView, NoticeQuery, Row, age,
     form_urlencode, notice, row, when,
 };
-use crate::pages::{csrf_token_for, html, message_page, not_found};
+use crate::pages::{html, message_page, not_found};
 use crate::{AppError, AppState};
 
 /// `GET /admin`: counts, the queue, and the newest messages (or those of one address).
@@ -94,7 +94,6 @@ pub(super) async fn dashboard(
 /// `GET /admin/messages/{id}`: one message and its attempts.
 pub(super) async fn message(
     State(state): State<AppState>,
-    headers: HeaderMap,
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, AppError> {
@@ -121,7 +120,16 @@ pub(super) async fn message(
         })
         .collect();
     let dead = record.message.status == MessageStatus::Dead;
-    let (csrf_token, set_cookie) = csrf_token_for(&state, &headers);
+    let csrf_token = state
+        .config
+        .admin_token
+        .as_ref()
+        .map(|admin| {
+            state
+                .csrf
+                .admin_token(&admin.binding(), state.clock.now().timestamp())
+        })
+        .unwrap_or_default();
     let view = MessageView {
         row: row(record),
         attempts,
@@ -129,12 +137,8 @@ pub(super) async fn message(
         notice: query.done.as_deref().and_then(notice),
         csrf_token,
     };
-    let mut response = html(
+    Ok(html(
         StatusCode::OK,
         state.pages.render("web/admin_message.html", &view)?,
-    );
-    if let Some(cookie) = set_cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    Ok(response)
+    ))
 }

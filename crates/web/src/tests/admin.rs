@@ -35,6 +35,13 @@ fn record(id: i64, to: &str, status: MessageStatus, error: Option<&str>) -> Mess
     }
 }
 
+/// A dashboard button's post: the form token bound to the admin credential.
+fn admin_post(uri: &str) -> Request<Body> {
+    let binding = AdminToken::new(TOKEN).unwrap().binding();
+    let token = csrf().admin_token(&binding, NOW);
+    raw_post(uri, None, format!("csrf_token={token}"))
+}
+
 fn authed(mut request: Request<Body>) -> Request<Body> {
     request.headers_mut().insert(
         header::AUTHORIZATION,
@@ -274,7 +281,12 @@ async fn a_message_page_shows_its_attempts_and_the_buttons_it_allows() {
             .body
             .contains("Requeued: the message will be sent again")
     );
-    assert!(reply.cookies().iter().any(|c| c.starts_with("csrf=")));
+    // The buttons carry a token bound to the admin credential (no public CSRF cookie).
+    let binding = AdminToken::new(TOKEN).unwrap().binding();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = reply.body.find(marker).unwrap() + marker.len();
+    let token = reply.body[start..].split('"').next().unwrap();
+    assert!(csrf().verify_admin(&binding, token, NOW));
 
     let state = state_full(
         no_users(),
@@ -319,6 +331,12 @@ async fn requeue_needs_csrf_then_requeues_and_publishes() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // The public forms' token (valid for its cookie) is no dashboard token.
+    let mut messages = MockMessageStore::new();
+    messages.expect_requeue_dead().never();
+    let state = state_full(no_users(), messages, idle_queue(), admin_config());
+    let reply = send(state, authed(post_to("/admin/messages/9/requeue", ""))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
 
     let mut messages = MockMessageStore::new();
     messages
@@ -333,7 +351,7 @@ async fn requeue_needs_csrf_then_requeues_and_publishes() {
         .times(1)
         .returning(|_| Ok(()));
     let state = state_full(no_users(), messages, queue, admin_config());
-    let reply = send(state, authed(post_to("/admin/messages/9/requeue", ""))).await;
+    let reply = send(state, authed(admin_post("/admin/messages/9/requeue"))).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.location(), Some("/admin/messages/9?done=requeued"));
 
@@ -341,7 +359,7 @@ async fn requeue_needs_csrf_then_requeues_and_publishes() {
     let mut messages = MockMessageStore::new();
     messages.expect_requeue_dead().returning(|_, _| Ok(vec![]));
     let state = state_full(no_users(), messages, idle_queue(), admin_config());
-    let reply = send(state, authed(post_to("/admin/messages/9/requeue", ""))).await;
+    let reply = send(state, authed(admin_post("/admin/messages/9/requeue"))).await;
     assert_eq!(reply.location(), Some("/admin/messages/9?done=not-dead"));
 }
 
@@ -372,7 +390,7 @@ async fn resend_from_the_dashboard_skips_the_visitor_limits() {
         queue,
         admin_config(),
     );
-    let reply = send(state, authed(post_to("/admin/messages/9/resend", ""))).await;
+    let reply = send(state, authed(admin_post("/admin/messages/9/resend"))).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.location(), Some("/admin/messages/12?done=resent"));
 
@@ -386,6 +404,45 @@ async fn resend_from_the_dashboard_skips_the_visitor_limits() {
         idle_queue(),
         admin_config(),
     );
-    let reply = send(state, authed(post_to("/admin/messages/9/resend", ""))).await;
+    let reply = send(state, authed(admin_post("/admin/messages/9/resend"))).await;
     assert_eq!(reply.location(), Some("/admin/messages/9?done=confirmed"));
+}
+
+/// Wrong credentials are throttled per client IP: after ten in a minute, even the right token
+/// gets 429 until the client's allowance is back; other clients are not affected.
+#[tokio::test]
+async fn wrong_admin_credentials_are_throttled_per_ip() {
+    let state = state_full(
+        no_users(),
+        dashboard_store(),
+        depth_queue(6),
+        admin_config(),
+    );
+    let from = |ip: &str, token: &str| {
+        let mut request = get("/admin");
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let peer: std::net::SocketAddr = format!("{ip}:4000").parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    for i in 0..10 {
+        let reply = send(state.clone(), from("192.0.2.7", "wrong-token-wrong-token")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "try {i}");
+    }
+    let reply = send(state.clone(), from("192.0.2.7", "wrong-token-wrong-token")).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    let reply = send(state.clone(), from("192.0.2.7", TOKEN)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "blocked whatever it sends"
+    );
+    let reply = send(state, from("192.0.2.8", TOKEN)).await;
+    assert_eq!(reply.status, StatusCode::OK, "another client");
 }

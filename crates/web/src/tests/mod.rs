@@ -98,7 +98,12 @@ impl Reply {
 }
 
 async fn send(state: AppState, request: Request<Body>) -> Reply {
-    let response = router(state).oneshot(request).await.unwrap();
+    send_to(router(state), request).await
+}
+
+/// A request through any router (the public one, or the ops listener's).
+async fn send_to(app: Router, request: Request<Body>) -> Reply {
+    let response = app.oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -474,7 +479,7 @@ async fn confirm_with(token: &str, outcome: Option<ConfirmOutcome>) -> Reply {
     }
     send(
         state(users, idle_queue(), false),
-        get(&format!("/confirm/{token}")),
+        post_to(&format!("/confirm/{token}"), ""),
     )
     .await
 }
@@ -548,7 +553,120 @@ async fn bad_links_never_reach_the_store() {
             flash_of(&reply).starts_with("flash=invalid-link;"),
             "{token}"
         );
+        // The GET shows the message already (and reaches no store either).
+        let mut users = MockUserStore::new();
+        users.expect_confirm().never();
+        let reply = send(
+            state(users, idle_queue(), false),
+            get(&format!("/confirm/{token}")),
+        )
+        .await;
+        assert!(
+            flash_of(&reply).starts_with("flash=invalid-link;"),
+            "{token}"
+        );
     }
+}
+
+/// The link's GET (and HEAD) shows the button and never confirms; a POST without the page's
+/// token, or from another site, is refused.
+#[tokio::test]
+async fn the_link_page_confirms_nothing_and_its_button_needs_this_sites_token() {
+    let email = EmailAddress::parse("test@test.com").unwrap();
+    let token = tokens().issue(&email, NOW - 10);
+    let uri = format!("/confirm/{token}");
+    for method in ["GET", "HEAD"] {
+        let mut users = MockUserStore::new();
+        users.expect_confirm().never();
+        let request = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .body(Body::empty())
+            .unwrap();
+        let reply = send(state(users, idle_queue(), false), request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{method}");
+        if method == "GET" {
+            assert!(reply.body.contains("Confirm my account"), "{}", reply.body);
+            assert!(reply.body.contains("t***@test.com"), "{}", reply.body);
+            assert!(
+                reply.body.contains(&format!("action=\"{uri}\"")),
+                "{}",
+                reply.body
+            );
+        }
+    }
+    let refused = |request: Request<Body>| async move {
+        let mut users = MockUserStore::new();
+        users.expect_confirm().never();
+        send(state(users, idle_queue(), false), request).await
+    };
+    // No token, a token for another cookie.
+    assert_eq!(
+        refused(raw_post(&uri, None, "")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let other = csrf().token("BBBBBBBBBBBBBBBBBBBBBB", NOW);
+    let reply = refused(raw_post(
+        &uri,
+        Some(&format!("csrf={NONCE}")),
+        format!("csrf_token={other}"),
+    ))
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // A valid token, but the browser says the form came from another site.
+    let mut request = post_to(&uri, "");
+    request
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(refused(request).await.status, StatusCode::FORBIDDEN);
+}
+
+/// With BASE_URL's origin known, a form post with another `Origin` is refused (403, nothing
+/// done); the same origin is accepted. Over https every answer carries HSTS.
+#[tokio::test]
+async fn foreign_origins_are_refused_and_https_sends_hsts() {
+    let config = || WebConfig {
+        public_origin: Some("https://accounts.example.com".to_owned()),
+        hsts: true,
+        ..WebConfig::default()
+    };
+    let mut users = MockUserStore::new();
+    users.expect_register().never();
+    let mut request = post_form("email=a%40example.com");
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    let reply = send(state_with(users, idle_queue(), config()), request).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.headers[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000; includeSubDomains"
+    );
+    let mut request = post_form("email=a%40example.com");
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, "null".parse().unwrap());
+    let mut users = MockUserStore::new();
+    users.expect_register().never();
+    let reply = send(state_with(users, idle_queue(), config()), request).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let mut request = post_form("email=a%40example.com");
+    request.headers_mut().insert(
+        header::ORIGIN,
+        "https://accounts.example.com".parse().unwrap(),
+    );
+    let mut queue = MockJobQueue::new();
+    queue.expect_publish().returning(|_| Ok(()));
+    let reply = send(state_with(registering_users(), queue, config()), request).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    // Over plain http: no HSTS.
+    let reply = send(state(no_users(), idle_queue(), false), get("/")).await;
+    assert!(
+        !reply
+            .headers
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    );
 }
 
 #[tokio::test]

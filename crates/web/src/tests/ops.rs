@@ -164,8 +164,25 @@ fn with_metrics(state: AppState) -> AppState {
     state.with_metrics(settings::metrics::install())
 }
 
+/// A request to the ops listener's routes over `state`'s probes.
+async fn send_ops(state: &AppState, request: Request<Body>) -> Reply {
+    send_to(crate::ops::router(state.probes()), request).await
+}
+
+/// The counts the metrics tests' store reports.
+fn sample_stats() -> Result<DeliveryStats, StoreError> {
+    Ok(DeliveryStats {
+        queued: 2,
+        sending: 1,
+        retrying: 4,
+        sent: 50,
+        dead: 3,
+        oldest_owed: DateTime::from_timestamp(NOW - 90, 0),
+    })
+}
+
 async fn scrape(state: &AppState) -> Scrape {
-    let reply = send(state.clone(), get("/metrics")).await;
+    let reply = send_ops(state, get("/metrics")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.headers[header::CONTENT_TYPE],
@@ -198,16 +215,7 @@ async fn metrics_render_prometheus_text_and_counters_move_with_requests() {
         .expect_resend()
         .returning(|_, _, _| Ok(Resend::CoolingDown));
     let mut messages = MockMessageStore::new();
-    messages.expect_stats().returning(|| {
-        Ok(DeliveryStats {
-            queued: 2,
-            sending: 1,
-            retrying: 4,
-            sent: 50,
-            dead: 3,
-            oldest_owed: DateTime::from_timestamp(NOW - 90, 0),
-        })
-    });
+    messages.expect_stats().returning(sample_stats);
     let mut queue = MockJobQueue::new();
     queue.expect_publish().returning(|_| Ok(()));
     queue.expect_depth().returning(|| Ok(7));
@@ -259,7 +267,7 @@ async fn metrics_render_prometheus_text_and_counters_move_with_requests() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        send(state.clone(), get("/confirm/not-a-token"))
+        send(state.clone(), post_to("/confirm/not-a-token", ""))
             .await
             .status,
         StatusCode::SEE_OTHER
@@ -315,9 +323,50 @@ async fn metrics_render_prometheus_text_and_counters_move_with_requests() {
 }
 
 #[tokio::test]
-async fn metrics_answer_404_when_no_recorder_was_given() {
-    let reply = send(state(no_users(), idle_queue(), false), get("/metrics")).await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+async fn metrics_answer_404_on_the_public_port_and_without_a_recorder() {
+    let with = with_metrics(state(no_users(), idle_queue(), false));
+    assert_eq!(
+        send(with, get("/metrics")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let without = state(no_users(), idle_queue(), false);
+    assert_eq!(
+        send_ops(&without, get("/metrics")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Readiness is checked at most once a second, and the scrape-time gauges read at most once
+/// per five seconds, however many probes come in; the public port and the ops listener share
+/// the answers.
+#[tokio::test(start_paused = true)]
+async fn readiness_and_gauges_are_cached() {
+    let mut users = no_users();
+    users.expect_ping().times(2).returning(|| Ok(()));
+    let mut queue = idle_queue();
+    // Once per readiness check and once per gauge refresh. (The gauges are process-wide: the
+    // values are those of the test above, which scrapes at the same time.)
+    queue.expect_depth().times(4).returning(|| Ok(7));
+    let mut messages = MockMessageStore::new();
+    messages.expect_stats().times(2).returning(sample_stats);
+    let mut state = with_metrics(state(users, queue, false));
+    state.messages = Arc::new(messages);
+    for _ in 0..5 {
+        assert_eq!(
+            send(state.clone(), get("/readyz")).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send_ops(&state, get("/readyz")).await.status,
+            StatusCode::OK
+        );
+        scrape(&state).await;
+    }
+    tokio::time::advance(crate::ops::READINESS_TTL).await;
+    assert_eq!(send(state.clone(), get("/readyz")).await.body, "ok\n");
+    scrape(&state).await;
+    tokio::time::advance(crate::ops::GAUGES_TTL).await;
+    scrape(&state).await;
 }
 
 fn pinging_users(result: fn() -> Result<(), StoreError>) -> MockUserStore {
@@ -352,7 +401,11 @@ async fn readyz_is_503_naming_the_database_when_its_ping_fails() {
         queue_with_depth(|| Ok(0)),
         false,
     );
-    let reply = send(state, get("/readyz")).await;
+    let public = send(state.clone(), get("/readyz")).await;
+    assert_eq!(public.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(public.body, "not ready\n", "the public port names nothing");
+    // The ops listener's answer (cached: the database is not asked again).
+    let reply = send_ops(&state, get("/readyz")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "database: unavailable\n");
 }
@@ -368,7 +421,7 @@ async fn readyz_is_503_naming_the_queue_when_it_errors() {
         }),
         false,
     );
-    let reply = send(state, get("/readyz")).await;
+    let reply = send_ops(&state, get("/readyz")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "queue: unavailable\n");
     assert!(!reply.body.contains("hunter2") && !reply.body.contains("redis://"));
@@ -403,7 +456,7 @@ async fn readyz_gives_up_on_a_silent_dependency_after_two_seconds() {
     );
     state.queue = Arc::new(SilentQueue);
     let started = tokio::time::Instant::now();
-    let reply = send(state, get("/readyz")).await;
+    let reply = send_ops(&state, get("/readyz")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "database: error\nqueue: no answer within 2s\n");
     assert_eq!(started.elapsed(), crate::ops::CHECK_TIMEOUT);
