@@ -83,14 +83,6 @@ async fn users_show(address: &str) -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let services = wiring::Services::connect(&settings)
-        .await
-        .context("cannot start")?;
-    let mailer = if settings.embedded_queue() {
-        Some(wiring::build_mailer(&settings).await?)
-    } else {
-        None
-    };
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", settings.listen_addr))?;
@@ -99,7 +91,7 @@ async fn serve() -> anyhow::Result<()> {
         wiring::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    wiring::serve(&settings, services, mailer, listener, stopped).await
+    wiring::run_server(&settings, listener, stopped).await
 }
 
 async fn healthcheck() -> anyhow::Result<()> {

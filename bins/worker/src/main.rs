@@ -192,12 +192,21 @@ async fn run() -> anyhow::Result<()> {
              for a separate worker to do; set REDIS_URL to run server and worker as separate processes"
         );
     }
-    let services = wiring::Services::connect(&settings)
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wiring::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    // Started while the database or Redis is down: wait for them (the messages owed meanwhile
+    // stay in the database).
+    let Some(services) = wiring::Services::connect_patiently(&settings, stopped.clone())
         .await
-        .context("cannot start")?;
+        .context("cannot start")?
+    else {
+        return Ok(());
+    };
     let mailer = wiring::build_mailer(&settings).await?;
     let metrics = settings::metrics::install();
-    let (stop, stopped) = watch::channel(false);
     let listener = match settings.worker_metrics_addr {
         Some(addr) => Some(
             wiring::start_ops_listener(addr, &services, metrics, stopped.clone())
@@ -206,10 +215,6 @@ async fn run() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    tokio::spawn(async move {
-        wiring::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
     wiring::delivery_engine(&settings, &services, mailer)
         .run(stopped)
         .await;

@@ -74,6 +74,9 @@ pub enum QueueError {
     /// The transport failed (connection refused, timeout, protocol error).
     #[error("queue transport error: {0}")]
     Transport(String),
+    /// The queue's settings cannot work (a malformed URL): retrying will not help.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A job queue with at-least-once delivery: a delivery that is never acknowledged may be handed

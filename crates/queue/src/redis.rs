@@ -147,7 +147,7 @@ impl RedisQueue {
     pub async fn connect(url: &str, config: RedisQueueConfig) -> Result<Self, QueueError> {
         let url_secrets = url_secrets(url);
         let fred_config = Config::from_url(url).map_err(|error| {
-            QueueError::Transport(redact(
+            QueueError::Config(redact(
                 format!("invalid Redis URL: {}", error.details()),
                 &url_secrets,
             ))
@@ -192,7 +192,7 @@ impl RedisQueue {
                 2,
             ));
         let build_error = |error: FredError| {
-            QueueError::Transport(redact(
+            QueueError::Config(redact(
                 format!("cannot configure the Redis client: {error}"),
                 &secrets,
             ))

@@ -155,13 +155,13 @@ async fn accept(
     }
 }
 
-/// Owes a fresh confirmation email to an unconfirmed account, within the resend limits, and
-/// publishes it. Every outcome is logged (masked) and none is visible to the visitor.
-async fn resend_to(
+/// Owes a fresh confirmation email to an unconfirmed account, within the resend limits; the
+/// message to publish, if one is owed. Every outcome is logged (masked) and none is visible to
+/// the visitor.
+async fn owe_again(
     state: &AppState,
     email: &EmailAddress,
-    request_id: Option<RequestId>,
-) -> Result<(), AppError> {
+) -> Result<Option<domain::MessageId>, AppError> {
     let outcome = state
         .users
         .resend(email, state.config.resend, state.clock.now())
@@ -179,7 +179,7 @@ async fn resend_to(
     match outcome {
         Resend::Queued(message) => {
             tracing::info!(message_id = %message, %to, "confirmation email owed again");
-            publish_job(state, message, request_id).await;
+            return Ok(Some(message));
         }
         Resend::NotRegistered => tracing::info!(%to, "resend for an address with no account"),
         Resend::AlreadyConfirmed => {
@@ -195,7 +195,15 @@ async fn resend_to(
             tracing::info!(%to, limit = "daily-cap", "resend limited: nothing sent")
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Publishes `message` after the answer (see [`crate::Background`]).
+fn publish_later(state: &AppState, message: domain::MessageId, request_id: Option<RequestId>) {
+    let later = state.clone();
+    state.background.spawn(async move {
+        publish_job(&later, message, request_id).await;
+    });
 }
 
 /// `POST /`: register, then redirect with the same flash whether or not the address was new. An
@@ -223,7 +231,18 @@ pub async fn register(
         Registration::AlreadyRegistered => {
             metrics::counter!("registrations_total", "outcome" => "existing").increment(1);
             tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
-            resend_to(&state, &email, request_id).await?;
+            // After the answer, so that it comes as fast as for a new address (the answer is
+            // the same; nothing new needed committing before it).
+            let later = state.clone();
+            state.background.spawn(async move {
+                match owe_again(&later, &email).await {
+                    Ok(Some(message)) => publish_job(&later, message, request_id).await,
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "resend behind a registration failed: nothing sent")
+                    }
+                }
+            });
         }
     }
     Ok(redirect_home(&state, Flash::Registered))
@@ -239,7 +258,11 @@ pub async fn resend(
 ) -> Result<Response, AppError> {
     let request_id = request_id.map(|Extension(id)| id);
     match accept(&state, &headers, FormKind::Resend, form).await? {
-        Ok(Some(email)) => resend_to(&state, &email, request_id).await?,
+        Ok(Some(email)) => {
+            if let Some(message) = owe_again(&state, &email).await? {
+                publish_later(&state, message, request_id);
+            }
+        }
         Ok(None) => {}
         Err(response) => return Ok(response),
     }

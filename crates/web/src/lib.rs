@@ -31,7 +31,7 @@ pub use csrf::{CSRF_COOKIE, CSRF_COOKIE_HTTPS, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
 pub use limits::{FailureThrottle, IpRateLimiter, client_ip};
-pub use serve::{ServeConfig, serve};
+pub use serve::{LateRouter, ServeConfig, serve};
 
 /// Wrong dashboard credentials allowed per client IP and minute; beyond them, 429.
 pub const ADMIN_FAILURES_PER_MINUTE: u32 = 10;
@@ -156,6 +156,8 @@ pub struct AppState {
     pub link_limiter: Arc<IpRateLimiter>,
     /// Counts wrong dashboard credentials per client IP.
     pub admin_throttle: Arc<FailureThrottle>,
+    /// Work done after answering.
+    pub background: Background,
     /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
     /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -211,6 +213,7 @@ impl AppState {
             ip_limiter,
             link_limiter,
             admin_throttle,
+            background: Background::default(),
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
@@ -239,6 +242,26 @@ impl AppState {
             self.metrics.clone(),
         )
         .sharing(Arc::clone(&self.probe_cache))
+    }
+}
+
+/// Work a handler does after its answer (the resend behind a registration of an existing
+/// address, a publish), so that every answer takes the same time whatever the address. Tracked:
+/// a stopping server waits for it ([`Self::wait`]).
+#[derive(Debug, Clone, Default)]
+pub struct Background(tokio_util::task::TaskTracker);
+
+impl Background {
+    /// Runs `work` on a task of its own.
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.0.spawn(work);
+    }
+
+    /// Waits until no work is left (new work may be spawned meanwhile and is waited for too).
+    pub async fn wait(&self) {
+        self.0.close();
+        self.0.wait().await;
+        self.0.reopen();
     }
 }
 

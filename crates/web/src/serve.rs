@@ -23,6 +23,64 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+/// A router set once the service is ready: until then every request but `/healthz` gets 503
+/// with `Retry-After` (and `/readyz` says `not ready`), so a server can listen, and answer its
+/// health checks, while it waits for its database or queue.
+#[derive(Debug, Clone, Default)]
+pub struct LateRouter {
+    inner: Arc<std::sync::OnceLock<Router>>,
+}
+
+impl LateRouter {
+    /// Serves `router` from now on (a second call changes nothing).
+    pub fn set(&self, router: Router) {
+        let _ = self.inner.set(router);
+    }
+
+    /// Whether the router is set.
+    pub fn is_set(&self) -> bool {
+        self.inner.get().is_some()
+    }
+
+    /// The router to serve: the one set, or the 503 answers until then.
+    pub fn router(&self) -> Router {
+        let inner = Arc::clone(&self.inner);
+        Router::new().fallback_service(tower::service_fn(move |request: Request| {
+            let inner = Arc::clone(&inner);
+            async move {
+                Ok::<Response, Infallible>(match inner.get() {
+                    Some(router) => call(router.clone(), request).await,
+                    None => starting(request.uri().path()),
+                })
+            }
+        }))
+    }
+}
+
+/// The answer while the service is starting.
+fn starting(path: &str) -> Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse as _;
+    let (status, body) = match path {
+        "/healthz" => (StatusCode::OK, "ok\n"),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is starting. Please try again in a few seconds.\n",
+        ),
+    };
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::RETRY_AFTER, "5"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The bounds of [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeConfig {
@@ -304,6 +362,32 @@ mod tests {
             "kept open while idle: {:?}",
             started.elapsed()
         );
+    }
+
+    /// Until its router is set, a late router answers 503 (health 200); then it serves it.
+    #[tokio::test]
+    async fn a_late_router_answers_503_until_it_is_set() {
+        let late = LateRouter::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        tokio::spawn(serve(
+            listener,
+            late.router(),
+            ServeConfig::default(),
+            stopped,
+        ));
+        let status = |answer: String| answer.split(' ').nth(1).unwrap_or_default().to_owned();
+        assert_eq!(status(get_once(addr).await), "503");
+        let mut health = TcpStream::connect(addr).await.unwrap();
+        health
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(status(read_to_close(&mut health).await), "200");
+        late.set(Router::new().route("/", get(|| async { "hi" })));
+        assert!(late.is_set());
+        assert!(get_once(addr).await.ends_with("hi"));
     }
 
     /// At the bound, a new client is served: the connection waiting longest for its headers is

@@ -40,7 +40,60 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
 }
 
+impl WiringError {
+    /// Whether waiting may help: the database or the queue cannot be reached right now (as
+    /// opposed to a setting that cannot work, or an unmigrated database).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(error) => error.is_unavailable(),
+            Self::Queue(error) => matches!(error, queue::QueueError::Transport(_)),
+            _ => false,
+        }
+    }
+}
+
+/// The first wait between two connection attempts at start; it doubles up to
+/// [`CONNECT_MAX_DELAY`].
+pub const CONNECT_FIRST_DELAY: Duration = Duration::from_millis(500);
+/// The longest wait between two connection attempts at start.
+pub const CONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
+/// How often the "still waiting" line is logged while the database or queue is unreachable.
+const CONNECT_LOG_EVERY: Duration = Duration::from_secs(30);
+
 impl Services {
+    /// [`Self::connect`], waiting while the database or the queue cannot be reached: it tries
+    /// again after 0.5 s, then twice as long each time up to 10 s, and logs one line when it
+    /// starts waiting and one every 30 s after. A setting that cannot work (a malformed URL, an
+    /// unmigrated database) is an error at once. `Ok(None)`: `stop` turned true first.
+    pub async fn connect_patiently(
+        settings: &Settings,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<Self>, WiringError> {
+        let mut delay = CONNECT_FIRST_DELAY;
+        let mut logged_at: Option<tokio::time::Instant> = None;
+        loop {
+            let error = match Self::connect(settings).await {
+                Ok(services) => {
+                    if logged_at.is_some() {
+                        tracing::info!("connected: starting");
+                    }
+                    return Ok(Some(services));
+                }
+                Err(error) if error.is_transient() => error,
+                Err(error) => return Err(error),
+            };
+            if logged_at.is_none_or(|at| at.elapsed() >= CONNECT_LOG_EVERY) {
+                tracing::warn!(%error, retry_in = ?delay, "cannot start yet: waiting for the database and the queue");
+                logged_at = Some(tokio::time::Instant::now());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stop| *stop) => return Ok(None),
+            }
+            delay = (delay * 2).min(CONNECT_MAX_DELAY);
+        }
+    }
+
     /// Connects the database (SQLite migrates itself; PostgreSQL must be migrated) and the
     /// queue; warns when the development key signs links.
     pub async fn connect(settings: &Settings) -> Result<Self, WiringError> {

@@ -11,7 +11,7 @@ use settings::Settings;
 use store::batch::BatchedUsers;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use web::{AppState, Csrf, PAGE_TEMPLATES, ServeConfig, WebConfig};
+use web::{AppState, Csrf, LateRouter, PAGE_TEMPLATES, ServeConfig, WebConfig};
 
 use crate::{Services, delivery_engine};
 
@@ -48,7 +48,7 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
     .with_metrics(settings::metrics::install()))
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true.
+/// Serves HTTP on `listener` until `shutdown` turns true, with these connected `services`.
 ///
 /// With `in_process_mailer` (the embedded default, no REDIS_URL) it also runs delivery — the
 /// consumer loop and the sweeper — and waits for emails in flight before returning. With Redis
@@ -60,6 +60,100 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let late = LateRouter::default();
+    // The routes are in place before the first request is accepted.
+    let app = start_app(settings, services, in_process_mailer, &late, &shutdown).await?;
+    let serving = tokio::spawn(web::serve(
+        listener,
+        late.router(),
+        serve_config(settings),
+        shutdown,
+    ));
+    serving.await??;
+    app.finish().await
+}
+
+/// The server as `server serve` runs it: listens at once, and while the database or the queue
+/// cannot be reached yet, answers 503 (`/healthz` 200, `/readyz` `not ready`) and tries again
+/// with backoff ([`Services::connect_patiently`]); then serves the pages. A setting that cannot
+/// work stops it with an error.
+pub async fn run_server(
+    settings: &Settings,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let late = LateRouter::default();
+    let serving = tokio::spawn(web::serve(
+        listener,
+        late.router(),
+        serve_config(settings),
+        shutdown.clone(),
+    ));
+    let started = async {
+        let Some(services) = Services::connect_patiently(settings, shutdown.clone()).await? else {
+            return Ok(None);
+        };
+        let mailer = if settings.embedded_queue() {
+            Some(crate::build_mailer(settings).await?)
+        } else {
+            None
+        };
+        start_app(settings, services, mailer, &late, &shutdown)
+            .await
+            .map(Some)
+    };
+    let app = match started.await {
+        Ok(app) => app,
+        Err(error) => {
+            serving.abort();
+            return Err(error).context("cannot start");
+        }
+    };
+    serving.await??;
+    match app {
+        Some(app) => app.finish().await,
+        None => Ok(()),
+    }
+}
+
+fn serve_config(settings: &Settings) -> ServeConfig {
+    ServeConfig {
+        header_read_timeout: settings.web.header_read_timeout,
+        max_connections: settings.web.max_connections,
+    }
+}
+
+/// What runs beside the pages: delivery in-process, the ops listener, work done after answers.
+struct Running {
+    delivery: Option<tokio::task::JoinHandle<()>>,
+    ops: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    background: web::Background,
+}
+
+impl Running {
+    /// Waits for them once the pages are served no more.
+    async fn finish(self) -> anyhow::Result<()> {
+        self.background.wait().await;
+        if let Some(ops) = self.ops {
+            ops.await??;
+        }
+        if let Some(delivery) = self.delivery {
+            delivery.await?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts delivery (with an in-process mailer) and the ops listener, and sets the pages'
+/// routes on `late`.
+async fn start_app(
+    settings: &Settings,
+    services: Services,
+    in_process_mailer: Option<Arc<dyn Mailer>>,
+    late: &LateRouter,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
     // Before delivery starts, so that its series are registered too.
     settings::metrics::install();
     let delivery = in_process_mailer.map(|mailer| {
@@ -88,18 +182,11 @@ pub async fn serve(
         }
         None => None,
     };
-    let router = web::router(state);
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    let config = ServeConfig {
-        header_read_timeout: settings.web.header_read_timeout,
-        max_connections: settings.web.max_connections,
-    };
-    web::serve(listener, router, config, shutdown).await?;
-    if let Some(ops) = ops {
-        ops.await??;
-    }
-    if let Some(delivery) = delivery {
-        delivery.await?;
-    }
-    Ok(())
+    let background = state.background.clone();
+    late.set(web::router(state));
+    Ok(Running {
+        delivery,
+        ops,
+        background,
+    })
 }
