@@ -30,7 +30,8 @@ pub const TEST_EMAIL_SUBJECT: &str = "Test email from the confirmation service";
 /// Most dead messages `worker dead list` shows by default.
 pub const DEAD_LIST_LIMIT: u64 = 50;
 
-/// What `worker stats` prints: one `name value` line each for the message counts by state, the
+/// What `worker stats` prints: one `name value` line each for the message counts by state
+/// (`queued`, `sending`, `retrying`, `sent`, `dead`, `cancelled`), the
 /// age in whole seconds of the oldest owed message (0 when none is owed) and, when `queue` is
 /// given, the number of jobs waiting in it.
 pub async fn stats_report(
@@ -44,8 +45,8 @@ pub async fn stats_report(
         .map(|oldest| (now - oldest).num_seconds().max(0))
         .unwrap_or(0);
     let mut out = format!(
-        "queued {}\nsending {}\nretrying {}\nsent {}\ndead {}\noldest_owed_age_seconds {age}\n",
-        stats.queued, stats.sending, stats.retrying, stats.sent, stats.dead
+        "queued {}\nsending {}\nretrying {}\nsent {}\ndead {}\ncancelled {}\noldest_owed_age_seconds {age}\n",
+        stats.queued, stats.sending, stats.retrying, stats.sent, stats.dead, stats.cancelled
     );
     if let Some(queue) = queue {
         let _ = writeln!(out, "queue_depth {}", queue.depth().await?);

@@ -161,6 +161,8 @@ pub struct DeliveryStats {
     pub retrying: u64,
     pub sent: u64,
     pub dead: u64,
+    /// Not sent because the recipient's mailbox was suppressed.
+    pub cancelled: u64,
     /// Creation time of the oldest message still owed (queued, sending or retrying).
     pub oldest_owed: Option<DateTime<Utc>>,
 }

@@ -457,6 +457,7 @@ impl MessageStore for SeaStore {
                 MessageStatus::Retrying => stats.retrying = n,
                 MessageStatus::Sent => stats.sent = n,
                 MessageStatus::Dead => stats.dead = n,
+                MessageStatus::Cancelled => stats.cancelled = n,
             }
         }
         stats.oldest_owed = email_message::Entity::find()

@@ -52,6 +52,7 @@ fn dashboard_store() -> MockMessageStore {
             retrying: 2,
             sent: 40,
             dead: 3,
+            cancelled: 0,
             oldest_owed: DateTime::from_timestamp(NOW - 125, 0),
         })
     });

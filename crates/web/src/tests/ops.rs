@@ -205,6 +205,7 @@ async fn metrics_render_prometheus_text_and_counters_move_with_requests() {
             retrying: 4,
             sent: 50,
             dead: 3,
+            cancelled: 0,
             oldest_owed: DateTime::from_timestamp(NOW - 90, 0),
         })
     });
