@@ -144,6 +144,7 @@ async fn resend_to(
         Resend::Pending => "pending",
         Resend::CoolingDown => "cooling_down",
         Resend::DailyCapReached => "daily_cap",
+        Resend::Suppressed => "suppressed",
     };
     metrics::counter!("resends_total", "outcome" => label).increment(1);
     let to = email.masked();
@@ -164,6 +165,9 @@ async fn resend_to(
         }
         Resend::DailyCapReached => {
             tracing::info!(%to, limit = "daily-cap", "resend limited: nothing sent")
+        }
+        Resend::Suppressed => {
+            tracing::info!(%to, "resend for a suppressed mailbox: nothing sent")
         }
     }
     Ok(())
@@ -190,6 +194,10 @@ pub async fn register(
             // The promise is already committed; the queue is only the fast path. If it is slow or
             // down, the sweeper republishes the message later.
             publish_job(&state, message, request_id).await;
+        }
+        Registration::CreatedWithoutEmail { user } => {
+            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
+            tracing::info!(user_id = %user.id, to = %email.masked(), "user registered; mailbox limited or suppressed: no email owed");
         }
         Registration::AlreadyRegistered => {
             metrics::counter!("registrations_total", "outcome" => "existing").increment(1);

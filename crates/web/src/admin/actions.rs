@@ -132,7 +132,7 @@ pub(super) async fn resend(
         Resend::Pending => "pending",
         Resend::AlreadyConfirmed => "confirmed",
         Resend::NotRegistered => "no-account",
-        Resend::CoolingDown | Resend::DailyCapReached => "pending",
+        Resend::CoolingDown | Resend::DailyCapReached | Resend::Suppressed => "pending",
     };
     Ok(back_to(id.0, done))
 }
