@@ -4,6 +4,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_users_and_email_messages;
 mod m20261121_000002_create_email_attempts;
+mod m20261201_000003_add_users_mailbox_key;
+mod m20261201_000004_create_suppressions;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -16,6 +18,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_users_and_email_messages::Migration),
             Box::new(m20261121_000002_create_email_attempts::Migration),
+            Box::new(m20261201_000003_add_users_mailbox_key::Migration),
+            Box::new(m20261201_000004_create_suppressions::Migration),
         ]
     }
 }

@@ -420,3 +420,69 @@ async fn an_email_owed_before_a_restart_is_sent_after_it() {
         ConfirmOutcome::AlreadyConfirmed
     );
 }
+
+/// The email's second link: its page changes nothing on GET or HEAD; its button puts the
+/// mailbox (every alias of it) on the suppression list, after which registrations and resends
+/// answer as always and send nothing; lifted, the mailbox gets email again.
+#[tokio::test]
+async fn the_stop_link_suppresses_the_mailbox_until_an_operator_lifts_it() {
+    use store::SuppressionStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process(dir.path()).await;
+    app.register("victim%2Bshop%40gmail.com").await;
+    app.deliver_next().await;
+    let text = app.mailer.messages()[0].text.clone();
+    assert!(
+        text.contains("I did not sign up: stop emails to this address"),
+        "{text}"
+    );
+    let stop = text
+        .split_whitespace()
+        .find(|word| word.starts_with("http://127.0.0.1:5003/stop/"))
+        .expect("the email has a stop link")
+        .to_owned();
+    let store = &app.services.store;
+    let key = EmailAddress::parse("victim@gmail.com")
+        .unwrap()
+        .mailbox_key();
+
+    assert_eq!(app.fetch("HEAD", &stop).await.status(), StatusCode::OK);
+    let page = app.view(&stop).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        !store.is_suppressed(&key).await.unwrap(),
+        "GET changed nothing"
+    );
+    let body = http_body_util::BodyExt::collect(page.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("Stop emails to this address"), "{body}");
+    assert!(!body.contains("victim+shop@gmail.com"), "masked: {body}");
+
+    // Pressing the button (the harness's `open` presses the page's form).
+    let path = stop.strip_prefix("http://127.0.0.1:5003").unwrap();
+    let pressed = app.post_button(path).await;
+    assert_eq!(pressed.status(), StatusCode::OK);
+    assert!(store.is_suppressed(&key).await.unwrap());
+
+    // Another alias of the mailbox, and a resend: the same answers, nothing owed.
+    app.clock.advance(chrono::TimeDelta::hours(1));
+    let reply = app.register("v.ictim%40googlemail.com").await;
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert!(flash(&reply).starts_with("flash=registered;"));
+    let reply = app.post("/resend", "victim%2Bshop%40gmail.com").await;
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.queue.depth().await.unwrap(), 0);
+    assert_eq!(app.mailer.messages().len(), 1);
+
+    // Lifted by an operator: the next resend is sent.
+    let listed = store.list(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].source, domain::SuppressionSource::StopLink);
+    assert!(store.lift(listed[0].id).await.unwrap());
+    app.post("/resend", "victim%2Bshop%40gmail.com").await;
+    assert_eq!(app.queue.depth().await.unwrap(), 1);
+}

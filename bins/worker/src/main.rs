@@ -47,6 +47,31 @@ enum Command {
     /// Inspect and recover dead messages (permanent failures, or retries exhausted).
     #[command(subcommand)]
     Dead(DeadCommand),
+    /// The suppression list: mailboxes nothing is sent to.
+    #[command(subcommand)]
+    Suppressions(SuppressionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SuppressionsCommand {
+    /// List the suppressed mailboxes (masked), newest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = operator::SUPPRESSION_LIST_LIMIT)]
+        limit: u64,
+    },
+    /// Suppress the mailbox of an address (all its aliases): nothing more is sent to it, and
+    /// what is still owed to it is cancelled.
+    Add {
+        /// The address.
+        #[arg(value_name = "ADDR", value_parser = parse_address)]
+        address: domain::EmailAddress,
+    },
+    /// Lift a suppression (by id, from `worker suppressions list`).
+    Lift {
+        /// The suppression id.
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +120,7 @@ fn main() -> ExitCode {
             Some(Command::Healthcheck) => healthcheck().await,
             Some(Command::Dead(command)) => dead(command).await,
             Some(Command::Stats) => stats().await,
+            Some(Command::Suppressions(command)) => suppressions(command).await,
             Some(Command::SendTestEmail { .. }) => Ok(()),
         }
     })
@@ -154,6 +180,22 @@ async fn dead(command: DeadCommand) -> anyhow::Result<()> {
             operator::requeue_dead(&store, queue.as_deref(), id, now).await?
         }
         DeadCommand::Purge { older_than } => operator::purge_dead(&store, older_than, now).await?,
+    };
+    say(&text);
+    Ok(())
+}
+
+async fn suppressions(command: SuppressionsCommand) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let store = store(&settings).await?;
+    let text = match command {
+        SuppressionsCommand::List { limit } => operator::suppression_list(&store, limit).await?,
+        SuppressionsCommand::Add { address } => {
+            operator::suppress_address(&store, &address, chrono::Utc::now()).await?
+        }
+        SuppressionsCommand::Lift { id } => {
+            operator::lift_suppression(&store, domain::SuppressionId(id)).await?
+        }
     };
     say(&text);
     Ok(())

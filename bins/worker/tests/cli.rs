@@ -1,5 +1,5 @@
 #![cfg(test)]
-//! The `worker` binary's commands: `send-test-email`, `stats` and `dead`, run as a process with
+//! The `worker` binary's commands: `send-test-email`, `stats`, `dead` and `suppressions`, run as a process with
 //! only the environment given (exit statuses, what goes to stdout and stderr, no secret in
 //! either). The logic behind them is tested in `delivery` (`tests/operator.rs`).
 //!
@@ -136,7 +136,7 @@ fn the_cli_prints_stats_from_the_database() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "queued 0\nsending 0\nretrying 0\nsent 0\ndead 0\noldest_owed_age_seconds 0\n"
+        "queued 0\nsending 0\nretrying 0\nsent 0\ndead 0\ncancelled 0\noldest_owed_age_seconds 0\n"
     );
 }
 
@@ -271,6 +271,78 @@ fn the_cli_lists_requeues_and_purges_dead_messages() {
         Some(2),
         "a bad duration is a usage error"
     );
+}
+
+/// `worker suppressions add`, `list` and `lift` over a SQLite database: the mailbox of every
+/// alias is suppressed (what was owed to it is cancelled), listed masked, and lifted once.
+#[test]
+fn the_cli_adds_lists_and_lifts_suppressions() {
+    use store::{Registration, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = store::SeaStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let email = domain::EmailAddress::parse("Stop.Me+news@gmail.com").unwrap();
+        let registration = store.register(&email, chrono::Utc::now()).await.unwrap();
+        assert!(matches!(registration, Registration::Created { .. }));
+        store.close().await.unwrap();
+    });
+    let cli = |args: &[&str]| worker_cli(dir.path(), &[("DATABASE_URL", url.as_str())], args);
+
+    let out = cli(&["suppressions", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "no suppressions\n");
+
+    let out = cli(&["suppressions", "add", "stopme@googlemail.com"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "suppressed the mailbox s***@gmail.com: nothing more is sent to it\n"
+    );
+    let out = cli(&["suppressions", "add", "S.top.Me@gmail.com"]);
+    assert_eq!(
+        text(&out.stdout),
+        "the mailbox s***@gmail.com was already suppressed\n"
+    );
+
+    let out = cli(&["suppressions", "list"]);
+    let listed = text(&out.stdout);
+    assert!(listed.starts_with("      ID  MAILBOX"), "{listed}");
+    assert!(listed.contains("       1  s***@gmail.com"), "{listed}");
+    assert!(listed.contains("operator"), "{listed}");
+    assert!(
+        !listed.contains("stopme"),
+        "the mailbox is masked: {listed}"
+    );
+
+    // What was owed to the mailbox is cancelled.
+    let out = cli(&["stats"]);
+    assert!(
+        text(&out.stdout).contains("\ncancelled 1\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = cli(&["suppressions", "lift", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("there is no suppression 999"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(&["suppressions", "lift", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("lifted suppression 1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cli(&["suppressions", "lift", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = cli(&["suppressions", "add", "not-an-address"]);
+    assert_eq!(out.status.code(), Some(2), "a bad address is a usage error");
 }
 
 /// A setting that cannot be used is a configuration error: exit status 2, one line naming it.

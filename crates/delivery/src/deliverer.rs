@@ -34,6 +34,9 @@ pub enum Outcome {
     },
     /// Already sent, not due, leased elsewhere, or gone: nothing to do.
     Skipped(&'static str),
+    /// Not sent: the recipient's mailbox is suppressed, and the message is `cancelled` (by the
+    /// claim, which checks the suppression list right before the send, or earlier).
+    Cancelled,
     /// A transient failure; the sweeper republishes the message at `at`.
     Retrying {
         at: DateTime<Utc>,
@@ -242,6 +245,12 @@ impl Deliverer {
                 log_outcome(id, &message.recipient.masked(), &outcome);
                 return Ok(outcome);
             }
+            Claim::Cancelled => {
+                // The message id only: the recipient is on the suppression list.
+                tracing::info!(message_id = %id, "Job cancelled: the recipient's mailbox is suppressed");
+                metrics::counter!("emails_cancelled_total").increment(1);
+                return Ok(Outcome::Cancelled);
+            }
             Claim::AlreadySent => "already sent",
             Claim::NotClaimable => "not due or taken by another worker",
             Claim::Missing => "message no longer exists",
@@ -367,6 +376,7 @@ fn log_outcome(id: MessageId, to: &str, outcome: &Outcome) {
             "Job OK: sent"
         ),
         Outcome::Skipped(why) => tracing::info!(message_id = %id, %to, reason = why, "Job skipped"),
+        Outcome::Cancelled => tracing::info!(message_id = %id, "Job cancelled"),
         Outcome::Retrying { at, error } => {
             tracing::warn!(message_id = %id, %to, retry_at = %at, %error, "Job failed: will retry");
         }

@@ -11,4 +11,5 @@ pub fn register_delivery_metrics(provider: &'static str) {
     }
     metrics::counter!("retries_scheduled_total").increment(0);
     metrics::counter!("messages_dead_total").increment(0);
+    metrics::counter!("emails_cancelled_total").increment(0);
 }

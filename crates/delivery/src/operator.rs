@@ -1,15 +1,18 @@
 //! What an operator asks of delivery, from the `worker` and `server` commands: counts, dead
-//! letters (list, requeue, purge), one account's history, and a test email. Each returns the
+//! letters (list, requeue, purge), the suppression list (list, add, lift), one account's
+//! history, and a test email. Each returns the
 //! text to print; the binaries only parse arguments and print.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, MessageRecord};
+use domain::{
+    EmailAddress, MessageId, MessageRecord, Suppression, SuppressionId, SuppressionSource,
+};
 use mailer::{MailError, Mailer, Message};
 use queue::{Job, JobQueue};
-use store::{MessageQuery, MessageStore, StoreError, UserStore};
+use store::{MessageQuery, MessageStore, StoreError, SuppressionStore, UserStore};
 
 /// Why an operator command could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,8 @@ pub enum OperatorError {
     NotDead(MessageId),
     #[error("{0:?} is too long a duration")]
     TooLong(Duration),
+    #[error("there is no suppression {0} (see `worker suppressions list`)")]
+    NoSuchSuppression(SuppressionId),
 }
 
 /// The subject of `worker send-test-email`.
@@ -30,7 +35,8 @@ pub const TEST_EMAIL_SUBJECT: &str = "Test email from the confirmation service";
 /// Most dead messages `worker dead list` shows by default.
 pub const DEAD_LIST_LIMIT: u64 = 50;
 
-/// What `worker stats` prints: one `name value` line each for the message counts by state, the
+/// What `worker stats` prints: one `name value` line each for the message counts by state
+/// (`queued`, `sending`, `retrying`, `sent`, `dead`, `cancelled`), the
 /// age in whole seconds of the oldest owed message (0 when none is owed) and, when `queue` is
 /// given, the number of jobs waiting in it.
 pub async fn stats_report(
@@ -44,8 +50,8 @@ pub async fn stats_report(
         .map(|oldest| (now - oldest).num_seconds().max(0))
         .unwrap_or(0);
     let mut out = format!(
-        "queued {}\nsending {}\nretrying {}\nsent {}\ndead {}\noldest_owed_age_seconds {age}\n",
-        stats.queued, stats.sending, stats.retrying, stats.sent, stats.dead
+        "queued {}\nsending {}\nretrying {}\nsent {}\ndead {}\ncancelled {}\noldest_owed_age_seconds {age}\n",
+        stats.queued, stats.sending, stats.retrying, stats.sent, stats.dead, stats.cancelled
     );
     if let Some(queue) = queue {
         let _ = writeln!(out, "queue_depth {}", queue.depth().await?);
@@ -140,6 +146,77 @@ pub async fn purge_dead(
     Ok(format!(
         "purged {purged} dead message(s) last changed before {}\n",
         cutoff.format("%Y-%m-%d %H:%M:%S UTC")
+    ))
+}
+
+/// Most suppressions `worker suppressions list` shows by default.
+pub const SUPPRESSION_LIST_LIMIT: u64 = 100;
+
+/// `worker suppressions list`: the suppression list, newest first, as a table (id, masked
+/// mailbox key, source, time), or `no suppressions`.
+pub async fn suppression_list(
+    suppressions: &dyn SuppressionStore,
+    limit: u64,
+) -> Result<String, OperatorError> {
+    Ok(suppression_table(&suppressions.list(limit).await?))
+}
+
+/// The table of [`suppression_list`]. The mailbox keys are masked: the table may be pasted into
+/// a ticket or a chat.
+pub fn suppression_table(suppressions: &[Suppression]) -> String {
+    if suppressions.is_empty() {
+        return "no suppressions\n".to_owned();
+    }
+    let mut out = format!(
+        "{:>8}  {:<32}  {:<10}  CREATED AT (UTC)\n",
+        "ID", "MAILBOX", "SOURCE"
+    );
+    for s in suppressions {
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<32}  {:<10}  {}",
+            s.id,
+            s.mailbox_key.masked(),
+            s.source.as_str(),
+            s.created_at.format("%Y-%m-%d %H:%M:%S"),
+        );
+    }
+    out
+}
+
+/// `worker suppressions add ADDRESS`: puts the address's mailbox on the suppression list
+/// (source `operator`), which also cancels what is still owed to it. Returns the line to print
+/// (the mailbox masked).
+pub async fn suppress_address(
+    suppressions: &dyn SuppressionStore,
+    address: &EmailAddress,
+    now: DateTime<Utc>,
+) -> Result<String, OperatorError> {
+    let mailbox = address.mailbox_key();
+    let added = suppressions
+        .suppress(&mailbox, SuppressionSource::Operator, now)
+        .await?;
+    Ok(if added {
+        format!(
+            "suppressed the mailbox {}: nothing more is sent to it\n",
+            mailbox.masked()
+        )
+    } else {
+        format!("the mailbox {} was already suppressed\n", mailbox.masked())
+    })
+}
+
+/// `worker suppressions lift ID`: takes a suppression off the list, or
+/// [`OperatorError::NoSuchSuppression`]. Returns the line to print.
+pub async fn lift_suppression(
+    suppressions: &dyn SuppressionStore,
+    id: SuppressionId,
+) -> Result<String, OperatorError> {
+    if !suppressions.lift(id).await? {
+        return Err(OperatorError::NoSuchSuppression(id));
+    }
+    Ok(format!(
+        "lifted suppression {id}: confirmation emails may be sent to that mailbox again\n"
     ))
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::{ConfirmationTokens, MessageKind, OwedMessage};
+use domain::{ConfirmationTokens, MessageKind, OwedMessage, StopTokens};
 use mailer::{Message, TemplateError, Templates};
 use serde::Serialize;
 
@@ -27,14 +27,18 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
 struct ConfirmContext<'a> {
     confirm_url: &'a str,
     expires_in: String,
+    /// "I did not sign up: stop emails to this address".
+    stop_url: &'a str,
 }
 
-/// Turns an owed message into the email to send. The token is made here, at send time, so a
-/// retried email never carries a stale link.
+/// Turns an owed message into the email to send. The tokens are made here, at send time, so a
+/// retried email never carries a stale link: the confirmation link (`{base_url}/confirm/{token}`)
+/// and the stop link (`{base_url}/stop/{token}`, a [`StopTokens`] token over the same keys).
 #[derive(Debug, Clone)]
 pub struct Renderer {
     templates: Templates,
     tokens: ConfirmationTokens,
+    stop_tokens: StopTokens,
     /// The public root URL without a trailing `/` (`https://example.com`, or with a path).
     base_url: String,
     /// How long a confirmation link stays valid.
@@ -52,13 +56,14 @@ impl Renderer {
     ) -> Self {
         Self {
             templates,
+            stop_tokens: tokens.stop_tokens(),
             tokens,
             base_url: base_url.trim_end_matches('/').to_owned(),
             token_max_age,
         }
     }
 
-    /// The email for `message`, with a link issued at `now`.
+    /// The email for `message`, with links issued at `now`.
     pub fn render(
         &self,
         message: &OwedMessage,
@@ -68,9 +73,12 @@ impl Renderer {
             MessageKind::Confirm => {
                 let token = self.tokens.issue(&message.recipient, now.timestamp());
                 let confirm_url = format!("{}/confirm/{token}", self.base_url);
+                let stop = self.stop_tokens.issue(&message.recipient, now.timestamp());
+                let stop_url = format!("{}/stop/{stop}", self.base_url);
                 let ctx = ConfirmContext {
                     confirm_url: &confirm_url,
                     expires_in: human_duration(self.token_max_age.as_secs()),
+                    stop_url: &stop_url,
                 };
                 let rendered = self.templates.render_email("email/confirm", &ctx)?;
                 Ok(Message {
@@ -121,9 +129,11 @@ mod tests {
     #[test]
     fn confirmation_email_snapshot_with_markup_in_every_variable() {
         let hostile_url = "http://e.example/confirm/\"><script>alert(1)</script>&x='y'";
+        let hostile_stop = "http://e.example/stop/\"><img src=x onerror=alert(2)>";
         let ctx = ConfirmContext {
             confirm_url: hostile_url,
             expires_in: "<b>1 hour</b> & \"more\"".to_owned(),
+            stop_url: hostile_stop,
         };
         let rendered = Templates::new(EMAIL_TEMPLATES, None)
             .render_email("email/confirm", &ctx)
@@ -151,6 +161,20 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
         assert!(html.contains("&lt;b&gt;1 hour&lt;&#x2f;b&gt; &amp; &quot;more&quot;"));
         assert!(html.contains("If you did not sign up, you can ignore this email"));
+        // The stop link, in both parts, escaped in the HTML.
+        assert!(rendered.text.trim_end().ends_with(&format!(
+            "I did not sign up: stop emails to this address\n{hostile_stop}"
+        )));
+        assert!(!html.contains("<img"));
+        assert!(html.contains("I did not sign up: stop emails to this address</a>"));
+        assert!(rendered.text.contains(
+            "Please open this link and press \"Confirm my account\" to activate your account."
+        ));
+        assert!(
+            rendered
+                .text
+                .contains("nothing happens unless the button on that page is pressed.")
+        );
     }
 
     /// With a normal link the HTML part links to it exactly (escaping only `/` as `&#x2f;`, which
@@ -158,9 +182,11 @@ mod tests {
     #[test]
     fn the_html_link_decodes_to_the_text_link() {
         let url = "https://example.com/confirm/eyJhIjoxfQ.Zx4-_A.abc_DEF-123";
+        let stop = "https://example.com/stop/eyJhIjoxfQ.Zx4-_A.xyz_DEF-123";
         let ctx = ConfirmContext {
             confirm_url: url,
             expires_in: human_duration(3600),
+            stop_url: stop,
         };
         let rendered = Templates::new(EMAIL_TEMPLATES, None)
             .render_email("email/confirm", &ctx)
@@ -169,5 +195,58 @@ mod tests {
         assert!(html.contains(&format!("href=\"{}\"", url.replace('/', "&#x2f;"))));
         assert!(rendered.text.contains(&format!("{url}\n")));
         assert!(rendered.text.contains("The link works for 1 hour."));
+        assert!(html.contains(&format!("href=\"{}\"", stop.replace('/', "&#x2f;"))));
+        assert!(rendered.text.trim_end().ends_with(&format!("\n{stop}")));
+    }
+
+    /// The renderer's links: a confirmation token and a stop token for the recipient, issued
+    /// at send time, on BASE_URL; neither verifies as the other.
+    #[test]
+    fn the_email_carries_a_confirm_link_and_a_stop_link_made_at_send_time() {
+        let tokens = ConfirmationTokens::new(&["k"]).unwrap();
+        let stop_tokens = StopTokens::new(&["k"]).unwrap();
+        let renderer = Renderer::new(
+            Templates::new(EMAIL_TEMPLATES, None),
+            tokens.clone(),
+            "https://example.com/app/",
+            Duration::from_secs(3600),
+        );
+        let message = OwedMessage {
+            id: domain::MessageId(7),
+            user_id: domain::UserId(3),
+            kind: MessageKind::Confirm,
+            recipient: domain::EmailAddress::parse("Victim+1@gmail.com").unwrap(),
+            status: domain::MessageStatus::Sending,
+            attempts: 1,
+            created_at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+        };
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let email = renderer.render(&message, now).unwrap();
+        let link = |prefix: &str| {
+            let start = email.text.find(prefix).expect(prefix) + prefix.len();
+            email.text[start..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let confirm = link("https://example.com/app/confirm/");
+        let stop = link("https://example.com/app/stop/");
+        let verified = stop_tokens.check(&stop, now.timestamp()).unwrap();
+        assert_eq!(verified.payload, "Victim+1@gmail.com");
+        assert_eq!(verified.issued_at, 1_700_000_000);
+        assert!(tokens.check(&stop, None, now.timestamp()).is_err());
+        assert!(stop_tokens.check(&confirm, now.timestamp()).is_err());
+        assert_eq!(
+            tokens
+                .check(&confirm, None, now.timestamp())
+                .unwrap()
+                .payload,
+            "Victim+1@gmail.com"
+        );
+        assert_eq!(
+            email.action_url.as_deref(),
+            Some(format!("https://example.com/app/confirm/{confirm}").as_str())
+        );
     }
 }

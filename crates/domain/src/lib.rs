@@ -3,17 +3,23 @@
 pub mod admin_token;
 pub mod clock;
 pub mod email;
+pub mod mailbox;
 pub mod message;
 pub mod policy;
 pub mod request_id;
+pub mod suppression;
 pub mod token;
 pub mod user;
 
 pub use admin_token::{AdminToken, AdminTokenTooShort, MIN_ADMIN_TOKEN_LEN};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN};
+pub use mailbox::MailboxKey;
 pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
 pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;
-pub use token::{ConfirmationTokens, NoSecretKey, TimedSerializer, TokenError, Verified};
+pub use suppression::{Suppression, SuppressionId, SuppressionSource, UnknownSource};
+pub use token::{
+    ConfirmationTokens, NoSecretKey, StopTokens, TimedSerializer, TokenError, Verified,
+};
 pub use user::{User, UserId, UserSummary};

@@ -52,7 +52,9 @@ impl From<&str> for UnknownKind {
 /// Where an owed message stands. Stored by its lower-case name.
 ///
 /// `queued` → `sending` (claimed with a lease) → `sent`; a transient failure goes to `retrying`
-/// with a next attempt time, a permanent one (or too many attempts) to `dead`.
+/// with a next attempt time, a permanent one (or too many attempts) to `dead`. A message whose
+/// recipient's mailbox is suppressed before it is sent goes to `cancelled`. `sent`, `dead` and
+/// `cancelled` are final (an operator may requeue a dead one).
 #[derive(
     Debug,
     Clone,
@@ -76,6 +78,8 @@ pub enum MessageStatus {
     Retrying,
     Sent,
     Dead,
+    /// Not sent, and never will be: its recipient's mailbox was suppressed.
+    Cancelled,
 }
 
 impl MessageStatus {
@@ -141,6 +145,7 @@ mod tests {
             "unknown message status \"lost\""
         );
         assert!("lost".parse::<MessageStatus>().is_err());
+        assert_eq!(MessageStatus::Cancelled.as_str(), "cancelled");
         assert_eq!("confirm".parse::<MessageKind>(), Ok(MessageKind::Confirm));
         assert!("reset".parse::<MessageKind>().is_err());
     }

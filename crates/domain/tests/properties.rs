@@ -20,8 +20,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{
-    ConfirmationTokens, EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN, TimedSerializer,
-    TokenError, Verified,
+    ConfirmationTokens, EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN, MailboxKey,
+    TimedSerializer, TokenError, Verified,
 };
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use proptest::prelude::*;
@@ -665,4 +665,47 @@ fn unicode_upper_case_can_change_an_idna_domain() {
     assert_eq!(sharp.domain(), "xn--strae-oqa.de");
     assert_eq!(upper.domain(), "strasse.de");
     assert_ne!(sharp.key(), upper.key());
+}
+
+proptest! {
+    /// The mailbox key is lower case and canonical: the key of a key is itself, changing the
+    /// ASCII case or adding a `+tag` never changes it, and for Gmail neither do dots in the
+    /// local part nor `googlemail.com` for `gmail.com`.
+    #[test]
+    fn mailbox_key_is_canonical(
+        input in email_like(),
+        tag in text_of("abcXYZ019-_", 0..=8),
+        gmail in any::<bool>(),
+        dot_at in any::<Index>(),
+    ) {
+        let Ok(address) = EmailAddress::parse(&input) else {
+            return Ok(());
+        };
+        let key = address.mailbox_key();
+        prop_assert_eq!(key.as_str(), key.as_str().to_ascii_lowercase());
+        prop_assert_eq!(MailboxKey::parse(key.as_str()), Ok(key.clone()));
+        let upper = EmailAddress::parse(&input.to_ascii_uppercase());
+        if let Ok(upper) = upper {
+            prop_assert_eq!(upper.mailbox_key(), key.clone());
+        }
+        let local = address.local_part();
+        if !local.starts_with('+') && local.len() + tag.len() < 60 {
+            let tagged = format!("{local}+{tag}@{}", address.domain());
+            if let Ok(tagged) = EmailAddress::parse(&tagged) {
+                prop_assert_eq!(tagged.mailbox_key(), key.clone());
+            }
+        }
+        if gmail && !local.contains('+') && local.len() < 60 {
+            let plain = EmailAddress::parse(&format!("{local}@gmail.com")).unwrap();
+            // A dot inserted between two characters that are not dots already.
+            let chars: Vec<char> = local.chars().collect();
+            let at = 1 + dot_at.index(chars.len().max(2) - 1);
+            if at < chars.len() && chars[at - 1] != '.' && chars[at] != '.' {
+                let dotted: String = chars[..at].iter().chain(['.'].iter()).chain(chars[at..].iter()).collect();
+                let dotted = EmailAddress::parse(&format!("{dotted}@googlemail.com")).unwrap();
+                prop_assert_eq!(dotted.mailbox_key(), plain.mailbox_key());
+            }
+            prop_assert!(!plain.mailbox_key().as_str().split('@').next().unwrap_or("").contains('.'));
+        }
+    }
 }

@@ -3,4 +3,5 @@
 
 pub(crate) mod email_attempt;
 pub(crate) mod email_message;
+pub(crate) mod suppression;
 pub(crate) mod user;

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    EmailAddress, MessageId, MessageRecord, MessageStatus, OwedMessage, ResendPolicy, User,
-    UserSummary,
+    EmailAddress, MailboxKey, MessageId, MessageRecord, MessageStatus, OwedMessage, ResendPolicy,
+    Suppression, SuppressionId, SuppressionSource, User, UserSummary,
 };
 
 pub mod batch;
@@ -52,6 +52,10 @@ impl StoreError {
 pub enum Registration {
     /// A new user and the confirmation email owed to them were committed together.
     Created { user: User, message: MessageId },
+    /// A new user was committed, but no email is owed: the address's mailbox is suppressed, or
+    /// within the resend cooldown or at the daily cap (counted over every account of the
+    /// mailbox, see `domain::MailboxKey`). Answer it as `Created`; there is nothing to publish.
+    CreatedWithoutEmail { user: User },
     /// An account with the same (case-insensitive) address exists; nothing was written.
     AlreadyRegistered,
 }
@@ -67,10 +71,13 @@ pub enum Resend {
     AlreadyConfirmed,
     /// An earlier confirmation email is still on its way (queued, sending or retrying).
     Pending,
-    /// The newest confirmation email is younger than the cooldown.
+    /// The newest confirmation email to the address's mailbox (any of its accounts) is younger
+    /// than the cooldown.
     CoolingDown,
-    /// The daily cap is reached.
+    /// The daily cap of the address's mailbox (all its accounts together) is reached.
     DailyCapReached,
+    /// The address's mailbox is on the suppression list: nothing is sent.
+    Suppressed,
 }
 
 /// The result of confirming an address.
@@ -89,7 +96,11 @@ pub enum ConfirmOutcome {
 #[async_trait]
 pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// Stores a new user and a `queued` confirmation message for them in one transaction.
-    /// If the address's key is taken, writes nothing and returns `AlreadyRegistered`.
+    /// If the address's key is taken, writes nothing and returns `AlreadyRegistered`. The
+    /// message is owed only if the address's mailbox is not suppressed and is within the
+    /// store's registration policy (`SeaStore::with_registration_policy`: the resend cooldown
+    /// and daily cap, counted over the confirmation messages of every account sharing the
+    /// mailbox key); otherwise the user alone is stored (`CreatedWithoutEmail`).
     async fn register(
         &self,
         email: &EmailAddress,
@@ -132,8 +143,10 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ConfirmOutcome>, StoreError>;
 
     /// Owes a fresh confirmation email to the unconfirmed account with this address, within
-    /// `policy`: nothing is written unless the answer is [`Resend::Queued`]. Concurrent calls
-    /// for one account are serialised, so they queue at most one message between them.
+    /// `policy` (the cooldown and daily cap count the confirmation messages of every account
+    /// sharing the address's mailbox key) and unless the mailbox is suppressed: nothing is
+    /// written unless the answer is [`Resend::Queued`]. Concurrent calls for one mailbox are
+    /// serialised, so they queue at most one message between them.
     async fn resend(
         &self,
         email: &EmailAddress,
@@ -158,6 +171,10 @@ pub enum Claim {
     /// Dead, not yet due for a retry, or leased by another worker: acknowledge and leave it to
     /// the sweeper.
     NotClaimable,
+    /// The recipient's mailbox is suppressed: the message is `cancelled` (by this claim, which
+    /// found the mailbox on the list, or earlier by [`SuppressionStore::suppress`]). Acknowledge
+    /// the job and send nothing.
+    Cancelled,
     /// No such message (its user was deleted).
     Missing,
 }
@@ -170,6 +187,8 @@ pub struct DeliveryStats {
     pub retrying: u64,
     pub sent: u64,
     pub dead: u64,
+    /// Not sent because the recipient's mailbox was suppressed.
+    pub cancelled: u64,
     /// Creation time of the oldest message still owed (queued, sending or retrying).
     pub oldest_owed: Option<DateTime<Utc>>,
 }
@@ -202,7 +221,9 @@ pub struct MessageQuery {
 pub trait MessageStore: Send + Sync + std::fmt::Debug {
     /// Compare-and-set to `sending` with a lease, counting one more attempt. Succeeds only for a
     /// message that is `queued`, `retrying` with its next attempt time reached, or `sending`
-    /// with an expired lease.
+    /// with an expired lease. In the same statement, a message whose recipient's mailbox is
+    /// suppressed is set to `cancelled` instead ([`Claim::Cancelled`]), so the check costs no
+    /// extra round trip right before a send.
     async fn claim(
         &self,
         id: MessageId,
@@ -284,4 +305,32 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
     /// A message's finished attempts, oldest first. `mark_sent`, `mark_retry` and `mark_dead`
     /// record them; an attempt cut short by a crash has none (its lease expired instead).
     async fn attempts(&self, id: MessageId) -> Result<Vec<Attempt>, StoreError>;
+}
+
+/// The suppression list: mailboxes (by `domain::MailboxKey`) that nothing is sent to.
+/// Registrations and resends for a suppressed mailbox are answered as usual but owe no email,
+/// and a claim cancels what is still owed to it.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SuppressionStore: Send + Sync + std::fmt::Debug {
+    /// Puts `mailbox` on the list (idempotent: `true` if it was newly added, `false` if it was
+    /// already there, whose source and time are kept), and in the same transaction cancels the
+    /// confirmation messages still `queued` or `retrying` to any of its accounts. (A message
+    /// being sent at that moment is not stopped; one claimed later is cancelled by its claim.)
+    async fn suppress(
+        &self,
+        mailbox: &MailboxKey,
+        source: SuppressionSource,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes a suppression off the list; `false` if there is none with this id. Messages
+    /// cancelled meanwhile stay cancelled (a resend owes a new one).
+    async fn lift(&self, id: SuppressionId) -> Result<bool, StoreError>;
+
+    /// The suppressions, newest first, at most `limit`.
+    async fn list(&self, limit: u64) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Whether `mailbox` is on the list.
+    async fn is_suppressed(&self, mailbox: &MailboxKey) -> Result<bool, StoreError>;
 }

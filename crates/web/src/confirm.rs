@@ -26,7 +26,7 @@ const MAX_TOKEN_LEN: usize = 2048;
 #[derive(Debug, Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]
-    csrf_token: String,
+    pub(crate) csrf_token: String,
 }
 
 #[derive(Debug, Serialize)]

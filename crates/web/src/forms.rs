@@ -173,6 +173,7 @@ async fn owe_again(
         Resend::Pending => "pending",
         Resend::CoolingDown => "cooling_down",
         Resend::DailyCapReached => "daily_cap",
+        Resend::Suppressed => "suppressed",
     };
     metrics::counter!("resends_total", "outcome" => label).increment(1);
     let to = email.masked();
@@ -193,6 +194,9 @@ async fn owe_again(
         }
         Resend::DailyCapReached => {
             tracing::info!(%to, limit = "daily-cap", "resend limited: nothing sent")
+        }
+        Resend::Suppressed => {
+            tracing::info!(%to, "resend for a suppressed mailbox: nothing sent")
         }
     }
     Ok(None)
@@ -227,6 +231,10 @@ pub async fn register(
             // The promise is already committed; the queue is only the fast path. If it is slow or
             // down, the sweeper republishes the message later.
             publish_job(&state, message, request_id).await;
+        }
+        Registration::CreatedWithoutEmail { user } => {
+            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
+            tracing::info!(user_id = %user.id, to = %email.masked(), "user registered; mailbox limited or suppressed: no email owed");
         }
         Registration::AlreadyRegistered => {
             metrics::counter!("registrations_total", "outcome" => "existing").increment(1);

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use domain::{AdminToken, Clock, ConfirmationTokens, ResendPolicy};
 use mailer::Templates;
 use queue::JobQueue;
-use store::{MessageStore, UserStore};
+use store::{MessageStore, SuppressionStore, UserStore};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
@@ -25,6 +25,7 @@ pub mod ops;
 mod pages;
 mod request_id;
 mod serve;
+mod stop;
 mod users_table;
 
 pub use csrf::{CSRF_COOKIE, CSRF_COOKIE_HTTPS, CSRF_MAX_AGE, Csrf};
@@ -66,6 +67,14 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     (
         "web/confirm.html",
         include_str!("../../../templates/web/confirm.html"),
+    ),
+    (
+        "web/stop.html",
+        include_str!("../../../templates/web/stop.html"),
+    ),
+    (
+        "web/admin_suppressions.html",
+        include_str!("../../../templates/web/admin_suppressions.html"),
     ),
 ];
 
@@ -158,6 +167,9 @@ pub struct AppState {
     pub admin_throttle: Arc<FailureThrottle>,
     /// Work done after answering.
     pub background: Background,
+    /// The suppression list (the stop link, the dashboard's page); `None`: `/stop/…` and
+    /// `/admin/suppressions` are 404. Set with [`AppState::with_suppressions`].
+    pub suppressions: Option<Arc<dyn SuppressionStore>>,
     /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
     /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -214,6 +226,7 @@ impl AppState {
             link_limiter,
             admin_throttle,
             background: Background::default(),
+            suppressions: None,
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
@@ -228,6 +241,13 @@ impl AppState {
     pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
         ops::register_server_metrics();
         self.metrics = Some(handle);
+        self
+    }
+
+    /// The same state with the suppression list behind the stop link and the dashboard.
+    #[must_use]
+    pub fn with_suppressions(mut self, suppressions: Arc<dyn SuppressionStore>) -> Self {
+        self.suppressions = Some(suppressions);
         self
     }
 
@@ -302,6 +322,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home).post(forms::register))
         .route("/resend", post(forms::resend))
         .route("/confirm/{token}", get(confirm::show).post(confirm::submit))
+        .route("/stop/{token}", get(stop::show).post(stop::submit))
         .route("/static/main.css", get(pages::stylesheet))
         .merge(ops::public_router(state.probes()))
         .fallback(pages::not_found)

@@ -174,6 +174,7 @@ impl Probes {
                     ("retrying", stats.retrying),
                     ("sent", stats.sent),
                     ("dead", stats.dead),
+                    ("cancelled", stats.cancelled),
                 ] {
                     metrics::gauge!("messages", "state" => state).set(count as f64);
                 }
@@ -210,8 +211,12 @@ pub fn register_server_metrics() {
         "pending",
         "cooling_down",
         "daily_cap",
+        "suppressed",
     ] {
         metrics::counter!("resends_total", "outcome" => outcome).increment(0);
+    }
+    for outcome in ["stopped", "already", "invalid"] {
+        metrics::counter!("stop_links_total", "outcome" => outcome).increment(0);
     }
     for name in [
         "rate_limited_total",

@@ -112,9 +112,12 @@ impl Services {
 }
 
 /// Connects to DATABASE_URL. SQLite (the embedded default) is migrated on the spot;
-/// PostgreSQL must have been migrated with `server migrate`.
+/// PostgreSQL must have been migrated with `server migrate`. A registration's email is owed
+/// within RESEND_COOLDOWN and RESEND_DAILY_CAP, counted per mailbox.
 pub async fn connect_store(settings: &Settings) -> Result<SeaStore, WiringError> {
-    let store = connect_store_unchecked(settings).await?;
+    let store = connect_store_unchecked(settings)
+        .await?
+        .with_registration_policy(settings.web.resend);
     if store.is_sqlite() {
         store.migrate().await?;
     } else {

@@ -45,7 +45,8 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         Templates::new(PAGE_TEMPLATES, settings.template_dir.clone()),
         config,
     )
-    .with_metrics(settings::metrics::install()))
+    .with_metrics(settings::metrics::install())
+    .with_suppressions(services.store.clone()))
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true, with these connected `services`.

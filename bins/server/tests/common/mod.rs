@@ -48,6 +48,8 @@ pub struct InProcess {
     pub clock: Arc<ManualClock>,
     pub app: axum::Router,
     pub deliverer: Arc<delivery::Deliverer>,
+    /// The work the server does after answering.
+    pub background: web::Background,
 }
 
 pub async fn in_process(dir: &Path) -> InProcess {
@@ -65,7 +67,9 @@ pub async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
         tokens: settings.tokens.clone(),
         clock: clock.clone(),
     };
-    let app = web::router(wiring::app_state(&settings, &services).unwrap());
+    let state = wiring::app_state(&settings, &services).unwrap();
+    let background = state.background.clone();
+    let app = web::router(state);
     // The deliverer `worker run` and the embedded server use, on the captured mailer.
     let deliverer = wiring::delivery_engine(&settings, &services, mailer.clone()).deliverer;
     InProcess {
@@ -75,6 +79,7 @@ pub async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
         clock,
         app,
         deliverer,
+        background,
     }
 }
 
@@ -101,7 +106,10 @@ impl InProcess {
             .header(header::COOKIE, cookie)
             .body(Body::from(format!("email={encoded}&csrf_token={token}")))
             .unwrap();
-        self.app.clone().oneshot(request).await.unwrap()
+        let reply = self.app.clone().oneshot(request).await.unwrap();
+        // What the server does after answering (a resend, a publish) is done too.
+        self.background.wait().await;
+        reply
     }
 
     /// Opens a link from an email (on the default BASE_URL) as a person does: `GET`, then, if
@@ -112,12 +120,22 @@ impl InProcess {
         if page.status() != StatusCode::OK {
             return page;
         }
-        let path = link.strip_prefix("http://127.0.0.1:5003").unwrap();
+        self.post_button(link.strip_prefix("http://127.0.0.1:5003").unwrap())
+            .await
+    }
+
+    /// Loads the page at `path` and presses its form's button (a POST with the page's CSRF
+    /// token and cookie).
+    pub async fn post_button(&self, path: &str) -> Response {
+        let page = self
+            .app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let cookies = set_cookies(page.headers());
         let body = page.into_body().collect().await.unwrap().to_bytes();
-        let body = String::from_utf8_lossy(&body);
-        assert!(body.contains("Confirm my account"), "{body}");
-        let (cookie, token) = csrf_from(&cookies, &body);
+        let (cookie, token) = csrf_from(&cookies, &String::from_utf8_lossy(&body));
         let request = Request::post(path)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::COOKIE, cookie)

@@ -233,3 +233,25 @@ async fn an_account_failure_pauses_sending_without_burning_retries() {
     clock.advance(TimeDelta::seconds(300));
     assert_eq!(d.paused_for(), None);
 }
+
+/// A claim that finds the recipient's mailbox suppressed cancels the message: nothing is sent,
+/// no failure or retry is recorded, the job is done.
+#[tokio::test]
+async fn a_message_to_a_suppressed_mailbox_is_cancelled_not_sent() {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_claim()
+        .times(1)
+        .returning(|_, _, _| Ok(Claim::Cancelled));
+    messages.expect_mark_sent().never();
+    messages.expect_mark_retry().never();
+    messages.expect_mark_dead().never();
+    let mut mailer = MockMailer::new();
+    mailer.expect_send().never();
+    mailer.expect_provider().return_const("mock");
+    let d = deliverer(messages, Arc::new(mailer));
+    assert_eq!(
+        d.handle(Job::new(MessageId(9))).await.unwrap(),
+        Outcome::Cancelled
+    );
+}

@@ -236,6 +236,8 @@ impl fmt::Debug for TimedSerializer {
 #[derive(Debug, Clone)]
 pub struct ConfirmationTokens {
     serializer: TimedSerializer,
+    /// The same keys with the stop-link salt, for [`Self::stop_tokens`].
+    stop: TimedSerializer,
 }
 
 impl ConfirmationTokens {
@@ -246,14 +248,13 @@ impl ConfirmationTokens {
     pub fn new<K: AsRef<[u8]>>(secret_keys: &[K]) -> Result<Self, NoSecretKey> {
         Ok(Self {
             serializer: TimedSerializer::new(secret_keys, Self::SALT)?,
+            stop: TimedSerializer::new(secret_keys, StopTokens::SALT)?,
         })
     }
 
     /// A confirmation token for `email`, issued at `now_unix` (a negative time counts as 0).
     pub fn issue(&self, email: &crate::EmailAddress, now_unix: i64) -> String {
-        let timestamp = u64::try_from(now_unix).unwrap_or(0);
-        self.serializer
-            .sign(&Value::String(email.as_str().to_owned()), timestamp)
+        issue_address(&self.serializer, email, now_unix)
     }
 
     /// Verifies a confirmation token and returns the email address it was issued for, as
@@ -265,14 +266,82 @@ impl ConfirmationTokens {
         max_age: Option<u64>,
         now_unix: i64,
     ) -> Result<Verified<String>, TokenError> {
-        let Verified { payload, issued_at } = self.serializer.verify(token, max_age, now_unix)?;
-        match payload {
-            Value::String(email) => Ok(Verified {
-                payload: email,
-                issued_at,
-            }),
-            _ => Err(TokenError::Malformed),
+        check_address(&self.serializer, token, max_age, now_unix)
+    }
+
+    /// The stop-link tokens over the same secret keys (see [`StopTokens`]).
+    pub fn stop_tokens(&self) -> StopTokens {
+        StopTokens {
+            serializer: self.stop.clone(),
         }
+    }
+}
+
+/// The "I did not sign up: stop emails to this address" links of confirmation emails: the same
+/// format and keys as [`ConfirmationTokens`] (payload the address as a JSON string), with the
+/// salt [`StopTokens::SALT`], so that a confirmation token is never a stop token or the other
+/// way round. A stop link stays valid for [`StopTokens::MAX_AGE`].
+#[derive(Debug, Clone)]
+pub struct StopTokens {
+    serializer: TimedSerializer,
+}
+
+impl StopTokens {
+    /// The salt of stop-link tokens.
+    pub const SALT: &'static str = "email-stop-salt";
+    /// How long a stop link stays valid: 30 days.
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+    /// Stop-link tokens with the given secret keys, oldest first; the last one signs.
+    /// [`ConfirmationTokens::stop_tokens`] gives the same from the confirmation tokens' keys.
+    pub fn new<K: AsRef<[u8]>>(secret_keys: &[K]) -> Result<Self, NoSecretKey> {
+        Ok(Self {
+            serializer: TimedSerializer::new(secret_keys, Self::SALT)?,
+        })
+    }
+
+    /// A stop-link token for `email`, issued at `now_unix` (a negative time counts as 0).
+    pub fn issue(&self, email: &crate::EmailAddress, now_unix: i64) -> String {
+        issue_address(&self.serializer, email, now_unix)
+    }
+
+    /// Verifies a stop-link token no older than [`Self::MAX_AGE`] (and not from the future)
+    /// and returns the address it was issued for, as signed (not re-parsed here). A payload
+    /// that is not a JSON string is [`TokenError::Malformed`].
+    pub fn check(&self, token: &str, now_unix: i64) -> Result<Verified<String>, TokenError> {
+        check_address(
+            &self.serializer,
+            token,
+            Some(Self::MAX_AGE.as_secs()),
+            now_unix,
+        )
+    }
+}
+
+/// A token whose payload is `email` as a JSON string, issued at `now_unix` (negative: 0).
+fn issue_address(
+    serializer: &TimedSerializer,
+    email: &crate::EmailAddress,
+    now_unix: i64,
+) -> String {
+    let timestamp = u64::try_from(now_unix).unwrap_or(0);
+    serializer.sign(&Value::String(email.as_str().to_owned()), timestamp)
+}
+
+/// Verifies a token whose payload must be a JSON string, and returns the string.
+fn check_address(
+    serializer: &TimedSerializer,
+    token: &str,
+    max_age: Option<u64>,
+    now_unix: i64,
+) -> Result<Verified<String>, TokenError> {
+    let Verified { payload, issued_at } = serializer.verify(token, max_age, now_unix)?;
+    match payload {
+        Value::String(email) => Ok(Verified {
+            payload: email,
+            issued_at,
+        }),
+        _ => Err(TokenError::Malformed),
     }
 }
 

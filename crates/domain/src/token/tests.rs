@@ -654,3 +654,63 @@ fn confirmation_tokens() {
     let bytes = ConfirmationTokens::new(&[b"my_precious".to_vec()]).unwrap();
     assert!(bytes.check(README_TOKEN, None, 0).is_ok());
 }
+
+#[test]
+fn stop_tokens_and_confirmation_tokens_do_not_verify_as_each_other() {
+    let confirm = ConfirmationTokens::new(&["old-key", "k"]).unwrap();
+    let stop = StopTokens::new(&["old-key", "k"]).unwrap();
+    let email = crate::EmailAddress::parse("Victim+1@gmail.com").unwrap();
+    let now = 1_700_000_000;
+    let stop_token = stop.issue(&email, now);
+    let confirm_token = confirm.issue(&email, now);
+    assert_ne!(stop_token, confirm_token);
+    assert_eq!(
+        stop.check(&stop_token, now + 10),
+        Ok(Verified {
+            payload: "Victim+1@gmail.com".to_owned(),
+            issued_at: 1_700_000_000
+        })
+    );
+    assert_eq!(
+        stop.check(&confirm_token, now),
+        Err(TokenError::BadSignature)
+    );
+    assert_eq!(
+        confirm.check(&stop_token, None, now),
+        Err(TokenError::BadSignature)
+    );
+    // The confirmation tokens' keys make the same stop tokens.
+    assert_eq!(confirm.stop_tokens().issue(&email, now), stop_token);
+    // Signed with the stop salt, as itsdangerous would with `salt="email-stop-salt"`.
+    let value = stop_token.rsplit_once('.').unwrap().0;
+    assert_eq!(sign_raw("k", StopTokens::SALT, value), stop_token);
+}
+
+#[test]
+fn stop_tokens_last_thirty_days() {
+    let stop = StopTokens::new(&["k"]).unwrap();
+    let email = crate::EmailAddress::parse("a@example.com").unwrap();
+    let issued = 1_700_000_000;
+    let token = stop.issue(&email, issued);
+    let max_age = i64::try_from(StopTokens::MAX_AGE.as_secs()).unwrap();
+    assert_eq!(max_age, 30 * 24 * 3600);
+    assert!(stop.check(&token, issued + max_age).is_ok());
+    assert_eq!(
+        stop.check(&token, issued + max_age + 1),
+        Err(TokenError::Expired)
+    );
+    assert_eq!(stop.check(&token, issued - 1), Err(TokenError::Expired));
+    let json = sign_raw(
+        "k",
+        StopTokens::SALT,
+        &format!("{}.{}", b64(b"[1]"), b64(&[1])),
+    );
+    assert_eq!(stop.check(&json, 1), Err(TokenError::Malformed));
+}
+
+#[test]
+fn debug_of_stop_tokens_shows_no_key() {
+    let stop = StopTokens::new(&["very-secret-key"]).unwrap();
+    let confirm = ConfirmationTokens::new(&["very-secret-key"]).unwrap();
+    assert!(!format!("{stop:?}{confirm:?}").contains("very-secret"));
+}

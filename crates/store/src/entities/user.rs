@@ -13,6 +13,9 @@ pub struct Model {
     /// The lower-cased address: the account's identity.
     #[sea_orm(unique)]
     pub email_key: String,
+    /// The canonical inbox the address delivers to (`domain::MailboxKey`): the resend limits
+    /// and the suppression list count on it. Indexed, not unique.
+    pub mailbox_key: String,
     pub confirmed: bool,
     pub email_sent: bool,
     pub registered_on: DateTimeUtc,

@@ -18,6 +18,18 @@ use super::{Db as _, Ending, SeaStore, postgres};
 use crate::entities::{email_attempt, email_message, user};
 use crate::{Attempt, Claim, DeliveryStats, MessageQuery, MessageStore, StoreError};
 
+/// The status a claim gives a message: `sending`, or `cancelled` when its recipient's mailbox
+/// (the mailbox key of its user) is on the suppression list.
+static CLAIMED_STATUS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.mailbox_key = \
+         (SELECT u.mailbox_key FROM users u WHERE u.id = email_messages.user_id)) \
+         THEN '{}' ELSE '{}' END",
+        MessageStatus::Cancelled.as_str(),
+        MessageStatus::Sending.as_str()
+    )
+});
+
 /// The condition under which a message may be claimed at `now`: `queued` (whatever its next
 /// attempt time), `retrying` with its next attempt time reached, or `sending` with an expired
 /// lease.
@@ -269,9 +281,11 @@ impl MessageStore for SeaStore {
         let lease_until = ts(now
             .checked_add_signed(lease)
             .unwrap_or(DateTime::<Utc>::MAX_UTC));
-        // One statement (UPDATE … RETURNING): the rows read back are the ones it wrote.
+        // One statement (UPDATE … RETURNING): the rows read back are the ones it wrote. A
+        // message whose recipient's mailbox is suppressed becomes `cancelled` instead of
+        // `sending` (two index lookups per row: its user, the suppression list).
         let mut update = email_message::Entity::update_many()
-            .col_expr(Column::Status, Expr::value(MessageStatus::Sending.as_str()))
+            .col_expr(Column::Status, Expr::cust(CLAIMED_STATUS.as_str()))
             .col_expr(Column::LeaseUntil, Expr::value(lease_until))
             .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
             .col_expr(Column::UpdatedAt, Expr::value(now))
@@ -310,6 +324,10 @@ impl MessageStore for SeaStore {
             .map(|id| {
                 if let Some(row) = claimed.remove(&id.0) {
                     handed_out.insert(id.0);
+                    if row.status == MessageStatus::Cancelled.as_str() {
+                        tracing::debug!(message_id = %id, "cancelled at its claim: mailbox suppressed");
+                        return Ok(Claim::Cancelled);
+                    }
                     let message = message_from_model(row)?;
                     tracing::debug!(message_id = %id, attempts = message.attempts, %lease_until, "claimed");
                     return Ok(Claim::Claimed(message));
@@ -322,6 +340,7 @@ impl MessageStore for SeaStore {
                     None => Claim::Missing,
                     Some(status) => match parse_status(id.0, status)? {
                         MessageStatus::Sent => Claim::AlreadySent,
+                        MessageStatus::Cancelled => Claim::Cancelled,
                         _ => Claim::NotClaimable,
                     },
                 })
@@ -457,6 +476,7 @@ impl MessageStore for SeaStore {
                 MessageStatus::Retrying => stats.retrying = n,
                 MessageStatus::Sent => stats.sent = n,
                 MessageStatus::Dead => stats.dead = n,
+                MessageStatus::Cancelled => stats.cancelled = n,
             }
         }
         stats.oldest_owed = email_message::Entity::find()

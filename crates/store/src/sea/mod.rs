@@ -2,14 +2,15 @@
 //! on PostgreSQL or SQLite.
 //!
 //! One concern a file: the connection and its transactions here, the row mapping in `rows`, the
-//! two traits in `users` and `messages`, and the hand-written PostgreSQL statements (one round
-//! trip for a whole batch) in `postgres`.
+//! traits in `users`, `messages` and `suppressions`, the limits of one mailbox in `mailbox`, and
+//! the hand-written PostgreSQL statements (one round trip for a whole batch) in `postgres`.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+use domain::ResendPolicy;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -19,9 +20,11 @@ use sea_orm::{
 
 use crate::StoreError;
 
+mod mailbox;
 mod messages;
 mod postgres;
 mod rows;
+mod suppressions;
 pub(crate) mod users;
 
 /// How long SQLite waits for another connection's write lock before giving up.
@@ -48,6 +51,8 @@ const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct SeaStore {
     db: DatabaseConnection,
+    /// The limits a registration's email is owed within (see [`Self::with_registration_policy`]).
+    registration_policy: ResendPolicy,
 }
 
 /// Never prints the connection (its options may hold the URL, and the URL a password).
@@ -207,7 +212,20 @@ impl SeaStore {
             .await
             .map_err(|e| redact_url(e, url))
             .db()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            registration_policy: ResendPolicy::default(),
+        })
+    }
+
+    /// The cooldown and daily cap within which [`UserStore::register`](crate::UserStore::register)
+    /// owes a new account its confirmation email, counted over every account sharing its mailbox
+    /// key (the settings' RESEND_COOLDOWN and RESEND_DAILY_CAP; `ResendPolicy::default()` unless
+    /// set). A registration beyond them stores the account without an email.
+    #[must_use]
+    pub fn with_registration_policy(mut self, policy: ResendPolicy) -> Self {
+        self.registration_policy = policy;
+        self
     }
 
     /// Whether this store talks to SQLite (otherwise PostgreSQL).
@@ -320,6 +338,7 @@ impl SeaStore {
     pub fn disconnected() -> Self {
         Self {
             db: DatabaseConnection::default(),
+            registration_policy: ResendPolicy::default(),
         }
     }
 }

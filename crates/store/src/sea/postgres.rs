@@ -8,87 +8,81 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
-use domain::{EmailAddress, MessageId, MessageKind, MessageStatus};
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{EmailAddress, MailboxKey, MessageId, MessageKind, MessageStatus, ResendPolicy};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
 use super::Db as _;
+use super::mailbox;
 use super::rows::new_user;
 use super::users::registered_before;
 use crate::{ConfirmOutcome, Registration, StoreError};
 
-/// [`UserStore::register`](crate::UserStore::register): the user and the owed message are
-/// inserted together or not at all; an existing key (`ON CONFLICT DO NOTHING` on the unique
-/// `email_key`, also under concurrency) inserts neither.
-pub(super) async fn register(
-    db: &DatabaseConnection,
-    email: &EmailAddress,
-    now: DateTime<Utc>,
-) -> Result<Registration, StoreError> {
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "WITH u AS (INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
-         VALUES ($1, $2, FALSE, FALSE, $3) ON CONFLICT (email_key) DO NOTHING RETURNING id), \
-         m AS (INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
-         next_attempt_at, created_at, updated_at) \
-         SELECT id, $4, $1, $5, 0, $3, $3, $3 FROM u RETURNING id, user_id) \
-         SELECT user_id, id FROM m",
-        [
-            email.as_str().into(),
-            email.key().into(),
-            now.into(),
-            MessageKind::Confirm.as_str().into(),
-            MessageStatus::Queued.as_str().into(),
-        ],
-    );
-    let Some(row) = db.query_one_raw(statement).await.db()? else {
-        return Ok(Registration::AlreadyRegistered);
-    };
-    let user_id: i64 = row.try_get("", "user_id").db()?;
-    let message_id: i64 = row.try_get("", "id").db()?;
-    tracing::debug!(user = user_id, message_id, email = %email.masked(), "registered");
-    Ok(Registration::Created {
-        user: new_user(user_id, email.clone(), now),
-        message: MessageId(message_id),
-    })
-}
-
-/// [`UserStore::register_many`](crate::UserStore::register_many) in one statement.
-pub(super) async fn register_many(
-    db: &DatabaseConnection,
-    emails: Vec<EmailAddress>,
+/// [`UserStore::register`](crate::UserStore::register) and
+/// [`UserStore::register_many`](crate::UserStore::register_many) for addresses of distinct keys
+/// and distinct mailboxes, inside the caller's transaction: the mailboxes' advisory locks (see
+/// [`mailbox::lock`]), then one statement that inserts the users (`ON CONFLICT (email_key) DO
+/// NOTHING` on the unique key, also under concurrency: an existing key inserts nothing), checks
+/// each mailbox's limits (suppressed; cooldown and daily cap over the confirmation messages of
+/// every account of the mailbox, as [`mailbox::limit`] does), and inserts the owed message of
+/// each new user whose mailbox is within them. One answer per address, in order.
+///
+/// A new address with no alias costs three index lookups more than the insert alone (the
+/// suppression, the mailbox's accounts, their messages), and the lock one round trip.
+pub(super) async fn register_distinct(
+    txn: &DatabaseTransaction,
+    emails: &[EmailAddress],
+    policy: ResendPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Registration>, StoreError> {
-    // The first entry of each key goes into the statement; later ones find it registered.
-    let mut seen = HashSet::new();
-    let first: Vec<bool> = emails.iter().map(|e| seen.insert(e.key())).collect();
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mailbox_keys: Vec<MailboxKey> = emails.iter().map(EmailAddress::mailbox_key).collect();
+    let lock_keys: Vec<&str> = mailbox_keys.iter().map(MailboxKey::as_str).collect();
+    mailbox::lock(txn, &lock_keys).await?;
     let rows: Vec<serde_json::Value> = emails
         .iter()
-        .zip(&first)
-        .filter(|(_, first)| **first)
-        .map(|(e, _)| serde_json::json!({ "email": e.as_str(), "email_key": e.key() }))
+        .zip(&mailbox_keys)
+        .map(|(e, m)| {
+            serde_json::json!({ "email": e.as_str(), "email_key": e.key(), "mailbox_key": m.as_str() })
+        })
         .collect();
+    let cap = i64::from(policy.daily_cap);
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) \
-         AS r(email text, email_key text)), \
-         u AS (INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
-         SELECT email, email_key, FALSE, FALSE, $2 FROM i \
-         ON CONFLICT (email_key) DO NOTHING RETURNING id, email, email_key), \
+         AS r(email text, email_key text, mailbox_key text)), \
+         u AS (INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, \
+         registered_on) SELECT email, email_key, mailbox_key, FALSE, FALSE, $2 FROM i \
+         ON CONFLICT (email_key) DO NOTHING RETURNING id, email, email_key, mailbox_key), \
+         owed AS (SELECT i.mailbox_key FROM i \
+         CROSS JOIN LATERAL (SELECT max(e.created_at) AS newest, \
+         count(*) FILTER (WHERE e.created_at > $5) AS today FROM email_messages e \
+         WHERE e.user_id = ANY (ARRAY(SELECT id FROM users x \
+         WHERE x.mailbox_key = i.mailbox_key)) AND e.kind = $3) AS sent \
+         WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.mailbox_key = i.mailbox_key) \
+         AND (sent.newest IS NULL OR sent.newest <= $6) AND sent.today < $7), \
          m AS (INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
          next_attempt_at, created_at, updated_at) \
-         SELECT id, $3, email, $4, 0, $2, $2, $2 FROM u RETURNING id, user_id) \
-         SELECT u.email_key, m.user_id, m.id FROM m JOIN u ON u.id = m.user_id",
+         SELECT id, $3, email, $4, 0, $2, $2, $2 FROM u \
+         WHERE u.mailbox_key = ANY (ARRAY(SELECT mailbox_key FROM owed)) \
+         RETURNING id, user_id) \
+         SELECT u.email_key, u.id AS user_id, (SELECT m.id FROM m WHERE m.user_id = u.id) AS id \
+         FROM u",
         [
             serde_json::Value::Array(rows).to_string().into(),
             now.into(),
             MessageKind::Confirm.as_str().into(),
             MessageStatus::Queued.as_str().into(),
+            (now - TimeDelta::days(1)).into(),
+            (now - policy.cooldown).into(),
+            cap.into(),
         ],
     );
-    let mut created: HashMap<String, (i64, i64)> = HashMap::new();
-    for row in db.query_all_raw(statement).await.db()? {
+    let mut created: HashMap<String, (i64, Option<i64>)> = HashMap::new();
+    for row in txn.query_all_raw(statement).await.db()? {
         let key: String = row.try_get("", "email_key").db()?;
         let ids = (
             row.try_get("", "user_id").db()?,
@@ -97,21 +91,22 @@ pub(super) async fn register_many(
         created.insert(key, ids);
     }
     Ok(emails
-        .into_iter()
-        .zip(first)
-        .map(|(email, first)| {
-            let entry = if first {
-                created.remove(&email.key())
-            } else {
-                None
-            };
-            match entry {
-                Some((user_id, message_id)) => Registration::Created {
-                    user: new_user(user_id, email, now),
+        .iter()
+        .map(|email| match created.remove(&email.key()) {
+            Some((user_id, Some(message_id))) => {
+                tracing::debug!(user = user_id, message_id, email = %email.masked(), "registered");
+                Registration::Created {
+                    user: new_user(user_id, email.clone(), now),
                     message: MessageId(message_id),
-                },
-                None => Registration::AlreadyRegistered,
+                }
             }
+            Some((user_id, None)) => {
+                tracing::debug!(user = user_id, email = %email.masked(), "registered; no email owed");
+                Registration::CreatedWithoutEmail {
+                    user: new_user(user_id, email.clone(), now),
+                }
+            }
+            None => Registration::AlreadyRegistered,
         })
         .collect())
 }

@@ -5,13 +5,13 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{
-    EmailAddress, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage, User, UserId,
-    UserSummary,
+    EmailAddress, MailboxKey, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage,
+    Suppression, SuppressionId, SuppressionSource, User, UserId, UserSummary,
 };
 use sea_orm::{DbErr, SqlErr};
 
 use crate::StoreError;
-use crate::entities::{email_message, user};
+use crate::entities::{email_message, suppression, user};
 
 /// The states of a message still owed.
 pub(super) const OWED: [&str; 3] = ["queued", "sending", "retrying"];
@@ -111,6 +111,20 @@ pub(super) fn record_from_model(m: email_message::Model) -> Result<MessageRecord
         updated_at: m.updated_at,
         sent_at: m.sent_at,
         message: message_from_model(m)?,
+    })
+}
+
+pub(super) fn suppression_from_model(m: suppression::Model) -> Result<Suppression, StoreError> {
+    let mailbox_key = MailboxKey::parse(&m.mailbox_key).map_err(|_| {
+        StoreError::Corrupt(format!("suppression {} has an invalid mailbox key", m.id))
+    })?;
+    let source = SuppressionSource::from_str(&m.source)
+        .map_err(|e| StoreError::Corrupt(format!("suppression {}: {e}", m.id)))?;
+    Ok(Suppression {
+        id: SuppressionId(m.id),
+        mailbox_key,
+        source,
+        created_at: m.created_at,
     })
 }
 

@@ -11,10 +11,11 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
+use super::mailbox::{self, Limit};
 use super::rows::{
     OWED, SummaryColumns, is_unique_violation, summary_from_columns, ts, user_from_model,
 };
-use super::{Db as _, Ending, SeaStore, detached, postgres};
+use super::{Db as _, Ending, SeaStore, postgres};
 use crate::entities::{email_message, user};
 use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
 
@@ -58,13 +59,16 @@ async fn owe_confirmation(
     Ok(MessageId(message.id))
 }
 
-/// [`UserStore::register`] through SeaORM (the SQLite path), in its write transaction.
+/// [`UserStore::register`] through SeaORM (the SQLite path), in its write transaction: the
+/// user, then the message if the mailbox's limits allow it.
 async fn register_in(
     txn: &DatabaseTransaction,
     email: &EmailAddress,
+    policy: ResendPolicy,
     now: DateTime<Utc>,
 ) -> Result<Ending<Registration>, StoreError> {
     let key = email.key();
+    let mailbox_key = email.mailbox_key();
     let existing = user::Entity::find()
         .filter(user::Column::EmailKey.eq(key.as_str()))
         .one(txn)
@@ -77,6 +81,7 @@ async fn register_in(
         id: NotSet,
         email: Set(email.as_str().to_owned()),
         email_key: Set(key),
+        mailbox_key: Set(mailbox_key.as_str().to_owned()),
         confirmed: Set(false),
         email_sent: Set(false),
         registered_on: Set(now),
@@ -92,15 +97,21 @@ async fn register_in(
         }
         Err(e) => return Err(StoreError::from_db(e)),
     };
-    let message = owe_confirmation(txn, user_row.id, email.as_str(), now).await?;
+    let user_id = user_row.id;
     let user = user_from_model(user_row)?;
+    if let Some(limit) = mailbox::limit(txn, mailbox_key.as_str(), policy, now).await? {
+        tracing::debug!(user_id = %user.id, to = %email.masked(), ?limit, "registered; no email owed");
+        return Ok(Ending::Commit(Registration::CreatedWithoutEmail { user }));
+    }
+    let message = owe_confirmation(txn, user_id, email.as_str(), now).await?;
     tracing::debug!(user_id = %user.id, message_id = %message, to = %email.masked(), "registered");
     Ok(Ending::Commit(Registration::Created { user, message }))
 }
 
-/// The body of [`UserStore::resend`], inside its write transaction. On PostgreSQL the user's row
-/// is locked (`FOR UPDATE`) so that concurrent resends for one account run one after the other;
-/// SQLite's `BEGIN IMMEDIATE` already serialises writers. Only a queued email is committed.
+/// The body of [`UserStore::resend`], inside its write transaction. On PostgreSQL the mailbox's
+/// advisory lock (see [`mailbox::lock`]) and then the user's row (`FOR UPDATE`) are locked, so
+/// that concurrent resends and registrations for one mailbox run one after the other; SQLite's
+/// `BEGIN IMMEDIATE` already serialises writers. Only a queued email is committed.
 async fn resend_in(
     txn: &DatabaseTransaction,
     email: &EmailAddress,
@@ -109,6 +120,8 @@ async fn resend_in(
     sqlite: bool,
 ) -> Result<Ending<Resend>, StoreError> {
     use email_message::Column;
+    let mailbox_key = email.mailbox_key();
+    mailbox::lock(txn, &[mailbox_key.as_str()]).await?;
     let mut find = user::Entity::find().filter(user::Column::EmailKey.eq(email.key()));
     if !sqlite {
         find = find.lock_exclusive();
@@ -119,12 +132,9 @@ async fn resend_in(
     if account.confirmed {
         return Ok(Ending::Rollback(Resend::AlreadyConfirmed));
     }
-    let confirmations = || {
-        email_message::Entity::find()
-            .filter(Column::UserId.eq(account.id))
-            .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
-    };
-    let pending = confirmations()
+    let pending = email_message::Entity::find()
+        .filter(Column::UserId.eq(account.id))
+        .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
         .filter(Column::Status.is_in(OWED))
         .count(txn)
         .await
@@ -132,28 +142,67 @@ async fn resend_in(
     if pending > 0 {
         return Ok(Ending::Rollback(Resend::Pending));
     }
-    let newest = confirmations()
-        .select_only()
-        .column_as(Column::CreatedAt.max(), "newest")
-        .into_tuple::<Option<DateTime<Utc>>>()
-        .one(txn)
-        .await
-        .db()?
-        .flatten();
-    if newest.is_some_and(|at| now < at + policy.cooldown) {
-        return Ok(Ending::Rollback(Resend::CoolingDown));
-    }
-    let today = confirmations()
-        .filter(Column::CreatedAt.gt(now - TimeDelta::days(1)))
-        .count(txn)
-        .await
-        .db()?;
-    if today >= u64::from(policy.daily_cap) {
-        return Ok(Ending::Rollback(Resend::DailyCapReached));
+    // The limits of the mailbox the account's address delivers to (the key of the address as
+    // stored is the key of the one given: they differ at most in case).
+    match mailbox::limit(txn, &account.mailbox_key, policy, now).await? {
+        Some(Limit::Suppressed) => return Ok(Ending::Rollback(Resend::Suppressed)),
+        Some(Limit::CoolingDown) => return Ok(Ending::Rollback(Resend::CoolingDown)),
+        Some(Limit::DailyCap) => return Ok(Ending::Rollback(Resend::DailyCapReached)),
+        None => {}
     }
     // To the address as the account has it, whatever case the form used.
     let message = owe_confirmation(txn, account.id, &account.email, now).await?;
     Ok(Ending::Commit(Resend::Queued(message)))
+}
+
+impl SeaStore {
+    /// [`UserStore::register_many`] on PostgreSQL: one transaction for the first entry of each
+    /// key and each mailbox (see [`postgres::register_distinct`]); a later entry of a key
+    /// already in the batch is `AlreadyRegistered`, and a later alias of a mailbox already in
+    /// the batch is registered on its own afterwards, so it sees the first one's email.
+    async fn register_many_postgres(
+        &self,
+        emails: Vec<EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Registration>, StoreError> {
+        let mut keys = HashSet::new();
+        let mut mailboxes = HashSet::new();
+        // For each entry: Some(true) in the statement, Some(false) on its own, None a repeat.
+        let plan: Vec<Option<bool>> = emails
+            .iter()
+            .map(|e| {
+                keys.insert(e.key())
+                    .then(|| mailboxes.insert(e.mailbox_key()))
+            })
+            .collect();
+        let distinct: Vec<EmailAddress> = emails
+            .iter()
+            .zip(&plan)
+            .filter(|(_, plan)| **plan == Some(true))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let policy = self.registration_policy;
+        let mut answers = self
+            .write(move |txn| {
+                Box::pin(async move {
+                    let answers = postgres::register_distinct(txn, &distinct, policy, now).await?;
+                    Ok(Ending::Commit(answers))
+                })
+            })
+            .await?
+            .into_iter();
+        let mut out = Vec::with_capacity(emails.len());
+        for (email, plan) in emails.iter().zip(plan) {
+            out.push(match plan {
+                Some(true) => answers.next().ok_or_else(|| {
+                    StoreError::Corrupt("a registration batch lost an answer".into())
+                })?,
+                Some(false) => self.register(email, now).await?,
+                None => Registration::AlreadyRegistered,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]
@@ -165,11 +214,22 @@ impl UserStore for SeaStore {
     ) -> Result<Registration, StoreError> {
         let email = email.clone();
         let now = ts(now);
+        let policy = self.registration_policy;
         if self.is_postgres() {
-            let db = self.db.clone();
-            return detached(async move { postgres::register(&db, &email, now).await }).await;
+            return self
+                .write(move |txn| {
+                    Box::pin(async move {
+                        let mut answers =
+                            postgres::register_distinct(txn, &[email], policy, now).await?;
+                        let answer = answers.pop().ok_or_else(|| {
+                            StoreError::Corrupt("a registration gave no answer".into())
+                        })?;
+                        Ok(Ending::Commit(answer))
+                    })
+                })
+                .await;
         }
-        self.write(move |txn| Box::pin(async move { register_in(txn, &email, now).await }))
+        self.write(move |txn| Box::pin(async move { register_in(txn, &email, policy, now).await }))
             .await
     }
 
@@ -179,7 +239,7 @@ impl UserStore for SeaStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError> {
         if self.is_postgres() {
-            return postgres::register_many(&self.db, emails, ts(now)).await;
+            return self.register_many_postgres(emails, ts(now)).await;
         }
         // SQLite writes one transaction at a time anyway.
         let mut out = Vec::with_capacity(emails.len());

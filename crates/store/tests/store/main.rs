@@ -1,11 +1,13 @@
 //! The store against real databases: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set.
-//! Every test in `users`, `messages` and `schema` runs once per backend, as
+//! Every test in `users`, `mailbox`, `messages` and `schema` runs once per backend, as
 //! `<module>::sqlite::<name>` and `<module>::postgres::<name>`.
 
 // `cfg(test)` (always true here) tells clippy that these helpers are test code, where the
 // workspace allows `unwrap`, `panic!` and printing.
 #[cfg(test)]
 mod common;
+#[cfg(test)]
+mod mailbox;
 #[cfg(test)]
 mod messages;
 #[cfg(test)]

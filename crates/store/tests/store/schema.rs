@@ -6,9 +6,11 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 4] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
+    "m20261201_000003_add_users_mailbox_key",
+    "m20261201_000004_create_suppressions",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.
@@ -40,6 +42,80 @@ async fn postgres_pending_until_migrated() {
         return;
     };
     pending_until_migrated(&db.store).await;
+    db.finish().await;
+}
+
+/// Migration 3 fills in `users.mailbox_key` of the rows already there, in SQL, exactly as
+/// `EmailAddress::mailbox_key` computes it.
+async fn the_mailbox_key_backfill_agrees_with_the_domain(store: &SeaStore) {
+    use migration::MigratorTrait as _;
+    migration::Migrator::up(store.connection(), Some(2))
+        .await
+        .unwrap();
+    let addresses = [
+        "Victim+1@gmail.com",
+        "v.ic.tim@GoogleMail.com",
+        "First.Last+shop@Example.COM",
+        "a.b.+c@example.org",
+        "+tag@example.com",
+        "+t.ag@gmail.com",
+        "plain@example.net",
+        "x+y+z@sub.gmail.com",
+    ];
+    for address in addresses {
+        let e = email(address);
+        common::exec(
+            store,
+            &format!(
+                "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
+                 VALUES ('{}', '{}', FALSE, FALSE, '2026-11-21T10:00:00+00:00')",
+                e.as_str(),
+                e.key()
+            ),
+        )
+        .await;
+    }
+    store.migrate().await.unwrap();
+    for address in addresses {
+        let e = email(address);
+        let db = store.connection();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT mailbox_key FROM users WHERE email_key = '{}'",
+                    e.key()
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let key: String = row.try_get("", "mailbox_key").unwrap();
+        assert_eq!(key, e.mailbox_key().as_str(), "{address}");
+    }
+    // The migrated table takes new registrations.
+    assert!(matches!(
+        store
+            .register(&email("victim+2@gmail.com"), chrono::Utc::now())
+            .await
+            .unwrap(),
+        store::Registration::Created { .. }
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_the_mailbox_key_backfill_agrees_with_the_domain() {
+    let db = TestDb::sqlite(false).await;
+    the_mailbox_key_backfill_agrees_with_the_domain(&db.store).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_the_mailbox_key_backfill_agrees_with_the_domain() {
+    let Some(db) = TestDb::postgres("postgres_the_mailbox_key_backfill", false).await else {
+        return;
+    };
+    the_mailbox_key_backfill_agrees_with_the_domain(&db.store).await;
     db.finish().await;
 }
 
@@ -114,8 +190,9 @@ async fn schema_rejects_duplicate_keys_and_cascades(store: &SeaStore) {
     let duplicate = store
         .connection()
         .execute_unprepared(&format!(
-            "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
-             SELECT 'SOMEONE@example.com', email_key, confirmed, email_sent, registered_on FROM users WHERE id = {}",
+            "INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, registered_on) \
+             SELECT 'SOMEONE@example.com', email_key, mailbox_key, confirmed, email_sent, \
+             registered_on FROM users WHERE id = {}",
             user.id
         ))
         .await;

@@ -80,6 +80,7 @@ async fn concurrent_registrations_create_one(store: &SeaStore) {
         match task.await.unwrap().unwrap() {
             Registration::Created { .. } => created += 1,
             Registration::AlreadyRegistered => {}
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(created, 1);
@@ -227,8 +228,9 @@ async fn recent_users_newest_first_with_limit(store: &SeaStore) {
 async fn unreadable_user_is_corrupt_without_the_address(store: &SeaStore) {
     common::exec(
         store,
-        "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) \
-         VALUES ('secret-not-an-address', 'secret-not-an-address', FALSE, FALSE, '2026-11-21T10:00:00+00:00')",
+        "INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, registered_on) \
+         VALUES ('secret-not-an-address', 'secret-not-an-address', 'secret-not-an-address', \
+         FALSE, FALSE, '2026-11-21T10:00:00+00:00')",
     )
     .await;
     let err = store.recent_users(10).await.unwrap_err();

@@ -58,7 +58,7 @@ pub(super) fn check_button(
 /// is checked. A form that cannot be read, or a bad token, is answered by the rejection (a 4xx
 /// page).
 pub(super) struct Pressed {
-    id: MessageId,
+    pub(super) id: MessageId,
     request_id: Option<RequestId>,
 }
 
@@ -132,7 +132,28 @@ pub(super) async fn resend(
         Resend::Pending => "pending",
         Resend::AlreadyConfirmed => "confirmed",
         Resend::NotRegistered => "no-account",
-        Resend::CoolingDown | Resend::DailyCapReached => "pending",
+        Resend::CoolingDown | Resend::DailyCapReached | Resend::Suppressed => "pending",
     };
     Ok(back_to(id.0, done))
+}
+
+/// `POST /admin/suppressions/{id}/lift`: the mailbox can be emailed again.
+pub(super) async fn lift(
+    State(state): State<AppState>,
+    pressed: Pressed,
+) -> Result<Response, AppError> {
+    let Some(store) = &state.suppressions else {
+        return not_found(State(state)).await;
+    };
+    let id = domain::SuppressionId(pressed.id.0);
+    let done = if store.lift(id).await? {
+        tracing::info!(
+            suppression_id = id.0,
+            "suppression lifted from the dashboard"
+        );
+        "lifted"
+    } else {
+        "gone"
+    };
+    Ok(Redirect::to(&format!("/admin/suppressions?done={done}")).into_response())
 }

@@ -48,6 +48,8 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/messages/{id}", get(pages::message))
         .route("/admin/messages/{id}/requeue", post(actions::requeue))
         .route("/admin/messages/{id}/resend", post(actions::resend))
+        .route("/admin/suppressions", get(pages::suppressions))
+        .route("/admin/suppressions/{id}/lift", post(actions::lift))
         .route_layer(axum::middleware::from_fn_with_state(state, require_token))
 }
 

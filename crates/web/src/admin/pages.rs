@@ -8,8 +8,8 @@ use store::MessageQuery;
 
 use super::PAGE_SIZE;
 use super::views::{
-    AttemptRow, Counts, DashboardQuery, DashboardView, MessageView, NoticeQuery, Row, age,
-    form_urlencode, notice, row, when,
+    AttemptRow, Counts, DashboardQuery, DashboardView, MessageView, NoticeQuery, Row,
+    SuppressionRow, SuppressionsView, age, form_urlencode, notice, row, when,
 };
 use crate::pages::{html, message_page, not_found};
 use crate::{AppError, AppState};
@@ -71,6 +71,7 @@ pub(super) async fn dashboard(
             retrying: stats.retrying,
             sent: stats.sent,
             dead: stats.dead,
+            cancelled: stats.cancelled,
         },
         queue_depth,
         oldest_owed_age: stats.oldest_owed.map(|t| age((now - t).num_seconds())),
@@ -120,16 +121,7 @@ pub(super) async fn message(
         })
         .collect();
     let dead = record.message.status == MessageStatus::Dead;
-    let csrf_token = state
-        .config
-        .admin_token
-        .as_ref()
-        .map(|admin| {
-            state
-                .csrf
-                .admin_token(&admin.binding(), state.clock.now().timestamp())
-        })
-        .unwrap_or_default();
+    let csrf_token = button_token(&state);
     let view = MessageView {
         row: row(record),
         attempts,
@@ -142,3 +134,55 @@ pub(super) async fn message(
         state.pages.render("web/admin_message.html", &view)?,
     ))
 }
+
+/// The token the dashboard's buttons carry: bound to the admin credential.
+fn button_token(state: &AppState) -> String {
+    state
+        .config
+        .admin_token
+        .as_ref()
+        .map(|admin| {
+            state
+                .csrf
+                .admin_token(&admin.binding(), state.clock.now().timestamp())
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /admin/suppressions`: the suppressed mailboxes (masked), newest first, each with a
+/// button to lift it.
+pub(super) async fn suppressions(
+    State(state): State<AppState>,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, AppError> {
+    let Some(store) = &state.suppressions else {
+        return not_found(State(state)).await;
+    };
+    let rows = store
+        .list(SUPPRESSIONS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|s| SuppressionRow {
+            id: s.id.0,
+            mailbox: s.mailbox_key.masked(),
+            source: s.source.as_str(),
+            since: when(s.created_at),
+        })
+        .collect();
+    let view = SuppressionsView {
+        rows,
+        notice: match query.done.as_deref() {
+            Some("lifted") => Some("Lifted: the mailbox can be emailed again."),
+            Some("gone") => Some("That suppression was already lifted."),
+            _ => None,
+        },
+        csrf_token: button_token(&state),
+    };
+    Ok(html(
+        StatusCode::OK,
+        state.pages.render("web/admin_suppressions.html", &view)?,
+    ))
+}
+
+/// Suppressions the page shows at most (newest first).
+const SUPPRESSIONS_SHOWN: u64 = 500;

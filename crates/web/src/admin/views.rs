@@ -20,6 +20,23 @@ pub(super) struct Counts {
     pub(super) retrying: u64,
     pub(super) sent: u64,
     pub(super) dead: u64,
+    pub(super) cancelled: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SuppressionRow {
+    pub(super) id: i64,
+    /// Masked: the key is personal data.
+    pub(super) mailbox: String,
+    pub(super) source: &'static str,
+    pub(super) since: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SuppressionsView {
+    pub(super) rows: Vec<SuppressionRow>,
+    pub(super) notice: Option<&'static str>,
+    pub(super) csrf_token: String,
 }
 
 #[derive(Debug, Serialize)]

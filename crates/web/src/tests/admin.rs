@@ -59,6 +59,7 @@ fn dashboard_store() -> MockMessageStore {
             retrying: 2,
             sent: 40,
             dead: 3,
+            cancelled: 0,
             oldest_owed: DateTime::from_timestamp(NOW - 125, 0),
         })
     });
@@ -445,4 +446,52 @@ async fn wrong_admin_credentials_are_throttled_per_ip() {
     );
     let reply = send(state, from("192.0.2.8", TOKEN)).await;
     assert_eq!(reply.status, StatusCode::OK, "another client");
+}
+
+/// The suppressions page lists masked mailboxes with their source and time; its Lift button
+/// (with the admin-bound token) lifts one.
+#[tokio::test]
+async fn the_suppressions_page_lists_masked_mailboxes_and_lifts_them() {
+    use domain::{MailboxKey, Suppression, SuppressionId, SuppressionSource};
+    use store::MockSuppressionStore;
+
+    let mut suppressions = MockSuppressionStore::new();
+    suppressions.expect_list().returning(|_| {
+        Ok(vec![Suppression {
+            id: SuppressionId(4),
+            mailbox_key: MailboxKey::parse("victim@gmail.com").unwrap(),
+            source: SuppressionSource::StopLink,
+            created_at: DateTime::from_timestamp(NOW - 60, 0).unwrap(),
+        }])
+    });
+    suppressions
+        .expect_lift()
+        .withf(|id| *id == SuppressionId(4))
+        .times(1)
+        .returning(|_| Ok(true));
+    let state = state_full(no_users(), dashboard_store(), idle_queue(), admin_config())
+        .with_suppressions(Arc::new(suppressions));
+    let reply = send(state.clone(), authed(get("/admin/suppressions"))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.contains("stop_link"), "{}", reply.body);
+    assert!(
+        !reply.body.contains("victim@gmail.com"),
+        "masked: {}",
+        reply.body
+    );
+    assert!(reply.body.contains("/admin/suppressions/4/lift"));
+    // Without the token, or with a public form's token: refused.
+    assert_eq!(
+        send(state.clone(), get("/admin/suppressions")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = send(
+        state.clone(),
+        authed(post_to("/admin/suppressions/4/lift", "")),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let reply = send(state, authed(admin_post("/admin/suppressions/4/lift"))).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), Some("/admin/suppressions?done=lifted"));
 }

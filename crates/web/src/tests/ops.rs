@@ -177,6 +177,7 @@ fn sample_stats() -> Result<DeliveryStats, StoreError> {
         retrying: 4,
         sent: 50,
         dead: 3,
+        cancelled: 0,
         oldest_owed: DateTime::from_timestamp(NOW - 90, 0),
     })
 }
