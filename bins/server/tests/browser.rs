@@ -120,6 +120,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: what the process said is the first thing to read.
+            eprintln!("--- {} output ---\n{}", self.name, self.log_text());
+        }
         // The group takes chromedriver's browser processes along with it.
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill")

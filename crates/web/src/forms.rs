@@ -50,26 +50,31 @@ pub(crate) async fn publish_job(
     tracing::warn!(message_id = %message, error = %failure, "publish failed; the sweeper will send this message");
 }
 
-/// Refuses (403, nothing done) a form post that did not come from this site's own page: one
-/// whose `Origin` is another site (or `null`), one a browser marks `Sec-Fetch-Site: cross-site`,
-/// or one without a valid CSRF token for its cookie. `Ok(None)`: the post may go on.
+/// Refuses (403, nothing done) a form post that did not come from this site's own page: one a
+/// browser marks `Sec-Fetch-Site: cross-site`, one whose `Origin` names another site, or one
+/// without a valid CSRF token for its cookie. `Ok(None)`: the post may go on.
+///
+/// `Sec-Fetch-Site`, set by the browser itself, decides when present. Without it (older
+/// browsers) the `Origin` is compared with BASE_URL's; `Origin: null` is not evidence either
+/// way (browsers send it for same-site posts under `Referrer-Policy: no-referrer`), so the
+/// CSRF token decides then.
 pub(crate) fn refuse_foreign_post(
     state: &AppState,
     headers: &HeaderMap,
     csrf_token: &str,
     form: &'static str,
 ) -> Result<Option<Response>, AppError> {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
-        state
-            .config
-            .public_origin
-            .as_deref()
-            .is_some_and(|ours| !origin.as_bytes().eq_ignore_ascii_case(ours.as_bytes()))
-    });
-    let reason = if cross_site || foreign_origin {
+    let cross_site =
+        match headers.get("sec-fetch-site") {
+            Some(site) => site.as_bytes().eq_ignore_ascii_case(b"cross-site"),
+            None => headers.get(header::ORIGIN).is_some_and(|origin| {
+                origin.as_bytes() != b"null"
+                    && state.config.public_origin.as_deref().is_some_and(|ours| {
+                        !origin.as_bytes().eq_ignore_ascii_case(ours.as_bytes())
+                    })
+            }),
+        };
+    let reason = if cross_site {
         "cross-site"
     } else if !state
         .csrf

@@ -641,14 +641,32 @@ async fn foreign_origins_are_refused_and_https_sends_hsts() {
         reply.headers[header::STRICT_TRANSPORT_SECURITY],
         "max-age=31536000; includeSubDomains"
     );
+    // The browser's own Sec-Fetch-Site decides when present: cross-site is refused even with
+    // our origin; same-origin is accepted with `Origin: null` (what Chromium sends under
+    // `Referrer-Policy: no-referrer`).
     let mut request = post_form("email=a%40example.com");
+    request.headers_mut().insert(
+        header::ORIGIN,
+        "https://accounts.example.com".parse().unwrap(),
+    );
     request
         .headers_mut()
-        .insert(header::ORIGIN, "null".parse().unwrap());
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
     let mut users = MockUserStore::new();
     users.expect_register().never();
     let reply = send(state_with(users, idle_queue(), config()), request).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let mut request = post_form("email=a%40example.com");
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, "null".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("sec-fetch-site", "same-origin".parse().unwrap());
+    let mut queue = MockJobQueue::new();
+    queue.expect_publish().returning(|_| Ok(()));
+    let reply = send(state_with(registering_users(), queue, config()), request).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
 
     let mut request = post_form("email=a%40example.com");
     request.headers_mut().insert(
