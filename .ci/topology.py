@@ -480,8 +480,10 @@ class Topology:
         wait_until("the server", lambda: self.web_ok(), 60)
 
     def web_ok(self):
+        """The server serves its pages: /readyz answers 200 (a server still waiting for its
+        database or queue answers /healthz 200 already, but everything else 503)."""
         try:
-            return http(self.web_port, "GET", "/healthz")[0] == 200
+            return http(self.web_port, "GET", "/readyz")[0] == 200
         except OSError:
             if not self.server.alive():
                 fail("server exited:\n" + self.server.tail())
