@@ -3,9 +3,10 @@
 //! [`ServeConfig::header_read_timeout`] is disconnected, and so is a keep-alive connection left
 //! idle that long), and at most [`ServeConfig::max_connections`] open connections.
 //!
-//! At the bound, a new connection does not wait and does not starve: the connection that has
-//! been waiting longest for a request's headers (the slowest client) is closed to make room.
-//! Only when every open connection is in the middle of a request is the new one refused.
+//! At the bound, a new connection does not wait and does not starve: the connections that have
+//! been waiting longest for a request's headers (the slowest clients, a sixteenth of the bound
+//! at once) are closed to make room. Only when every open connection is in the middle of a
+//! request is the new one refused.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -120,26 +121,33 @@ impl Connections {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes room for one more connection under `max`: `true` when there is room (after
-    /// closing the connection waiting longest for its headers, if needed).
+    /// Makes room for one more connection under `max`: `true` when there is room. At the bound
+    /// it closes the connections that have waited longest for their request headers (the
+    /// slowest clients): a sixteenth of `max` at once, so that the next new connections find
+    /// room without shedding one each.
     fn make_room(&self, max: usize) -> bool {
         let mut slots = self.lock();
         if slots.len() < max {
             return true;
         }
-        let slowest = slots
+        let mut waiting: Vec<(Instant, u64)> = slots
             .iter()
             .filter_map(|(id, slot)| slot.waiting_since.map(|since| (since, *id)))
-            .min()
-            .map(|(_, id)| id);
-        match slowest.and_then(|id| slots.remove(&id)) {
-            Some(slot) => {
-                slot.close.notify_one();
-                metrics::counter!("connections_shed_total", "reason" => "slowest").increment(1);
-                true
-            }
-            None => false,
+            .collect();
+        if waiting.is_empty() {
+            return false;
         }
+        let batch = (max / 16).clamp(1, waiting.len());
+        if batch < waiting.len() {
+            waiting.select_nth_unstable(batch - 1);
+        }
+        for (_, id) in waiting.into_iter().take(batch) {
+            if let Some(slot) = slots.remove(&id) {
+                slot.close.notify_one();
+            }
+        }
+        metrics::counter!("connections_shed_total", "reason" => "slowest").increment(batch as u64);
+        true
     }
 
     fn insert(&self, id: u64, close: Arc<Notify>) {
