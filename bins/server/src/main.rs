@@ -83,8 +83,7 @@ async fn users_show(address: &str) -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
+    let listener = web::bind(settings.listen_addr, settings.web.max_connections)
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", settings.listen_addr))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -32,7 +32,7 @@ pub use csrf::{CSRF_COOKIE, CSRF_COOKIE_HTTPS, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
 pub use limits::{FailureThrottle, IpRateLimiter, client_ip};
-pub use serve::{LateRouter, ServeConfig, serve};
+pub use serve::{LateRouter, ServeConfig, bind, serve};
 
 /// Wrong dashboard credentials allowed per client IP and minute; beyond them, 429.
 pub const ADMIN_FAILURES_PER_MINUTE: u32 = 10;

@@ -24,6 +24,25 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+/// Binds the public port with a listen backlog as deep as `max_connections` (at least 1,024, at
+/// most 65,535; the kernel caps it at `net.core.somaxconn`). A burst of connections beyond the
+/// backlog makes the kernel drop new clients' SYNs, and a dropped SYN costs its client a
+/// second (measured: a normal client's 1.02 s answer while 2,000 sockets connected at once to
+/// Tokio's default backlog of 1,024).
+pub fn bind(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let backlog = u32::try_from(max_connections)
+        .unwrap_or(u32::MAX)
+        .clamp(1024, 65_535);
+    socket.listen(backlog)
+}
+
 /// A router set once the service is ready: until then every request but `/healthz` gets 503
 /// with `Retry-After` (and `/readyz` says `not ready`), so a server can listen, and answer its
 /// health checks, while it waits for its database or queue.
