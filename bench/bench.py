@@ -659,9 +659,9 @@ class Harness:
     def confirmations(self) -> None:
         rows = int(psql(self.db, "SELECT count(*) FROM bench_users"))
         if rows < 1000:
-            psql(self.db, "INSERT INTO bench_users (email, email_key, registered_on) "
-                          "SELECT 'pgb-' || g || '@example.com', 'pgb-' || g || '@example.com', now() "
-                          "FROM generate_series(1, 100000) g")
+            psql(self.db, "INSERT INTO bench_users (email, email_key, registered_on, mailbox_key) "
+                          "SELECT 'pgb-' || g || '@example.com', 'pgb-' || g || '@example.com', now(), "
+                          "'pgb-' || g || '@example.com' FROM generate_series(1, 100000) g")
         psql(self.db, "VACUUM ANALYZE bench_users")
         maxid = int(psql(self.db, "SELECT max(id) FROM bench_users"))
         self.checkpoint()
@@ -676,9 +676,9 @@ class Harness:
         count = max(5000, int(limit["rate"] * DURATION * 2))
         prefix = f"c{self.run_id}"
         log(f"creating {count} unconfirmed users and their tokens (Python itsdangerous)")
-        psql(self.db, "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) "
+        psql(self.db, "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on, mailbox_key) "
                       f"SELECT '{prefix}-' || g || '@example.com', '{prefix}-' || g || '@example.com', "
-                      f"false, true, now() FROM generate_series(1, {count}) g")
+                      f"false, true, now(), '{prefix}-' || g || '@example.com' FROM generate_series(1, {count}) g")
         psql(self.db, "VACUUM ANALYZE users")
         time.sleep(1.1)  # tokens signed strictly after the accounts were registered
         tokens_path = os.path.join(self.run_dir, "tokens.txt")
@@ -772,9 +772,9 @@ class Harness:
         prefix = f"{'b' if key == 'drain' else 'd'}{self.run_id}"
         ids = psql(self.db, f"""
             WITH u AS (
-                INSERT INTO users (email, email_key, confirmed, email_sent, registered_on)
+                INSERT INTO users (email, email_key, confirmed, email_sent, registered_on, mailbox_key)
                 SELECT '{prefix}-' || g || '@example.com', '{prefix}-' || g || '@example.com',
-                       false, false, now()
+                       false, false, now(), '{prefix}-' || g || '@example.com'
                 FROM generate_series(1, {BACKLOG}) g
                 RETURNING id, email)
             INSERT INTO email_messages (user_id, kind, recipient, status, attempts,
@@ -900,9 +900,9 @@ class Harness:
         drift of the machine's speed during the run does not land on one side of the ratio."""
         self.stop_server()
         main_db, main_port = self.db, self.http_port
-        insert = ("INSERT INTO users (email, email_key, confirmed, email_sent, registered_on) "
+        insert = ("INSERT INTO users (email, email_key, confirmed, email_sent, registered_on, mailbox_key) "
                   "SELECT 'home-' || g || '@example.com', 'home-' || g || '@example.com', "
-                  "g % 2 = 0, true, now() - make_interval(secs => {total} - g) "
+                  "g % 2 = 0, true, now() - make_interval(secs => {total} - g), 'home-' || g || '@example.com' "
                   "FROM generate_series(1, {total}) g")
         servers = {}
         try:
