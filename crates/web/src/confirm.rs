@@ -8,33 +8,18 @@
 
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use domain::EmailAddress;
-use serde::{Deserialize, Serialize};
 use store::ConfirmOutcome;
 
-use crate::forms::refuse_foreign_post;
-use crate::pages::{csrf_token_for, html, redirect_home};
+use crate::forms::{ButtonForm, refuse_foreign_post};
+use crate::pages::{link_page, redirect_home};
 use crate::{AppError, AppState, Flash};
 
 /// Tokens longer than this are refused before any decoding work (ours are ~100 characters).
 const MAX_TOKEN_LEN: usize = 2048;
-
-/// The button's form: only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    pub(crate) csrf_token: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ConfirmView<'a> {
-    address: String,
-    token: &'a str,
-    csrf_token: String,
-}
 
 /// Counts a confirmation's outcome (`confirmations_total{outcome}`) and passes it on.
 fn confirmation(flash: Flash) -> Flash {
@@ -133,22 +118,7 @@ pub async fn show(
         return confirm_account(&state, &email, issued_at).await;
     }
     let token = token.map(|Path(token)| token).unwrap_or_default();
-    let (csrf_token, csrf_cookie) = csrf_token_for(&state, &headers);
-    let view = ConfirmView {
-        address: email.masked(),
-        token: &token,
-        csrf_token,
-    };
-    let mut response = html(
-        StatusCode::OK,
-        state.pages.render("web/confirm.html", &view)?,
-    );
-    if let Some(cookie) = csrf_cookie {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, cookie);
-    }
-    Ok(response)
+    link_page(&state, &headers, "web/confirm.html", &email, &token)
 }
 
 /// `POST /confirm/{token}`: the button. A form from elsewhere gets 403; a bad link redirects
@@ -157,7 +127,7 @@ pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     token: Result<Path<String>, PathRejection>,
-    form: Result<Form<ConfirmForm>, FormRejection>,
+    form: Result<Form<ButtonForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let csrf_token = form.map(|Form(form)| form.csrf_token).unwrap_or_default();
     if let Some(refused) = refuse_foreign_post(&state, &headers, &csrf_token, "confirm")? {

@@ -24,6 +24,13 @@ pub struct EmailForm {
     website: String,
 }
 
+/// A button's form (the emailed links' pages, the dashboard's buttons): the CSRF token only.
+#[derive(Debug, Deserialize)]
+pub struct ButtonForm {
+    #[serde(default)]
+    pub(crate) csrf_token: String,
+}
+
 /// Publishes the job of a committed message, tagged with the id of the request that owed it (so
 /// the worker's log lines carry it), bounded by the publish timeout. After a failure the queue
 /// is left alone for a few seconds (registrations stay fast during a Redis outage; the sweeper

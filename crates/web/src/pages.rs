@@ -141,6 +141,37 @@ pub(crate) fn csrf_token_for(
     )
 }
 
+/// What the pages of the emailed links show: the masked address, the token the button posts
+/// back, and the form's CSRF token.
+#[derive(Debug, Serialize)]
+struct LinkView<'a> {
+    address: String,
+    token: &'a str,
+    csrf_token: String,
+}
+
+/// The page an emailed link opens (`template`: the confirmation or the stop page): the masked
+/// `address` and one button posting `token` back with this visitor's CSRF token (and cookie).
+pub(crate) fn link_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    template: &str,
+    address: &domain::EmailAddress,
+    token: &str,
+) -> Result<Response, AppError> {
+    let (csrf_token, csrf_cookie) = csrf_token_for(state, headers);
+    let view = LinkView {
+        address: address.masked(),
+        token,
+        csrf_token,
+    };
+    let mut response = html(StatusCode::OK, state.pages.render(template, &view)?);
+    if let Some(cookie) = csrf_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
 /// A page with a title and a message, and the given status.
 pub(crate) fn message_page(
     state: &AppState,

@@ -7,25 +7,16 @@
 
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use domain::{EmailAddress, StopTokens, SuppressionSource};
-use serde::Serialize;
 
-use crate::confirm::ConfirmForm;
-use crate::forms::refuse_foreign_post;
-use crate::pages::{csrf_token_for, html, message_page, not_found};
+use crate::forms::{ButtonForm, refuse_foreign_post};
+use crate::pages::{link_page, message_page, not_found};
 use crate::{AppError, AppState};
 
 /// Tokens longer than this are refused before any decoding work.
 const MAX_TOKEN_LEN: usize = 2048;
-
-#[derive(Debug, Serialize)]
-struct StopView<'a> {
-    address: String,
-    token: &'a str,
-    csrf_token: String,
-}
 
 fn counted(outcome: &'static str) {
     metrics::counter!("stop_links_total", "outcome" => outcome).increment(1);
@@ -70,17 +61,7 @@ pub async fn show(
     let Some(email) = verify(&state, &token) else {
         return invalid(&state);
     };
-    let (csrf_token, csrf_cookie) = csrf_token_for(&state, &headers);
-    let view = StopView {
-        address: email.masked(),
-        token: &token,
-        csrf_token,
-    };
-    let mut response = html(StatusCode::OK, state.pages.render("web/stop.html", &view)?);
-    if let Some(cookie) = csrf_cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    Ok(response)
+    link_page(&state, &headers, "web/stop.html", &email, &token)
 }
 
 /// `POST /stop/{token}`: the button. The mailbox goes on the suppression list (idempotent).
@@ -88,7 +69,7 @@ pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     token: Result<Path<String>, PathRejection>,
-    form: Result<Form<ConfirmForm>, FormRejection>,
+    form: Result<Form<ButtonForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Some(store) = state.suppressions.clone() else {
         return not_found(State(state)).await;

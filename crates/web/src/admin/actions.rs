@@ -6,18 +6,11 @@ use axum::extract::{Form, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::{MessageId, RequestId, ResendPolicy};
-use serde::Deserialize;
 use store::Resend;
 
+use crate::forms::ButtonForm;
 use crate::pages::{message_page, not_found};
 use crate::{AppError, AppState};
-
-/// A button's form: the CSRF token only.
-#[derive(Debug, Deserialize)]
-pub struct ButtonForm {
-    #[serde(default)]
-    pub(super) csrf_token: String,
-}
 
 /// The CSRF check of a button; `Some` is the 403 (or 4xx) page to answer instead.
 pub(super) fn check_button(
