@@ -774,8 +774,17 @@ def main():
     for name in ("server", "worker"):
         if not os.access(os.path.join(args.bin_dir, name), os.X_OK):
             fail(f"{args.bin_dir}/{name} is missing (cargo build --bin server --bin worker)")
+    run_scenarios(args, SCENARIOS, "faults")
+
+
+def run_scenarios(args, scenarios, tag):
+    """Runs the scenarios `args.scenarios` picks (keys or names; `all`) from `scenarios`
+    ((key, name, function) triples, each function taking a `Run`), each in its own `Run`:
+    then scans every maildir (links delivered, for the log check) and checks the logs. Prints
+    one summary line per scenario and the log tails of failed ones; exits 1 if any failed.
+    Shared by this script and .ci/hostile.py."""
     wanted = None if args.scenarios == "all" else set(args.scenarios.split(","))
-    chosen = [s for s in SCENARIOS if wanted is None or s[0] in wanted or s[1] in wanted]
+    chosen = [s for s in scenarios if wanted is None or s[0] in wanted or s[1] in wanted]
     if not chosen:
         fail(f"no scenario matches {args.scenarios!r}")
 
@@ -808,14 +817,14 @@ def main():
         if not ok:
             print(run.tails(), flush=True)
         run.close(keep=args.keep or not ok)
-        line = f"{'PASS' if ok else 'FAIL'} {key} {name:<8} {took:5.1f}s  {summary}"
+        line = f"{'PASS' if ok else 'FAIL'} {key} {name:<10} {took:5.1f}s  {summary}"
         results.append((ok, line))
         log(line)
     print()
     for _, line in results:
-        print(f"[faults] {line}")
+        print(f"[{tag}] {line}")
     failed = sum(not ok for ok, _ in results)
-    print(f"faults: {len(results) - failed} passed, {failed} failed in {time.monotonic() - t_all:.0f}s", flush=True)
+    print(f"{tag}: {len(results) - failed} passed, {failed} failed in {time.monotonic() - t_all:.0f}s", flush=True)
     sys.exit(1 if failed else 0)
 
 

@@ -38,14 +38,12 @@ import os
 import re
 import resource
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import traceback
 import urllib.parse
 import uuid
 
@@ -53,18 +51,14 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faults  # noqa: E402 - after the path set-up; its Run, check and addresses
 from topology import (  # noqa: E402
-    MailIndex, Proc, check_logs, confirm, csrf, fail, log, post_form, register, request,
-    set_tag, wait_until,
+    MailIndex, Proc, confirm, csrf, fail, free_port, log, post_form, request, set_tag, wait_until,
 )
 
 set_tag("hostile")
 check = faults.check
+addresses = faults.addresses
 STOP = re.compile(r"http://127\.0\.0\.1:\d+/stop/[A-Za-z0-9_.\-]+")
 ADMIN_TOKEN = "hostile-admin-token-0123456789abcdef"
-
-
-def addresses(prefix, n):
-    return faults.addresses(prefix, n)
 
 
 class Tally:
@@ -248,7 +242,7 @@ def scenario_slowloris(run):
     top = run.topology()
     tally = Tally()
     timeout = 10
-    twin_port, twin_ops = faults_free_port(), faults_free_port()
+    twin_port, twin_ops = free_port(), free_port()
     twin = Proc("server-twin", [top.bin("server")], {
         **top.base_env, "LISTEN_ADDR": f"127.0.0.1:{twin_port}", "OPS_ADDR": f"127.0.0.1:{twin_ops}",
         "BASE_URL": f"http://127.0.0.1:{twin_port}"}, top.tmp)
@@ -445,7 +439,7 @@ def scenario_flood(run):
     worst = p99(lat)
     check(worst <= 100, f"normal registrations p99 {worst:.1f} ms under the flood")
     check(peak <= 50, f"server peak RSS {peak:.1f} MB")
-    check(top.sql(f"select count(*) from users where confirmed") == "1", "the link did not confirm once")
+    check(top.sql("select count(*) from users where confirmed") == "1", "the link did not confirm once")
     return (f"{counts['requests']:,} hammer requests from 64 clients ({counts['429']:,} answered 429); "
             f"a normal client's registrations p99 {worst:.1f} ms (calm {p99(calm_lat):.1f} ms, "
             f"{calm:.0f}/s); server peak RSS {peak:.1f} MB; {tally.verdict(top)}")
@@ -464,7 +458,7 @@ def scenario_aliases(run):
               [f"{local[:3]}.{local[3:]}+x{i}@googlemail.com" for i in range(3)] + \
               [f"{local.upper()}@gmail.com", f"{local[0]}.{local[1:]}@gmail.com"]
     for a in aliases:
-        check(tally.register(top.web_port, a) == 303, f"registration of an alias failed")
+        check(tally.register(top.web_port, a) == 303, "registration of an alias failed")
     time.sleep(3)  # let the worker send what is owed (SWEEP_INTERVAL is 500 ms here)
     owed = int(top.sql("select count(*) from email_messages"))
     index = MailIndex(top.maildir)
@@ -543,7 +537,7 @@ def scenario_holes(run):
         check(status == 403, f"a cross-site post ({headers}) answered {status}")
     check(top.sql("select count(*) from users") == before, "a cross-site post changed something")
     # a/e. over https: __Host-csrf and HSTS (a second server on its own port, BASE_URL https).
-    https_port = faults_free_port()
+    https_port = free_port()
     proc = Proc("server-https", [top.bin("server")], {
         **top.base_env, "LISTEN_ADDR": f"127.0.0.1:{https_port}", "OPS_ADDR": "",
         "BASE_URL": f"https://127.0.0.1:{https_port}"}, top.tmp)
@@ -598,11 +592,6 @@ def scenario_holes(run):
             f"over http; b: public token on a dashboard button 403, wrong credentials 401 x10 then 429 (the right "
             f"token too); b/c/d: {len(refused)} unsafe settings refused (exit 2, no secret printed); f: median "
             f"{m_new:.2f} ms new vs {m_old:.2f} ms existing over 100 each; {tally.verdict(top)}")
-
-
-def faults_free_port():
-    from topology import free_port  # noqa: PLC0415
-    return free_port()
 
 
 def _ok(port):
@@ -672,44 +661,7 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     check(resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 5000,
           "the file-descriptor limit is below 5,000: scenario 1 needs 2,000 sockets on each side")
-    wanted = None if args.scenarios == "all" else set(args.scenarios.split(","))
-    chosen = [s for s in SCENARIOS if wanted is None or s[0] in wanted or s[1] in wanted]
-    if not chosen:
-        fail(f"no scenario matches {args.scenarios!r}")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    results = []
-    t_all = time.monotonic()
-    for key, name, fn in chosen:
-        log(f"--- scenario {key} ({name}): {fn.__doc__}")
-        run = faults.Run(args, key)
-        t0 = time.monotonic()
-        ok = False
-        try:
-            summary = fn(run)
-            for top in run.tops:
-                MailIndex(top.maildir).scan()
-            check_logs(run.tops)
-            ok = True
-        except SystemExit:
-            summary = "see above"
-        except KeyboardInterrupt:
-            run.close(keep=True)
-            raise
-        except Exception:  # noqa: BLE001 - a broken scenario is a failed scenario
-            traceback.print_exc()
-            summary = "crashed (traceback above)"
-        took = time.monotonic() - t0
-        if not ok:
-            print(run.tails(), flush=True)
-        run.close(keep=args.keep or not ok)
-        line = f"{'PASS' if ok else 'FAIL'} {key} {name:<10} {took:5.1f}s  {summary}"
-        log(line)
-        results.append((ok, line))
-    for _, line in results:
-        log(line)
-    failed = sum(1 for ok, _ in results if not ok)
-    log(f"hostile: {len(results) - failed} passed, {failed} failed in {time.monotonic() - t_all:.0f}s")
-    sys.exit(1 if failed else 0)
+    faults.run_scenarios(args, SCENARIOS, "hostile")
 
 
 if __name__ == "__main__":
