@@ -3,5 +3,6 @@
 
 pub(crate) mod email_attempt;
 pub(crate) mod email_message;
+pub(crate) mod mailbox;
 pub(crate) mod suppression;
 pub(crate) mod user;

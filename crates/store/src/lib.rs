@@ -71,10 +71,11 @@ pub enum Resend {
     AlreadyConfirmed,
     /// An earlier confirmation email is still on its way (queued, sending or retrying).
     Pending,
-    /// The newest confirmation email to the address's mailbox (any of its accounts) is younger
-    /// than the cooldown.
+    /// The newest confirmation email owed to the address's mailbox (any of its accounts) is
+    /// younger than the cooldown.
     CoolingDown,
-    /// The daily cap of the address's mailbox (all its accounts together) is reached.
+    /// The daily cap of the address's mailbox (all its accounts together) is reached in its
+    /// current 24-hour window.
     DailyCapReached,
     /// The address's mailbox is on the suppression list: nothing is sent.
     Suppressed,
@@ -99,7 +100,7 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// If the address's key is taken, writes nothing and returns `AlreadyRegistered`. The
     /// message is owed only if the address's mailbox is not suppressed and is within the
     /// store's registration policy (`SeaStore::with_registration_policy`: the resend cooldown
-    /// and daily cap, counted over the confirmation messages of every account sharing the
+    /// and daily cap, counted over the confirmation emails owed to every account sharing the
     /// mailbox key); otherwise the user alone is stored (`CreatedWithoutEmail`).
     async fn register(
         &self,
@@ -143,7 +144,7 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ConfirmOutcome>, StoreError>;
 
     /// Owes a fresh confirmation email to the unconfirmed account with this address, within
-    /// `policy` (the cooldown and daily cap count the confirmation messages of every account
+    /// `policy` (the cooldown and daily cap count the confirmation emails owed to every account
     /// sharing the address's mailbox key) and unless the mailbox is suppressed: nothing is
     /// written unless the answer is [`Resend::Queued`]. Concurrent calls for one mailbox are
     /// serialised, so they queue at most one message between them.

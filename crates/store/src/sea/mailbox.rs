@@ -1,17 +1,31 @@
 //! The limits of one mailbox (every account whose address has the same
 //! [`MailboxKey`](domain::MailboxKey)): the suppression list, the resend cooldown and the daily
 //! cap, checked inside the transaction that would owe it an email.
+//!
+//! The cooldown and the cap count on the mailbox's row in `mailboxes` (migration 5): when its
+//! newest email was owed, and how many were owed in its current 24-hour window (a window starts
+//! with the first email owed after the previous one ended). Taking an email of that allowance
+//! is one `INSERT ... ON CONFLICT (mailbox_key) DO UPDATE ... WHERE` ([`TAKE`]):
+//!
+//! - it goes through the primary key whatever the planner knows: a lookup over the mailbox's
+//!   accounts and messages is planned from statistics, and a prepared statement's generic plan
+//!   made while the tables were nearly empty (a new deployment, the benchmark) scanned both
+//!   tables for every registration until the next ANALYZE (registrations fell from about
+//!   7,000/s to under 1,000/s in `bench/run`; see BENCHMARKS.md);
+//! - it orders concurrent aliases of one mailbox without any other lock: the second waits on
+//!   the row the first inserted or updated, then evaluates the `WHERE` against the committed
+//!   row (PostgreSQL's `ON CONFLICT` reads the newest version; SQLite's writers are serial).
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{MessageKind, ResendPolicy};
+use domain::ResendPolicy;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, QueryTrait, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    Statement,
 };
 
 use super::Db as _;
 use crate::StoreError;
-use crate::entities::{email_message, suppression, user};
+use crate::entities::{mailbox, suppression};
 
 /// Why a mailbox is owed no email now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,16 +35,40 @@ pub(super) enum Limit {
     DailyCap,
 }
 
-/// What limits the mailbox `key` at `now` under `policy`, if anything: it is suppressed, the
-/// newest confirmation message to any of its accounts is younger than the cooldown, or as many
-/// as the daily cap were created in the last 24 hours. (Three indexed lookups.)
-pub(super) async fn limit(
+/// The `ON CONFLICT` clause that takes one email of a mailbox's allowance, after an `INSERT
+/// INTO mailboxes AS b (mailbox_key, last_owed_at, window_started_at, owed_in_window)` of
+/// `(key, $2, $2, 1)` rows: `$2` is now, `$3` the start of the 24 hours before it, `$4` now less
+/// the cooldown, `$5` the daily cap. An existing row is updated only if the cooldown has passed
+/// and the window has ended or is under the cap; `RETURNING mailbox_key` then lists the
+/// mailboxes that took one. Also used inside the PostgreSQL registration statement.
+pub(super) const TAKE: &str = "ON CONFLICT (mailbox_key) DO UPDATE SET last_owed_at = $2, \
+     window_started_at = CASE WHEN b.window_started_at <= $3 THEN $2 \
+     ELSE b.window_started_at END, \
+     owed_in_window = CASE WHEN b.window_started_at <= $3 THEN 1 \
+     ELSE b.owed_in_window + 1 END \
+     WHERE b.last_owed_at <= $4 AND (b.window_started_at <= $3 OR b.owed_in_window < $5) \
+     RETURNING mailbox_key";
+
+/// The values of [`TAKE`]'s `$2` to `$5`, after the statement's own `$1`.
+pub(super) fn take_values(policy: ResendPolicy, now: DateTime<Utc>) -> [sea_orm::Value; 4] {
+    [
+        now.into(),
+        (now - TimeDelta::days(1)).into(),
+        (now - policy.cooldown).into(),
+        i64::from(policy.daily_cap).into(),
+    ]
+}
+
+/// Takes one email of the allowance of mailbox `key` at `now` under `policy`, unless something
+/// limits it: it is suppressed, its newest email is younger than the cooldown, or its window
+/// already holds the daily cap. Two statements on the primary keys (the suppression list, the
+/// allowance); a third only to tell which limit when it took none.
+pub(super) async fn take(
     txn: &DatabaseTransaction,
     key: &str,
     policy: ResendPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<Limit>, StoreError> {
-    use email_message::Column;
     let suppressed = suppression::Entity::find()
         .filter(suppression::Column::MailboxKey.eq(key))
         .count(txn)
@@ -39,58 +77,25 @@ pub(super) async fn limit(
     if suppressed > 0 {
         return Ok(Some(Limit::Suppressed));
     }
-    let accounts = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::MailboxKey.eq(key))
-        .into_query();
-    let confirmations = || {
-        email_message::Entity::find()
-            .filter(Column::UserId.in_subquery(accounts.clone()))
-            .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
-    };
-    let newest = confirmations()
-        .select_only()
-        .column_as(Column::CreatedAt.max(), "newest")
-        .into_tuple::<Option<DateTime<Utc>>>()
-        .one(txn)
-        .await
-        .db()?
-        .flatten();
-    if newest.is_some_and(|at| now < at + policy.cooldown) {
-        return Ok(Some(Limit::CoolingDown));
-    }
-    let today = confirmations()
-        .filter(Column::CreatedAt.gt(now - TimeDelta::days(1)))
-        .count(txn)
+    let [now_v, day_ago, cooled, cap] = take_values(policy, now);
+    let taken = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO mailboxes AS b \
+                 (mailbox_key, last_owed_at, window_started_at, owed_in_window) \
+                 VALUES ($1, $2, $2, 1) {TAKE}"
+            ),
+            [key.into(), now_v, day_ago, cooled, cap],
+        ))
         .await
         .db()?;
-    if today >= u64::from(policy.daily_cap) {
-        return Ok(Some(Limit::DailyCap));
+    if !taken.is_empty() {
+        return Ok(None);
     }
-    Ok(None)
-}
-
-/// On PostgreSQL, takes the transaction-scoped advisory locks of these mailbox keys (one each,
-/// by `hashtext`, in ascending order so that two transactions never wait for each other in a
-/// cycle). Every transaction that checks a mailbox's limits and then owes it an email, or
-/// suppresses it, holds its lock first, so two registrations of two aliases of one mailbox
-/// cannot both pass the check. Taken in a statement of its own, before the statements that
-/// read: under READ COMMITTED each statement sees what was committed before it started. SQLite
-/// needs none (`BEGIN IMMEDIATE` serialises writers).
-pub(super) async fn lock(txn: &DatabaseTransaction, keys: &[&str]) -> Result<(), StoreError> {
-    if keys.is_empty() || txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let keys = serde_json::Value::from(keys.to_vec()).to_string();
-    // PostgreSQL evaluates a volatile function of the select list after ORDER BY.
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h \
-         FROM jsonb_array_elements_text($1::text::jsonb) AS k) AS locks ORDER BY h",
-        [keys.into()],
-    ))
-    .await
-    .db()?;
-    Ok(())
+    let row = mailbox::Entity::find_by_id(key).one(txn).await.db()?;
+    Ok(Some(match row {
+        Some(row) if now < row.last_owed_at + policy.cooldown => Limit::CoolingDown,
+        _ => Limit::DailyCap,
+    }))
 }

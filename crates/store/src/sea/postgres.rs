@@ -8,10 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use domain::{EmailAddress, MailboxKey, MessageId, MessageKind, MessageStatus, ResendPolicy};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use super::Db as _;
 use super::mailbox;
@@ -21,17 +21,18 @@ use crate::{ConfirmOutcome, Registration, StoreError};
 
 /// [`UserStore::register`](crate::UserStore::register) and
 /// [`UserStore::register_many`](crate::UserStore::register_many) for addresses of distinct keys
-/// and distinct mailboxes, inside the caller's transaction: the mailboxes' advisory locks (see
-/// [`mailbox::lock`]), then one statement that inserts the users (`ON CONFLICT (email_key) DO
-/// NOTHING` on the unique key, also under concurrency: an existing key inserts nothing), checks
-/// each mailbox's limits (suppressed; cooldown and daily cap over the confirmation messages of
-/// every account of the mailbox, as [`mailbox::limit`] does), and inserts the owed message of
-/// each new user whose mailbox is within them. One answer per address, in order.
+/// and distinct mailboxes, in one statement (atomic on its own: run outside a transaction, it
+/// costs one round trip and one commit): it inserts the
+/// users (`ON CONFLICT (email_key) DO NOTHING` on the unique key, also under concurrency: an
+/// existing key inserts nothing), takes one email of the allowance of each new user's mailbox
+/// that is not suppressed (see [`mailbox::TAKE`]), and inserts the owed message of each new
+/// user whose mailbox took one. One answer per address, in order.
 ///
-/// A new address with no alias costs three index lookups more than the insert alone (the
-/// suppression, the mailbox's accounts, their messages), and the lock one round trip.
+/// A new address costs one lookup more than the insert alone (the suppression list) and one
+/// upsert on the `mailboxes` primary key. Rows go in mailbox-key order, so two batches that
+/// share mailboxes lock their rows in the same order and never wait for each other in a cycle.
 pub(super) async fn register_distinct(
-    txn: &DatabaseTransaction,
+    db: &impl ConnectionTrait,
     emails: &[EmailAddress],
     policy: ResendPolicy,
     now: DateTime<Utc>,
@@ -39,50 +40,51 @@ pub(super) async fn register_distinct(
     if emails.is_empty() {
         return Ok(Vec::new());
     }
-    let mailbox_keys: Vec<MailboxKey> = emails.iter().map(EmailAddress::mailbox_key).collect();
-    let lock_keys: Vec<&str> = mailbox_keys.iter().map(MailboxKey::as_str).collect();
-    mailbox::lock(txn, &lock_keys).await?;
-    let rows: Vec<serde_json::Value> = emails
+    let mut rows: Vec<(MailboxKey, &EmailAddress)> =
+        emails.iter().map(|e| (e.mailbox_key(), e)).collect();
+    rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let rows: Vec<serde_json::Value> = rows
         .iter()
-        .zip(&mailbox_keys)
-        .map(|(e, m)| {
+        .map(|(m, e)| {
             serde_json::json!({ "email": e.as_str(), "email_key": e.key(), "mailbox_key": m.as_str() })
         })
         .collect();
-    let cap = i64::from(policy.daily_cap);
+    let [now_v, day_ago, cooled, cap] = mailbox::take_values(policy, now);
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) \
-         AS r(email text, email_key text, mailbox_key text)), \
-         u AS (INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, \
-         registered_on) SELECT email, email_key, mailbox_key, FALSE, FALSE, $2 FROM i \
-         ON CONFLICT (email_key) DO NOTHING RETURNING id, email, email_key, mailbox_key), \
-         owed AS (SELECT i.mailbox_key FROM i \
-         CROSS JOIN LATERAL (SELECT max(e.created_at) AS newest, \
-         count(*) FILTER (WHERE e.created_at > $5) AS today FROM email_messages e \
-         WHERE e.user_id = ANY (ARRAY(SELECT id FROM users x \
-         WHERE x.mailbox_key = i.mailbox_key)) AND e.kind = $3) AS sent \
-         WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.mailbox_key = i.mailbox_key) \
-         AND (sent.newest IS NULL OR sent.newest <= $6) AND sent.today < $7), \
-         m AS (INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
-         next_attempt_at, created_at, updated_at) \
-         SELECT id, $3, email, $4, 0, $2, $2, $2 FROM u \
-         WHERE u.mailbox_key = ANY (ARRAY(SELECT mailbox_key FROM owed)) \
-         RETURNING id, user_id) \
-         SELECT u.email_key, u.id AS user_id, (SELECT m.id FROM m WHERE m.user_id = u.id) AS id \
-         FROM u",
+        format!(
+            "WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) \
+             AS r(email text, email_key text, mailbox_key text)), \
+             u AS (INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, \
+             registered_on) SELECT email, email_key, mailbox_key, FALSE, FALSE, $2 FROM i \
+             ORDER BY mailbox_key \
+             ON CONFLICT (email_key) DO NOTHING RETURNING id, email, email_key, mailbox_key), \
+             owed AS (INSERT INTO mailboxes AS b \
+             (mailbox_key, last_owed_at, window_started_at, owed_in_window) \
+             SELECT u.mailbox_key, $2, $2, 1 FROM u WHERE NOT EXISTS \
+             (SELECT 1 FROM suppressions s WHERE s.mailbox_key = u.mailbox_key) \
+             ORDER BY u.mailbox_key {take}), \
+             m AS (INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT id, $6, email, $7, 0, $2, $2, $2 FROM u \
+             WHERE u.mailbox_key IN (SELECT mailbox_key FROM owed) \
+             RETURNING id, user_id) \
+             SELECT u.email_key, u.id AS user_id, (SELECT m.id FROM m WHERE m.user_id = u.id) AS id \
+             FROM u",
+            take = mailbox::TAKE
+        ),
         [
             serde_json::Value::Array(rows).to_string().into(),
-            now.into(),
+            now_v,
+            day_ago,
+            cooled,
+            cap,
             MessageKind::Confirm.as_str().into(),
             MessageStatus::Queued.as_str().into(),
-            (now - TimeDelta::days(1)).into(),
-            (now - policy.cooldown).into(),
-            cap.into(),
         ],
     );
     let mut created: HashMap<String, (i64, Option<i64>)> = HashMap::new();
-    for row in txn.query_all_raw(statement).await.db()? {
+    for row in db.query_all_raw(statement).await.db()? {
         let key: String = row.try_get("", "email_key").db()?;
         let ids = (
             row.try_get("", "user_id").db()?,

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::rows::{suppression_from_model, ts};
-use super::{Db as _, Ending, SeaStore, mailbox};
+use super::{Db as _, Ending, SeaStore};
 use crate::entities::{email_message, suppression, user};
 use crate::{StoreError, SuppressionStore};
 
@@ -23,9 +23,8 @@ async fn suppress_in(
     now: DateTime<Utc>,
 ) -> Result<Ending<bool>, StoreError> {
     use email_message::Column;
-    // Registrations and resends of this mailbox wait for it, or it waits for them (they hold the
-    // same lock while they check the list and owe an email).
-    mailbox::lock(txn, &[key]).await?;
+    // A registration or resend of this mailbox committing at the same instant may still owe an
+    // email that this does not see to cancel: claiming it cancels it (see `messages::claim`).
     let inserted = suppression::Entity::insert(suppression::ActiveModel {
         mailbox_key: Set(key.to_owned()),
         source: Set(source.as_str().to_owned()),

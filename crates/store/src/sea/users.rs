@@ -15,7 +15,7 @@ use super::mailbox::{self, Limit};
 use super::rows::{
     OWED, SummaryColumns, is_unique_violation, summary_from_columns, ts, user_from_model,
 };
-use super::{Db as _, Ending, SeaStore, postgres};
+use super::{Db as _, Ending, SeaStore, detached, postgres};
 use crate::entities::{email_message, user};
 use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
 
@@ -99,7 +99,7 @@ async fn register_in(
     };
     let user_id = user_row.id;
     let user = user_from_model(user_row)?;
-    if let Some(limit) = mailbox::limit(txn, mailbox_key.as_str(), policy, now).await? {
+    if let Some(limit) = mailbox::take(txn, mailbox_key.as_str(), policy, now).await? {
         tracing::debug!(user_id = %user.id, to = %email.masked(), ?limit, "registered; no email owed");
         return Ok(Ending::Commit(Registration::CreatedWithoutEmail { user }));
     }
@@ -108,10 +108,11 @@ async fn register_in(
     Ok(Ending::Commit(Registration::Created { user, message }))
 }
 
-/// The body of [`UserStore::resend`], inside its write transaction. On PostgreSQL the mailbox's
-/// advisory lock (see [`mailbox::lock`]) and then the user's row (`FOR UPDATE`) are locked, so
-/// that concurrent resends and registrations for one mailbox run one after the other; SQLite's
-/// `BEGIN IMMEDIATE` already serialises writers. Only a queued email is committed.
+/// The body of [`UserStore::resend`], inside its write transaction. On PostgreSQL the user's row
+/// is locked (`FOR UPDATE`), so concurrent resends for one account run one after the other, and
+/// the mailbox's allowance row orders them with registrations and resends of its other accounts
+/// (see [`mailbox::take`]); SQLite's `BEGIN IMMEDIATE` already serialises writers. Only a queued
+/// email is committed.
 async fn resend_in(
     txn: &DatabaseTransaction,
     email: &EmailAddress,
@@ -120,8 +121,6 @@ async fn resend_in(
     sqlite: bool,
 ) -> Result<Ending<Resend>, StoreError> {
     use email_message::Column;
-    let mailbox_key = email.mailbox_key();
-    mailbox::lock(txn, &[mailbox_key.as_str()]).await?;
     let mut find = user::Entity::find().filter(user::Column::EmailKey.eq(email.key()));
     if !sqlite {
         find = find.lock_exclusive();
@@ -144,7 +143,7 @@ async fn resend_in(
     }
     // The limits of the mailbox the account's address delivers to (the key of the address as
     // stored is the key of the one given: they differ at most in case).
-    match mailbox::limit(txn, &account.mailbox_key, policy, now).await? {
+    match mailbox::take(txn, &account.mailbox_key, policy, now).await? {
         Some(Limit::Suppressed) => return Ok(Ending::Rollback(Resend::Suppressed)),
         Some(Limit::CoolingDown) => return Ok(Ending::Rollback(Resend::CoolingDown)),
         Some(Limit::DailyCap) => return Ok(Ending::Rollback(Resend::DailyCapReached)),
@@ -156,7 +155,20 @@ async fn resend_in(
 }
 
 impl SeaStore {
-    /// [`UserStore::register_many`] on PostgreSQL: one transaction for the first entry of each
+    /// [`postgres::register_distinct`] as a statement of its own (no transaction around it: it
+    /// is atomic alone), on a task of its own so that a caller who stops waiting cannot cut it
+    /// off.
+    async fn register_distinct(
+        &self,
+        emails: Vec<EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Registration>, StoreError> {
+        let db = self.db.clone();
+        let policy = self.registration_policy;
+        detached(async move { postgres::register_distinct(&db, &emails, policy, now).await }).await
+    }
+
+    /// [`UserStore::register_many`] on PostgreSQL: one statement for the first entry of each
     /// key and each mailbox (see [`postgres::register_distinct`]); a later entry of a key
     /// already in the batch is `AlreadyRegistered`, and a later alias of a mailbox already in
     /// the batch is registered on its own afterwards, so it sees the first one's email.
@@ -181,16 +193,7 @@ impl SeaStore {
             .filter(|(_, plan)| **plan == Some(true))
             .map(|(e, _)| e.clone())
             .collect();
-        let policy = self.registration_policy;
-        let mut answers = self
-            .write(move |txn| {
-                Box::pin(async move {
-                    let answers = postgres::register_distinct(txn, &distinct, policy, now).await?;
-                    Ok(Ending::Commit(answers))
-                })
-            })
-            .await?
-            .into_iter();
+        let mut answers = self.register_distinct(distinct, now).await?.into_iter();
         let mut out = Vec::with_capacity(emails.len());
         for (email, plan) in emails.iter().zip(plan) {
             out.push(match plan {
@@ -217,17 +220,10 @@ impl UserStore for SeaStore {
         let policy = self.registration_policy;
         if self.is_postgres() {
             return self
-                .write(move |txn| {
-                    Box::pin(async move {
-                        let mut answers =
-                            postgres::register_distinct(txn, &[email], policy, now).await?;
-                        let answer = answers.pop().ok_or_else(|| {
-                            StoreError::Corrupt("a registration gave no answer".into())
-                        })?;
-                        Ok(Ending::Commit(answer))
-                    })
-                })
-                .await;
+                .register_distinct(vec![email], now)
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Corrupt("a registration gave no answer".into()));
         }
         self.write(move |txn| Box::pin(async move { register_in(txn, &email, policy, now).await }))
             .await

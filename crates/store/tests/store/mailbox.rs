@@ -75,7 +75,7 @@ async fn ten_aliases_of_one_mailbox_within_a_minute_owe_at_most_two_emails(store
 }
 
 /// The same, all at once: concurrent registrations of aliases of one mailbox (PostgreSQL
-/// serialises them on the mailbox's lock, SQLite's writers are serial) owe one email; aliases of
+/// orders them on the mailbox's allowance row, SQLite's writers are serial) owe one email; aliases of
 /// another mailbox are not held back.
 async fn concurrent_alias_registrations_owe_one_email(store: &SeaStore) {
     let tasks: Vec<_> = (0..10)

@@ -6,11 +6,12 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
     "m20261201_000003_add_users_mailbox_key",
     "m20261201_000004_create_suppressions",
+    "m20261207_000005_create_mailboxes",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.
@@ -116,6 +117,104 @@ async fn postgres_the_mailbox_key_backfill_agrees_with_the_domain() {
         return;
     };
     the_mailbox_key_backfill_agrees_with_the_domain(&db.store).await;
+    db.finish().await;
+}
+
+/// Migration 5 fills in `mailboxes` from the confirmation messages already there, so the limits
+/// hold across the upgrade: a mailbox emailed a moment ago is cooling down, one at the daily cap
+/// stays there, one emailed two days ago is owed again. (The migration counts from the real
+/// clock, so the registrations after it do too.)
+async fn the_mailbox_allowance_backfill_keeps_the_limits(store: &SeaStore) {
+    use migration::MigratorTrait as _;
+    migration::Migrator::up(store.connection(), Some(4))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let at = |ago: chrono::TimeDelta| {
+        (now - ago)
+            .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+            .to_string()
+    };
+    // (address, ages of its confirmation messages)
+    let history: [(&str, Vec<chrono::TimeDelta>); 3] = [
+        ("recent@example.com", vec![chrono::TimeDelta::seconds(10)]),
+        (
+            "capped@example.com",
+            (1..=5).map(|h| chrono::TimeDelta::hours(h)).collect(),
+        ),
+        ("old@example.com", vec![chrono::TimeDelta::days(2)]),
+    ];
+    for (address, ages) in &history {
+        let e = email(address);
+        common::exec(
+            store,
+            &format!(
+                "INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, \
+                 registered_on) VALUES ('{a}', '{a}', '{a}', FALSE, TRUE, '{at}')",
+                a = e.as_str(),
+                at = at(chrono::TimeDelta::days(3)),
+            ),
+        )
+        .await;
+        for age in ages {
+            common::exec(
+                store,
+                &format!(
+                    "INSERT INTO email_messages (user_id, kind, recipient, status, attempts, \
+                     next_attempt_at, created_at, updated_at) SELECT id, 'confirm', email, \
+                     'sent', 1, '{at}', '{at}', '{at}' FROM users WHERE email_key = '{a}'",
+                    a = e.as_str(),
+                    at = at(*age),
+                ),
+            )
+            .await;
+        }
+    }
+    store.migrate().await.unwrap();
+    let store = store
+        .clone()
+        .with_registration_policy(domain::ResendPolicy::default());
+    let now = chrono::Utc::now();
+    for (alias, owed) in [
+        ("recent+2@example.com", false),
+        ("capped+2@example.com", false),
+        ("old+2@example.com", true),
+    ] {
+        let answer = store.register(&email(alias), now).await.unwrap();
+        assert_eq!(
+            matches!(answer, store::Registration::Created { .. }),
+            owed,
+            "{alias}: {answer:?}"
+        );
+        assert!(!matches!(answer, store::Registration::AlreadyRegistered));
+    }
+    // The capped one is capped, not cooling down: its resend says so.
+    assert_eq!(
+        store
+            .resend(
+                &email("capped@example.com"),
+                domain::ResendPolicy::default(),
+                now
+            )
+            .await
+            .unwrap(),
+        store::Resend::DailyCapReached
+    );
+}
+
+#[tokio::test]
+async fn sqlite_the_mailbox_allowance_backfill_keeps_the_limits() {
+    let db = TestDb::sqlite(false).await;
+    the_mailbox_allowance_backfill_keeps_the_limits(&db.store).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_the_mailbox_allowance_backfill_keeps_the_limits() {
+    let Some(db) = TestDb::postgres("postgres_the_mailbox_allowance_backfill", false).await else {
+        return;
+    };
+    the_mailbox_allowance_backfill_keeps_the_limits(&db.store).await;
     db.finish().await;
 }
 
