@@ -20,6 +20,7 @@ At the end every server and worker log is scanned for the registered addresses, 
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
 Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,json,kill,redis,ses]
+                          [--redis-tls-dir DIR]
 Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), TEST_SES_ENDPOINT (moto), the
 `redis-server` binary, Python packages aiosmtpd and boto3. Exits non-zero on any failure.
 """
@@ -209,12 +210,13 @@ def main():
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--scenarios", default="smtp,json,kill,redis,ses")
+    ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     args = ap.parse_args()
     for var in ("TEST_DATABASE_URL", "TEST_SES_ENDPOINT"):
         if not os.environ.get(var):
             fail(f"{var} is not set")
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
-        top = Topology(args.bin_dir, tmp)
+        top = Topology(args.bin_dir, tmp, redis_tls_dir=args.redis_tls_dir)
         try:
             top.start_worker()
             for name in args.scenarios.split(","):

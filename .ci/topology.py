@@ -406,10 +406,12 @@ class Topology:
     """server (+ workers on demand) over a fresh database, a Redis and an SMTP server of its own.
 
     `env` overrides the settings both binaries get; `smtp_args` are extra arguments for the SMTP
-    server; `admin_url` is the PostgreSQL admin URL (default TEST_DATABASE_URL)."""
+    server; `admin_url` is the PostgreSQL admin URL (default TEST_DATABASE_URL); `redis_tls_dir`
+    (a directory made by .ci/make-test-ca) makes the Redis TLS-only, reached as
+    rediss://localhost with REDIS_TLS_CA_FILE."""
 
     def __init__(self, bin_dir, tmp, env=None, smtp_args=(), admin_url=None, db_prefix="e2e",
-                 start_server=True):
+                 start_server=True, redis_tls_dir=None):
         self.bin_dir = bin_dir
         self.tmp = tmp
         self.admin = admin_url or os.environ["TEST_DATABASE_URL"]
@@ -418,6 +420,7 @@ class Topology:
         self.workers = []  # every worker started, for log tails
         self.servers = []  # every server started, for the log checks
         self.db_created = False
+        self.redis_tls_dir = redis_tls_dir
         self.redis_port = free_port()
         self.smtp_port = free_port()
         self.web_port = free_port()
@@ -437,7 +440,7 @@ class Topology:
                 "APP_ENV": "production",
                 "SECRET_KEY": "e2e-secret-key-0123456789abcdef0123456789",
                 "DATABASE_URL": self.db_url,
-                "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                **self._redis_settings(),
                 "LISTEN_ADDR": f"127.0.0.1:{self.web_port}",
                 "OPS_ADDR": f"127.0.0.1:{self.ops_port}",
                 "BASE_URL": f"http://127.0.0.1:{self.web_port}",
@@ -489,12 +492,28 @@ class Topology:
                 fail("server exited:\n" + self.server.tail())
             return False
 
+    def _redis_settings(self):
+        if self.redis_tls_dir is None:
+            return {"REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
+        return {"REDIS_URL": f"rediss://localhost:{self.redis_port}/0",
+                "REDIS_TLS_CA_FILE": os.path.join(self.redis_tls_dir, "ca.pem")}
+
     def redis_cli(self, *args):
-        return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
+        tls = []
+        if self.redis_tls_dir is not None:
+            tls = ["--tls", "--cacert", os.path.join(self.redis_tls_dir, "ca.pem"), "-h", "localhost"]
+        return subprocess.run(["redis-cli", *tls, "-p", str(self.redis_port), *args],
                               capture_output=True, text=True).stdout.strip()
 
     def start_redis(self):
-        self.redis = Proc("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+        port = ["--port", str(self.redis_port)]
+        if self.redis_tls_dir is not None:
+            d = self.redis_tls_dir
+            port = ["--port", "0", "--tls-port", str(self.redis_port),
+                    "--tls-cert-file", os.path.join(d, "localhost.pem"),
+                    "--tls-key-file", os.path.join(d, "localhost.key"),
+                    "--tls-ca-cert-file", os.path.join(d, "ca.pem"), "--tls-auth-clients", "no"]
+        self.redis = Proc("redis", ["redis-server", *port, "--bind", "127.0.0.1",
                                     "--save", "", "--appendonly", "no"], os.environ.copy(), self.tmp)
         wait_until("redis", lambda: self.redis_cli("ping") == "PONG", 20)
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 mod embedded;
 mod redis;
+mod tls;
 
 pub use embedded::EmbeddedQueue;
 pub use redis::{RedisQueue, RedisQueueConfig};

@@ -12,6 +12,7 @@
 //! database by the sweeper.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, Options, ReconnectPolicy,
     StreamsInterface, Value,
 };
-use fred::types::config::UnresponsiveConfig;
+use fred::types::config::{TlsConnector, UnresponsiveConfig};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -58,6 +59,9 @@ pub struct RedisQueueConfig {
     /// Bound on every command (a blocking read gets its wait on top). Zero disables command
     /// timeouts; connecting is still bounded by 5 s. Default 5 s.
     pub command_timeout: Duration,
+    /// A PEM file of CA certificates trusted for `rediss://` beside the system's store (for a
+    /// private CA). Only valid with a `rediss://` URL. Default none.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisQueueConfig {
@@ -68,8 +72,22 @@ impl Default for RedisQueueConfig {
             consumer: default_consumer_name(),
             claim_idle: Duration::from_secs(120),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            tls_ca_file: None,
         }
     }
+}
+
+/// `url` with a TLS scheme (`rediss`, `valkeys`, and their `-cluster`/`-sentinel` forms) made
+/// plain, and whether it had one.
+fn plain_scheme(url: &str) -> (String, bool) {
+    for (tls, plain) in [("rediss", "redis"), ("valkeys", "valkey")] {
+        if let Some(rest) = url.strip_prefix(tls)
+            && (rest.starts_with("://") || rest.starts_with('-'))
+        {
+            return (format!("{plain}{rest}"), true);
+        }
+    }
+    (url.to_owned(), false)
 }
 
 /// `<hostname>-<pid>-<random>`: readable in `XINFO CONSUMERS`, unique per process and instance.
@@ -140,18 +158,36 @@ struct RawEntry {
 }
 
 impl RedisQueue {
-    /// Connects two clients to `url` (`redis://[[user]:password@]host[:port][/db]`): one for
-    /// ordinary commands and one for the blocking read. Fails with `Transport` when Redis cannot
-    /// be reached within the command timeout (5 s by default); once connected, both clients
-    /// reconnect by themselves after a Redis restart or a dropped connection.
+    /// Connects two clients to `url` (`redis://[[user]:password@]host[:port][/db]`, or
+    /// `rediss://` for TLS): one for ordinary commands and one for the blocking read. Fails
+    /// with `Transport` when Redis cannot be reached within the command timeout (5 s by
+    /// default); once connected, both clients reconnect by themselves after a Redis restart or
+    /// a dropped connection.
+    ///
+    /// `rediss://` always speaks TLS, verifying the server's certificate and name against the
+    /// system's trust store and `config.tls_ca_file` (see `tls`); it never falls back to
+    /// cleartext, so a server without TLS fails to connect.
     pub async fn connect(url: &str, config: RedisQueueConfig) -> Result<Self, QueueError> {
         let url_secrets = url_secrets(url);
-        let fred_config = Config::from_url(url).map_err(|error| {
+        // fred would set up TLS for a TLS scheme itself, from the system's store alone (and
+        // fail if any file in it is unreadable): it is given the plain scheme, and TLS is set
+        // up here.
+        let (url, uses_tls) = plain_scheme(url);
+        let mut fred_config = Config::from_url(&url).map_err(|error| {
             QueueError::Config(redact(
                 format!("invalid Redis URL: {}", error.details()),
                 &url_secrets,
             ))
         })?;
+        if uses_tls {
+            let tls = crate::tls::client_config(config.tls_ca_file.as_deref())
+                .map_err(|e| QueueError::Config(format!("Redis TLS: {e}")))?;
+            fred_config.tls = Some(TlsConnector::from(tls).into());
+        } else if config.tls_ca_file.is_some() {
+            return Err(QueueError::Config(
+                "a Redis TLS CA file is set, but the Redis URL is not rediss://".into(),
+            ));
+        }
         let mut secrets = url_secrets;
         secrets.extend(fred_config.password.iter().cloned());
         let server = fred_config
@@ -200,8 +236,8 @@ impl RedisQueue {
         let client = builder.build().map_err(build_error)?;
         let reader = builder.build().map_err(build_error)?;
 
-        init(&client, connect_timeout, &server, &secrets).await?;
-        if let Err(error) = init(&reader, connect_timeout, &server, &secrets).await {
+        init(&client, connect_timeout, &server, &secrets, uses_tls).await?;
+        if let Err(error) = init(&reader, connect_timeout, &server, &secrets, uses_tls).await {
             quit_in_background(client);
             return Err(error);
         }
@@ -549,20 +585,43 @@ async fn init(
     limit: Duration,
     server: &str,
     secrets: &[String],
+    uses_tls: bool,
 ) -> Result<(), QueueError> {
-    match tokio::time::timeout(limit + Duration::from_secs(1), client.init()).await {
+    let detail = match tokio::time::timeout(limit + Duration::from_secs(1), client.init()).await {
         // The returned handle drives the connection; it runs until QUIT.
-        Ok(Ok(_connection_task)) => Ok(()),
-        Ok(Err(error)) => Err(QueueError::Transport(redact(
-            format!("cannot connect to Redis at {server}: {error}"),
-            secrets,
-        ))),
+        Ok(Ok(_connection_task)) => return Ok(()),
+        Ok(Err(error)) => error.to_string(),
         Err(_) => {
             quit_in_background(client.clone());
-            Err(QueueError::Transport(format!(
-                "cannot connect to Redis at {server}: no answer within {limit:?}"
-            )))
+            format!("no answer within {limit:?}")
         }
+    };
+    let message = if uses_tls {
+        format!(
+            "cannot connect to Redis at {server} over TLS: {} ({detail})",
+            tls_hint(&detail)
+        )
+    } else {
+        format!("cannot connect to Redis at {server}: {detail}")
+    };
+    Err(QueueError::Transport(redact(message, secrets)))
+}
+
+/// What an operator should make of a failed `rediss://` connection, from rustls's error.
+fn tls_hint(detail: &str) -> &'static str {
+    if detail.contains("UnknownIssuer") {
+        "the server's certificate is signed by a CA this process does not trust (set \
+         REDIS_TLS_CA_FILE to that CA's PEM file)"
+    } else if detail.contains("NotValidForName") {
+        "the server's certificate is not valid for the host name in REDIS_URL (use a name it \
+         was issued for)"
+    } else if detail.contains("Expired") || detail.contains("NotValidYet") {
+        "the server's certificate is outside its validity period"
+    } else if detail.contains("InvalidCertificate") {
+        "the server's certificate was refused"
+    } else {
+        "the TLS handshake did not complete: does the server speak TLS on this port? \
+         (rediss:// never falls back to cleartext)"
     }
 }
 
@@ -726,6 +785,41 @@ mod tests {
         assert_eq!(url_secrets("redis://:pw@host"), vec![":pw", "pw"]);
         assert!(url_secrets("redis://host:6379").is_empty());
         assert!(url_secrets("not a url").is_empty());
+    }
+
+    #[test]
+    fn tls_schemes_are_made_plain_and_remembered() {
+        for (url, plain, tls) in [
+            ("rediss://:pw@host:6380/1", "redis://:pw@host:6380/1", true),
+            (
+                "rediss-cluster://host:7000",
+                "redis-cluster://host:7000",
+                true,
+            ),
+            ("valkeys://host", "valkey://host", true),
+            ("redis://host", "redis://host", false),
+            ("redissx://host", "redissx://host", false),
+        ] {
+            assert_eq!(plain_scheme(url), (plain.to_owned(), tls), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_without_rediss_or_unreadable_is_refused() {
+        for (url, expected) in [
+            ("redis://127.0.0.1:1", "not rediss://"),
+            ("rediss://127.0.0.1:1", "/nonexistent/ca.pem"),
+        ] {
+            let config = RedisQueueConfig {
+                tls_ca_file: Some("/nonexistent/ca.pem".into()),
+                ..RedisQueueConfig::default()
+            };
+            let error = RedisQueue::connect(url, config).await.unwrap_err();
+            assert!(
+                matches!(&error, QueueError::Config(m) if m.contains(expected)),
+                "{url}: {error:?}"
+            );
+        }
     }
 
     #[test]

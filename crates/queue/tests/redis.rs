@@ -5,6 +5,9 @@
 //! TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -p queue
 //! ```
 //!
+//! With a `rediss://` URL (a TLS-only Redis) the same tests run over TLS, trusting the CA in
+//! `TEST_REDIS_CA_FILE` (`.ci/run` runs them both ways).
+//!
 //! Without it each test says so and passes; with it set but Redis unreachable they fail. Every
 //! test works on a stream and group of its own and deletes them at the end. Two tests create a
 //! throw-away ACL user so they can kill exactly the queue's connections (`CLIENT KILL USER`);
@@ -19,6 +22,37 @@ use queue::{Delivery, Job, JobQueue, QueueError, RedisQueue, RedisQueueConfig};
 use tokio::time::Instant;
 
 const URL_VAR: &str = "TEST_REDIS_URL";
+const CA_VAR: &str = "TEST_REDIS_CA_FILE";
+
+/// `TEST_REDIS_CA_FILE`, if set.
+fn ca_file() -> Option<std::path::PathBuf> {
+    std::env::var_os(CA_VAR)
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+}
+
+/// A fred configuration for `url`; over TLS for `rediss://`, trusting `TEST_REDIS_CA_FILE`.
+fn admin_config(url: &str) -> Config {
+    let Some(rest) = url.strip_prefix("rediss://") else {
+        return Config::from_url(url).unwrap();
+    };
+    let mut config = Config::from_url(&format!("redis://{rest}")).unwrap();
+    let ca = ca_file().unwrap_or_else(|| panic!("{URL_VAR} is rediss:// but {CA_VAR} is unset"));
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject as _;
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.tls = Some(fred::types::config::TlsConnector::from(tls).into());
+    config
+}
 
 fn job(n: i64) -> Job {
     Job::new(MessageId(n))
@@ -52,9 +86,7 @@ impl Env {
     /// the variable is set but Redis does not answer.
     async fn start(test: &str) -> Option<Env> {
         let url = redis_url(test)?;
-        let admin = Builder::from_config(Config::from_url(&url).unwrap())
-            .build()
-            .unwrap();
+        let admin = Builder::from_config(admin_config(&url)).build().unwrap();
         admin
             .init()
             .await
@@ -74,6 +106,7 @@ impl Env {
         RedisQueueConfig {
             stream: self.stream.clone(),
             group: self.group.clone(),
+            tls_ca_file: ca_file().filter(|_| self.url.starts_with("rediss://")),
             ..RedisQueueConfig::default()
         }
     }

@@ -75,6 +75,9 @@ pub struct Settings {
     pub database_url: SecretString,
     /// REDIS_URL; `None`: the embedded queue, and delivery inside `server`.
     pub redis_url: Option<SecretString>,
+    /// REDIS_TLS_CA_FILE: a PEM file of CA certificates trusted for `rediss://` besides the
+    /// system's (only with a `rediss://` REDIS_URL).
+    pub redis_tls_ca_file: Option<PathBuf>,
     /// The signing keys, oldest first (SECRET_KEY_FALLBACKS, then SECRET_KEY, which signs).
     pub secret_keys: Vec<SecretString>,
     /// No SECRET_KEY was set (local only): the development key signs. The binaries warn.

@@ -31,6 +31,7 @@ pub(crate) struct Raw {
     base_url: String,
     database_url: SecretString,
     redis_url: Option<SecretString>,
+    redis_tls_ca_file: Option<PathBuf>,
     secret_key: Option<SecretString>,
     secret_key_fallbacks: SecretString,
     token_max_age: u64,
@@ -119,6 +120,19 @@ impl Raw {
             ));
         };
         let base_url = parse_base_url(&self.base_url)?;
+        if self.redis_tls_ca_file.is_some() {
+            let tls = self.redis_url.as_ref().is_some_and(|url| {
+                let url = url.expose_secret().trim_start();
+                url.starts_with("rediss:")
+                    || url.starts_with("rediss-")
+                    || url.starts_with("valkeys")
+            });
+            if !tls {
+                return invalid(
+                    "REDIS_TLS_CA_FILE is set, but REDIS_URL is not a rediss:// URL (TLS)",
+                );
+            }
+        }
         if self.token_max_age == 0 {
             return invalid("TOKEN_MAX_AGE must be at least 1 second");
         }
@@ -231,6 +245,7 @@ impl Raw {
             base_url,
             database_url: self.database_url,
             redis_url: self.redis_url,
+            redis_tls_ca_file: self.redis_tls_ca_file,
             secret_keys,
             using_development_key,
             tokens,

@@ -147,6 +147,7 @@ pub async fn build_queue(settings: &Settings) -> Result<Arc<dyn JobQueue>, Wirin
             .send_lease
             .to_std()
             .unwrap_or(Duration::from_secs(120)),
+        tls_ca_file: settings.redis_tls_ca_file.clone(),
         ..RedisQueueConfig::default()
     };
     let queue = RedisQueue::connect(url.expose_secret(), config)

@@ -290,6 +290,29 @@ fn the_redis_url_is_kept_secret() {
 }
 
 #[test]
+fn a_redis_ca_file_needs_a_rediss_url() {
+    for vars in [
+        &[("REDIS_TLS_CA_FILE", "/etc/ca.pem")][..],
+        &[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_TLS_CA_FILE", "/etc/ca.pem"),
+        ],
+    ] {
+        let error = load(vars).unwrap_err().to_string();
+        assert!(error.contains("REDIS_TLS_CA_FILE"), "{error}");
+    }
+    let s = load(&[
+        ("REDIS_URL", "rediss://127.0.0.1:6380"),
+        ("REDIS_TLS_CA_FILE", "/etc/ca.pem"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.redis_tls_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+}
+
+#[test]
 fn durations_parse_with_units() {
     use std::time::Duration;
     assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
