@@ -41,6 +41,10 @@ so that the whole file runs in a few minutes:
               nothing is accepted or goes dead meanwhile; once AUTH works all are delivered once.
   j exhaust   `tempfail` recipients (always 451) with RETRY_MAX_ATTEMPTS=3: dead after exactly 3
               attempts (3 RCPTs at the SMTP server), never attempted again, last error kept.
+  l tls       the SMTP server (implicit TLS, a certificate of a CA made for the run) is not
+              trusted by the worker (no SMTP_TLS_CA_FILE): the failure is account-level, logged at
+              ERROR, sending pauses, nothing is accepted, no credentials are sent and nothing goes
+              dead; a worker started with SMTP_TLS_CA_FILE then delivers each email once.
   k readyz    readiness and metrics, with the worker's WORKER_METRICS_ADDR listener: after a few
               registrations, /metrics on the server counts them (registrations_total) and on the
               worker counts the sends (emails_sent_total, email_send_seconds); Redis, then a
@@ -63,6 +67,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -601,6 +606,45 @@ def scenario_account(run):
             f"after the fix delivered={delivered}/{len(addrs)} in {took:.1f}s, duplicates={dupes}")
 
 
+def scenario_tls(run):
+    """l: an untrusted SMTP certificate pauses sending (account-level); nothing goes dead."""
+    ca_dir = os.path.join(run.tmp, "ca")
+    subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "make-test-ca"), ca_dir],
+                   check=True)
+    top = run.topology(smtp_args=["--tls-cert", os.path.join(ca_dir, "localhost.pem"),
+                                  "--tls-key", os.path.join(ca_dir, "localhost.key"), "--tls", "implicit"])
+    index = MailIndex(top.maildir)
+    url = f"smtps://faults-tls-user:secret@localhost:{top.smtp_port}"
+    worker = top.start_worker(SMTP_URL=url)
+    addrs = addresses("tls", 10)
+    register_all(top, addrs)
+
+    def paused():
+        with open(worker.log_path, errors="replace") as f:
+            text = f.read()
+        return "ERROR" in text and "TLS failure" in text and "sending paused" in text
+
+    wait_until("the worker's ERROR for the untrusted certificate", paused, 30)
+    tried = int(top.sql("select coalesce(sum(attempts), 0) from email_messages"))
+    check(tried >= 1, "no send attempt recorded")
+    check(tally(index.copies(addrs))[0] == 0, "emails accepted over an untrusted certificate")
+    dead = int(top.sql("select count(*) from email_messages where status = 'dead'"))
+    check(dead == 0, f"{dead} messages dead after a certificate error (they should wait)")
+    auth_log = os.path.join(top.maildir, "auth.log")
+    check(not os.path.exists(auth_log) or "faults-tls-user" not in open(auth_log).read(),
+          "credentials reached a server whose certificate was not trusted")
+    code = worker.stop(signal.SIGTERM)
+    check(code == 0, f"worker exited {code} on SIGTERM")
+    top.start_worker(SMTP_URL=url, SMTP_TLS_CA_FILE=os.path.join(ca_dir, "ca.pem"))
+    t1 = time.monotonic()
+    copies = wait_settled(top, index, addrs, 30 + 3 * seconds(FAST["ACCOUNT_PAUSE"]))
+    delivered, dupes = tally(copies)
+    check(delivered == len(addrs) and dupes == 0, f"with the CA: delivered {delivered}, duplicates {dupes}")
+    return (f"untrusted certificate: ERROR logged, {tried} attempts, 0 accepted, 0 dead, no AUTH; "
+            f"with SMTP_TLS_CA_FILE delivered={delivered}/{len(addrs)} in {time.monotonic() - t1:.1f}s, "
+            f"duplicates={dupes}")
+
+
 def scenario_exhaust(run):
     """j: retries run out (always 451, RETRY_MAX_ATTEMPTS=3): dead after exactly 3 attempts."""
     top = run.topology(env={"RETRY_MAX_ATTEMPTS": "3"})
@@ -744,6 +788,7 @@ SCENARIOS = [
     ("i", "account", scenario_account),
     ("j", "exhaust", scenario_exhaust),
     ("k", "readyz", scenario_readyz),
+    ("l", "tls", scenario_tls),
 ]
 
 

@@ -8,7 +8,16 @@ Usage:
         [--flaky-failures 2] [--hang-seconds 10] [--no-pipelining]
     TEST_SMTP_URL=smtp://127.0.0.1:2525 TEST_SMTP_MAILDIR=DIR cargo test -p mailer
 
-Behaviour (aiosmtpd, ESMTP, no TLS: STARTTLS is never offered):
+    python3 .ci/smtp_server.py ... --tls-cert localhost.pem --tls-key localhost.key \
+        [--tls starttls|implicit]
+
+Behaviour (aiosmtpd, ESMTP). Without --tls-cert there is no TLS: STARTTLS is never offered.
+With --tls-cert and --tls-key (a certificate made by .ci/make-test-ca):
+  * --tls starttls (the default): STARTTLS is offered and required (`require_starttls`: every
+    command but EHLO, STARTTLS, NOOP and QUIT is refused with 530 before it), and AUTH is
+    offered and accepted only after it (`auth_require_tls`): a 587-style submission port;
+  * --tls implicit: TLS from the first byte (SMTPS, a 465-style port), AUTH offered at once.
+Everything below holds in every mode.
   * PIPELINING (RFC 2920) is offered in the EHLO reply, as postfix offers it, unless
     --no-pipelining is given: the mailer then sends a message's content in the same write as
     the next message's MAIL, RCPT and DATA, and aiosmtpd reads them in order.
@@ -62,6 +71,7 @@ import datetime
 import mailbox
 import os
 import signal
+import ssl
 import sys
 import threading
 
@@ -190,7 +200,21 @@ def main() -> int:
                         help="how long the reply to DATA is held back for hang recipients")
     parser.add_argument("--no-pipelining", action="store_true",
                         help="do not offer PIPELINING in the EHLO reply")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (see --tls)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls", choices=("starttls", "implicit"), default="starttls",
+                        help="with --tls-cert: STARTTLS required (default) or implicit TLS")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = {"auth_require_tls": False}
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls == "starttls":
+            tls = {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+        else:
+            tls = {"ssl_context": context, "auth_require_tls": False}
 
     os.makedirs(args.maildir, exist_ok=True)
     controller = Controller(
@@ -200,8 +224,8 @@ def main() -> int:
         server_hostname="smtp-test.localhost",
         authenticator=Authenticator(os.path.join(args.maildir, "auth.log"),
                                     os.path.join(args.maildir, "auth_fail")),
-        auth_require_tls=False,
         auth_required=False,
+        **tls,
     )
     controller.start()
     print(f"smtp_server listening on {args.host}:{args.port}", flush=True)

@@ -110,6 +110,9 @@ pub struct MailSettings {
     pub from: Sender,
     /// SMTP_URL, parsed; always there with `MAILER=smtp`.
     pub smtp_url: Option<SmtpUrl>,
+    /// SMTP_TLS_CA_FILE: a PEM file of CA certificates trusted for the SMTP server's TLS besides
+    /// the system's (only with an SMTP_URL that uses TLS).
+    pub smtp_tls_ca_file: Option<PathBuf>,
     /// SMTP_MAX_CONNECTIONS (1 to 256).
     pub smtp_max_connections: usize,
     /// SMTP_TIMEOUT: the longest one SMTP send may take.

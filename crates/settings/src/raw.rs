@@ -44,6 +44,7 @@ pub(crate) struct Raw {
     template_dir: Option<PathBuf>,
     worker_concurrency: usize,
     smtp_url: Option<SecretString>,
+    smtp_tls_ca_file: Option<PathBuf>,
     smtp_max_connections: usize,
     ses_configuration_set: Option<String>,
     worker_shutdown_timeout: String,
@@ -239,6 +240,15 @@ impl Raw {
                     .map_err(|e| SettingsError::Invalid(format!("SMTP_URL: {e}")))?,
             ),
         };
+        if self.smtp_tls_ca_file.is_some()
+            && smtp_url
+                .as_ref()
+                .is_none_or(|url| url.security() == mailer::SmtpSecurity::None)
+        {
+            return invalid(
+                "SMTP_TLS_CA_FILE is set, but SMTP_URL is unset or uses no TLS (tls=none)",
+            );
+        }
         Ok(Settings {
             app_env: self.app_env,
             listen_addr,
@@ -258,6 +268,7 @@ impl Raw {
                 kind: self.mailer,
                 from,
                 smtp_url,
+                smtp_tls_ca_file: self.smtp_tls_ca_file,
                 smtp_max_connections: self.smtp_max_connections,
                 smtp_timeout,
                 ses_region: self.ses_region,

@@ -167,10 +167,13 @@ pub async fn build_mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Wiring
                 "MAILER=smtp needs SMTP_URL (e.g. smtp://user:pass@host:587)",
             ))?;
             let timeout = mail.smtp_timeout;
-            let mailer = SmtpMailer::new(url, sender)
+            let mut mailer = SmtpMailer::new(url, sender)
                 .map_err(WiringError::Smtp)?
                 .with_timeouts(timeout.min(Duration::from_secs(10)), timeout)
                 .with_max_connections(mail.smtp_max_connections);
+            if let Some(ca) = &mail.smtp_tls_ca_file {
+                mailer = mailer.with_tls_ca_file(ca).map_err(WiringError::Smtp)?;
+            }
             Arc::new(mailer)
         }
         MailerKind::Ses => Arc::new(

@@ -49,7 +49,7 @@ pub(super) fn failure_of(error: &lettre::transport::smtp::Error) -> Failure {
         Failure::Reply(u16::from(code))
     } else if error.is_timeout() {
         Failure::Timeout
-    } else if error.is_tls() {
+    } else if error.is_tls() || rustls_failure(error) {
         Failure::Tls
     } else if error.is_client() {
         Failure::Client
@@ -59,6 +59,26 @@ pub(super) fn failure_of(error: &lettre::transport::smtp::Error) -> Failure {
     }
 }
 
+/// Whether a rustls error is behind `error`: lettre reports a refused certificate, a name
+/// mismatch or a broken handshake as a connection error whose `io::Error` wraps it.
+fn rustls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if current.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = current.source();
+    }
+    false
+}
+
 /// Classifies an SMTP failure. `detail` must already be redacted; it is kept for operators.
 ///
 /// | failure                                          | class     |
@@ -66,7 +86,8 @@ pub(super) fn failure_of(error: &lettre::transport::smtp::Error) -> Failure {
 /// | reply 530, 534, 535, 538 (authentication)        | Account   |
 /// | other 4xx reply                                  | Transient |
 /// | other 5xx reply                                  | Permanent |
-/// | timeout, connection, network, TLS                | Transient |
+/// | timeout, connection, network                     | Transient |
+/// | TLS (certificate, host name, handshake)          | Account   |
 /// | STARTTLS required but not offered, no usable AUTH | Account  |
 /// | other client-side error                          | Permanent |
 pub(super) fn classify(failure: Failure, server: &str, detail: &str) -> MailError {
@@ -81,7 +102,11 @@ pub(super) fn classify(failure: Failure, server: &str, detail: &str) -> MailErro
             MailError::Permanent(format!("SMTP {server} rejected the message: {detail}"))
         }
         Failure::Timeout => MailError::Transient(format!("SMTP {server} timed out: {detail}")),
-        Failure::Tls => MailError::Transient(format!("SMTP {server} TLS failure: {detail}")),
+        // Nothing can succeed until an operator acts (a CA to trust, a host name to fix, a
+        // server that does not speak TLS on this port): pause sending, keep the attempts.
+        Failure::Tls => MailError::Account(format!(
+            "SMTP {server} TLS failure (check SMTP_TLS_CA_FILE, the host name and the port in the SMTP URL): {detail}"
+        )),
         Failure::Connection => {
             MailError::Transient(format!("SMTP {server} connection failure: {detail}"))
         }

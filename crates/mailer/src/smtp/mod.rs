@@ -17,14 +17,17 @@
 //! `pipeline`, and what a failure means for the retry policy in `classify`.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::TlsParameters;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::oneshot;
 
 use crate::mime::{Sender, format_mime};
@@ -110,6 +113,10 @@ pub enum SmtpConfigError {
     HelloName,
     #[error("SMTP: could not set up TLS for {host}: {reason}")]
     Tls { host: String, reason: String },
+    #[error("SMTP: the CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("SMTP: a CA file is set, but the SMTP URL uses no TLS (tls=none)")]
+    CaWithoutTls,
 }
 
 /// An SMTP server's URL, parsed and checked (see [`SmtpMailer::from_url`] for its forms):
@@ -151,6 +158,36 @@ impl fmt::Debug for SmtpUrl {
             .field("authenticated", &self.0.credentials.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// How a connection to `host` is protected under `security`: TLS verified against the
+/// system's CA store (lettre's `rustls-native-certs`) and `extra_ca`, if given.
+fn tls_mode(
+    host: &str,
+    security: SmtpSecurity,
+    extra_ca: Option<Certificate>,
+) -> Result<TlsMode, SmtpConfigError> {
+    if security == SmtpSecurity::None {
+        return match extra_ca {
+            Some(_) => Err(SmtpConfigError::CaWithoutTls),
+            None => Ok(TlsMode::Plain),
+        };
+    }
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(certificate) = extra_ca {
+        builder = builder.add_root_certificate(certificate);
+    }
+    let parameters = builder.build_rustls().map_err(|e| SmtpConfigError::Tls {
+        host: host.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(match security {
+        SmtpSecurity::ImplicitTls => TlsMode::Implicit(parameters),
+        SmtpSecurity::StartTlsRequired => TlsMode::StartTlsRequired(parameters),
+        SmtpSecurity::StartTlsOpportunistic | SmtpSecurity::None => {
+            TlsMode::StartTlsOpportunistic(parameters)
+        }
+    })
 }
 
 /// Sends through an SMTP server over a small pool of lettre `AsyncSmtpConnection`s,
@@ -199,20 +236,7 @@ impl SmtpMailer {
     /// Configures a transport from a parsed URL. Nothing is connected yet.
     pub fn new(url: SmtpUrl, sender: Sender) -> Result<Self, SmtpConfigError> {
         let parsed = url.0;
-        let tls_parameters = || {
-            TlsParameters::new(parsed.host.clone()).map_err(|e| SmtpConfigError::Tls {
-                host: parsed.host.clone(),
-                reason: e.to_string(),
-            })
-        };
-        let tls = match parsed.security {
-            SmtpSecurity::ImplicitTls => TlsMode::Implicit(tls_parameters()?),
-            SmtpSecurity::StartTlsRequired => TlsMode::StartTlsRequired(tls_parameters()?),
-            SmtpSecurity::StartTlsOpportunistic => {
-                TlsMode::StartTlsOpportunistic(tls_parameters()?)
-            }
-            SmtpSecurity::None => TlsMode::Plain,
-        };
+        let tls = tls_mode(&parsed.host, parsed.security, None)?;
         let hello_name = match parsed.hello_name {
             Some(name) => ClientId::Domain(name),
             None => ClientId::default(),
@@ -258,6 +282,29 @@ impl SmtpMailer {
     /// one, within its send timeout. `0` counts as `1`.
     pub fn with_max_connections(self, n: usize) -> Self {
         self.reconfigured(|endpoint| endpoint.max_connections = n.max(1))
+    }
+
+    /// Trusts the CA certificates of the PEM file at `path` besides the system's store (for a
+    /// relay whose certificate a private CA signed). The server's certificate and name are
+    /// verified either way. Fails if the file cannot be read or holds no certificate, or if
+    /// the URL uses no TLS.
+    pub fn with_tls_ca_file(self, path: &Path) -> Result<Self, SmtpConfigError> {
+        let ca_error = |reason: String| SmtpConfigError::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let count = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_error(format!("not a PEM certificate file: {e}")))?
+            .len();
+        if count == 0 {
+            return Err(ca_error("it holds no PEM certificate".into()));
+        }
+        let certificate =
+            Certificate::from_pem(&pem).map_err(|e| ca_error(format!("unusable: {e}")))?;
+        let tls = tls_mode(&self.pool.endpoint.host, self.security, Some(certificate))?;
+        Ok(self.reconfigured(|endpoint| endpoint.tls = tls))
     }
 
     /// The most connections open to the server at once.

@@ -223,7 +223,7 @@ fn classification_table() {
         (Failure::Reply(535), "account"),
         (Failure::Reply(538), "account"),
         (Failure::Timeout, "transient"),
-        (Failure::Tls, "transient"),
+        (Failure::Tls, "account"),
         (Failure::Connection, "transient"),
         (Failure::Client, "permanent"),
     ];
@@ -1084,8 +1084,10 @@ async fn opportunistic_starttls_is_tried_when_offered() {
     assert_eq!(Counts::get(&server.counts.mails), 0);
 }
 
+/// A TLS handshake with a server that does not speak TLS (a wrong port) cannot succeed until
+/// an operator acts: an account-level failure, which pauses sending.
 #[tokio::test]
-async fn implicit_tls_against_a_plain_server_fails_transiently() {
+async fn implicit_tls_against_a_plain_server_is_an_account_failure() {
     let server = FakeServer::start(Behaviour::default()).await;
     let url = format!("smtps://127.0.0.1:{}", server.port);
     let mailer = SmtpMailer::from_url(&url, sender())
@@ -1095,7 +1097,8 @@ async fn implicit_tls_against_a_plain_server_fails_transiently() {
         .send(&message_to("someone@example.org"))
         .await
         .unwrap_err();
-    assert!(matches!(err, MailError::Transient(_)), "{err}");
+    assert!(matches!(err, MailError::Account(_)), "{err}");
+    assert!(err.to_string().contains("TLS failure"), "{err}");
     assert_eq!(Counts::get(&server.counts.connections), 1);
     assert_eq!(Counts::get(&server.counts.mails), 0);
     assert_eq!(mailer.pool.idle.len(), 0);

@@ -313,6 +313,31 @@ fn a_redis_ca_file_needs_a_rediss_url() {
 }
 
 #[test]
+fn an_smtp_ca_file_needs_an_smtp_url_with_tls() {
+    for vars in [
+        &[("SMTP_TLS_CA_FILE", "/etc/ca.pem")][..],
+        &[
+            ("MAILER", "smtp"),
+            ("SMTP_URL", "smtp://127.0.0.1:2525?tls=none"),
+            ("SMTP_TLS_CA_FILE", "/etc/ca.pem"),
+        ],
+    ] {
+        let error = load(vars).unwrap_err().to_string();
+        assert!(error.contains("SMTP_TLS_CA_FILE"), "{error}");
+    }
+    let s = load(&[
+        ("MAILER", "smtp"),
+        ("SMTP_URL", "smtps://user:pw@relay.internal"),
+        ("SMTP_TLS_CA_FILE", "/etc/ca.pem"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.mail.smtp_tls_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+}
+
+#[test]
 fn durations_parse_with_units() {
     use std::time::Duration;
     assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
