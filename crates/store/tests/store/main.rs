@@ -1,6 +1,7 @@
 //! The store against real databases: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set.
 //! Every test in `users`, `mailbox`, `messages` and `schema` runs once per backend, as
-//! `<module>::sqlite::<name>` and `<module>::postgres::<name>`.
+//! `<module>::sqlite::<name>` and `<module>::postgres::<name>`. `tls` runs on a PostgreSQL that
+//! takes TLS connections only, when `TEST_DATABASE_TLS_URL` is set.
 
 // `cfg(test)` (always true here) tells clippy that these helpers are test code, where the
 // workspace allows `unwrap`, `panic!` and printing.
@@ -12,5 +13,7 @@ mod mailbox;
 mod messages;
 #[cfg(test)]
 mod schema;
+#[cfg(test)]
+mod tls;
 #[cfg(test)]
 mod users;
