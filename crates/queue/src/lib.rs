@@ -11,7 +11,7 @@ mod redis;
 mod tls;
 
 pub use embedded::EmbeddedQueue;
-pub use redis::{RedisQueue, RedisQueueConfig};
+pub use redis::{RedisQueue, RedisQueueConfig, is_tls_url};
 
 /// One unit of work: "send owed message N". The message row in the database says what to send;
 /// the job only points at it, so a lost job loses nothing (the sweeper republishes the row).

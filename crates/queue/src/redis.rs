@@ -77,6 +77,12 @@ impl Default for RedisQueueConfig {
     }
 }
 
+/// Whether `url` has one of the TLS schemes (`rediss`, `valkeys`, and their `-cluster` and
+/// `-sentinel` forms), with which [`RedisQueue::connect`] speaks TLS only.
+pub fn is_tls_url(url: &str) -> bool {
+    plain_scheme(url).1
+}
+
 /// `url` with a TLS scheme (`rediss`, `valkeys`, and their `-cluster`/`-sentinel` forms) made
 /// plain, and whether it had one.
 fn plain_scheme(url: &str) -> (String, bool) {

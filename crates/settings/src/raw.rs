@@ -122,12 +122,10 @@ impl Raw {
         };
         let base_url = parse_base_url(&self.base_url)?;
         if self.redis_tls_ca_file.is_some() {
-            let tls = self.redis_url.as_ref().is_some_and(|url| {
-                let url = url.expose_secret().trim_start();
-                url.starts_with("rediss:")
-                    || url.starts_with("rediss-")
-                    || url.starts_with("valkeys")
-            });
+            let tls = self
+                .redis_url
+                .as_ref()
+                .is_some_and(|url| queue::is_tls_url(url.expose_secret().trim()));
             if !tls {
                 return invalid(
                     "REDIS_TLS_CA_FILE is set, but REDIS_URL is not a rediss:// URL (TLS)",

@@ -10,8 +10,9 @@
 //! - it goes through the primary key whatever the planner knows: a lookup over the mailbox's
 //!   accounts and messages is planned from statistics, and a prepared statement's generic plan
 //!   made while the tables were nearly empty (a new deployment, the benchmark) scanned both
-//!   tables for every registration until the next ANALYZE (registrations fell from about
-//!   7,000/s to under 1,000/s in `bench/run`; see BENCHMARKS.md);
+//!   tables for every registration until the next ANALYZE (registrations fell from 6,971/s to
+//!   1,091/s at 8 connections and from 12,903/s to 509/s at 32 in `bench/run`; see
+//!   BENCHMARKS.md);
 //! - it orders concurrent aliases of one mailbox without any other lock: the second waits on
 //!   the row the first inserted or updated, then evaluates the `WHERE` against the committed
 //!   row (PostgreSQL's `ON CONFLICT` reads the newest version; SQLite's writers are serial).
