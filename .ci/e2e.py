@@ -16,19 +16,25 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
            passed in X-Request-Id, one made by the server) is on the server's registration line
            and on the worker's send line, with the same message id and the provider's message id.
 
+With --dkim rsa|ed25519, a DKIM key of that type is made for the run (openssl), the binaries get
+DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE, and at the end every message the SMTP server accepted
+must pass dkimpy's verification against the record `worker dkim-record` prints.
+
 At the end every server and worker log is scanned for the registered addresses, the
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
 Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,json,kill,redis,ses]
-                          [--redis-tls-dir DIR]
+                          [--redis-tls-dir DIR] [--dkim rsa|ed25519]
 Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), TEST_SES_ENDPOINT (moto), the
-`redis-server` binary, Python packages aiosmtpd and boto3. Exits non-zero on any failure.
+`redis-server` binary, Python packages aiosmtpd and boto3 (with --dkim: dkimpy, pynacl, and
+`openssl`). Exits non-zero on any failure.
 """
 
 import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -205,18 +211,60 @@ def scenario_ses(top, n):
     log(f"ses: {n} emails recorded by moto's SES v2, {n} links confirmed, SES message ids recorded")
 
 
+def make_dkim_key(tmp, kind):
+    """A private key of `kind` (rsa: 2048 bits; ed25519) in PEM, made for this run."""
+    path = os.path.join(tmp, f"dkim-{kind}.pem")
+    args = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"] if kind == "rsa" else ["-algorithm", "ed25519"]
+    subprocess.run(["openssl", "genpkey", *args, "-out", path], check=True, capture_output=True)
+    return path
+
+
+def check_dkim(top, kind):
+    """Every message at the SMTP server carries a DKIM signature dkimpy verifies with the record
+    `worker dkim-record` prints (the DNS answer a receiver would get)."""
+    import dkim
+
+    r = top.worker_cli("dkim-record")
+    if r.returncode != 0:
+        fail(f"worker dkim-record: {r.stdout}{r.stderr}")
+    printed = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    name, record = printed["name"], printed["value"].encode()
+
+    def dnsfunc(domain, timeout=5):
+        domain = domain.decode() if isinstance(domain, bytes) else domain
+        return record if domain.rstrip(".") == name else None
+
+    new = os.path.join(top.maildir, "new")
+    files = sorted(os.listdir(new))
+    algorithm = b"a=rsa-sha256" if kind == "rsa" else b"a=ed25519-sha256"
+    for f in files:
+        with open(os.path.join(new, f), "rb") as fh:
+            raw = fh.read()
+        if algorithm not in raw.split(b"\r\n\r\n", 1)[0]:
+            fail(f"{f}: no {algorithm.decode()} DKIM signature")
+        if not dkim.verify(raw, dnsfunc=dnsfunc):
+            fail(f"{f}: dkimpy does not verify its DKIM signature")
+    if not files:
+        fail("no message to check the DKIM signature of")
+    log(f"dkim: all {len(files)} messages at the SMTP server carry a DKIM signature ({kind}) dkimpy verifies against {name}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--scenarios", default="smtp,json,kill,redis,ses")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
+    ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
     args = ap.parse_args()
     for var in ("TEST_DATABASE_URL", "TEST_SES_ENDPOINT"):
         if not os.environ.get(var):
             fail(f"{var} is not set")
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
-        top = Topology(args.bin_dir, tmp, redis_tls_dir=args.redis_tls_dir)
+        env = {}
+        if args.dkim:
+            env = {"DKIM_SELECTOR": f"e2e-{args.dkim}", "DKIM_PRIVATE_KEY_FILE": make_dkim_key(tmp, args.dkim)}
+        top = Topology(args.bin_dir, tmp, env=env, redis_tls_dir=args.redis_tls_dir)
         try:
             top.start_worker()
             for name in args.scenarios.split(","):
@@ -227,6 +275,8 @@ def main():
             if code != 0:
                 fail(f"worker exited {code} on SIGTERM:\n{top.worker.tail()}")
             log("worker stopped on SIGTERM with exit 0")
+            if args.dkim:
+                check_dkim(top, args.dkim)
             for p in service_procs([top]):
                 if (p.env or {}).get("LOG_FORMAT") == "json":
                     json_log_lines(p)

@@ -41,6 +41,10 @@ enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_address)]
         to: domain::EmailAddress,
     },
+    /// Print the DNS TXT record receivers need to check the DKIM signatures (from
+    /// DKIM_PRIVATE_KEY_FILE, DKIM_SELECTOR and DKIM_DOMAIN): its name, its value and a
+    /// zone-file line. Exit 1 when DKIM signing is not configured.
+    DkimRecord,
     /// Print the message counts by state, the age of the oldest owed message and the queue
     /// depth, one `name value` per line.
     Stats,
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
             Some(Command::Healthcheck) => healthcheck().await,
             Some(Command::Dead(command)) => dead(command).await,
             Some(Command::Stats) => stats().await,
+            Some(Command::DkimRecord) => dkim_record(),
             Some(Command::Suppressions(command)) => suppressions(command).await,
             Some(Command::SendTestEmail { .. }) => Ok(()),
         }
@@ -215,6 +220,19 @@ async fn send_test_email(to: &domain::EmailAddress) -> anyhow::Result<bool> {
             Ok(false)
         }
     }
+}
+
+/// `worker dkim-record`.
+fn dkim_record() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    match operator::dkim_record(settings.mail.from.dkim()) {
+        Some(text) => say(&text),
+        None => bail!(
+            "DKIM signing is not configured: set DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE \
+             (and DKIM_DOMAIN if it is not MAIL_FROM's domain)"
+        ),
+    }
+    Ok(())
 }
 
 /// `worker stats`.

@@ -345,6 +345,73 @@ fn the_cli_adds_lists_and_lifts_suppressions() {
     assert_eq!(out.status.code(), Some(2), "a bad address is a usage error");
 }
 
+/// `dkim-record` prints the record for the configured key, and the test email is signed with
+/// it; without DKIM settings the command says what to set and exits 1.
+#[test]
+fn the_cli_prints_the_dkim_record_and_signs_with_the_key() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/mailer/src/dkim/tests/rsa2048.pem"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    let env = [
+        ("MAILER", "file"),
+        ("MAIL_FILE_DIR", mail.to_str().unwrap()),
+        ("MAIL_FROM", "Confirm <no-reply@mail.example.com>"),
+        ("DKIM_DOMAIN", "example.com"),
+        ("DKIM_SELECTOR", "confirm1"),
+        ("DKIM_PRIVATE_KEY_FILE", key),
+    ];
+    let out = worker_cli(dir.path(), &env, &["dkim-record"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "name: confirm1._domainkey.example.com");
+    assert!(
+        lines[1].starts_with("value: v=DKIM1; k=rsa; p=MIIBIjAN"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("zone: confirm1._domainkey.example.com. IN TXT ( \"v=DKIM1;"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PRIVATE"), "{stdout}");
+
+    let out = worker_cli(
+        dir.path(),
+        &env,
+        &["send-test-email", "--to", "ops@example.net"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = std::fs::read_dir(&mail).unwrap().next().unwrap().unwrap();
+    let raw = std::fs::read_to_string(file.path()).unwrap();
+    assert!(
+        raw.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
+        "{raw}"
+    );
+    assert!(raw.contains("s=confirm1;"), "{raw}");
+
+    let out = worker_cli(dir.path(), &env[..2], &["dkim-record"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("DKIM_SELECTOR"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = worker_cli(dir.path(), &env[..5], &["dkim-record"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a half-set DKIM is a setting error"
+    );
+    assert!(
+        text(&out.stderr).contains("DKIM_PRIVATE_KEY_FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// A setting that cannot be used is a configuration error: exit status 2, one line naming it.
 #[test]
 fn a_bad_setting_exits_with_status_2_and_names_it() {

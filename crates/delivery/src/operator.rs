@@ -1,6 +1,6 @@
 //! What an operator asks of delivery, from the `worker` and `server` commands: counts, dead
 //! letters (list, requeue, purge), the suppression list (list, add, lift), one account's
-//! history, and a test email. Each returns the
+//! history, a test email, and the DKIM DNS record. Each returns the
 //! text to print; the binaries only parse arguments and print.
 
 use std::fmt::Write as _;
@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use domain::{
     EmailAddress, MessageId, MessageRecord, Suppression, SuppressionId, SuppressionSource,
 };
-use mailer::{MailError, Mailer, Message};
+use mailer::{DkimSigner, MailError, Mailer, Message};
 use queue::{Job, JobQueue};
 use store::{MessageQuery, MessageStore, StoreError, SuppressionStore, UserStore};
 
@@ -315,5 +315,21 @@ pub async fn send_test_email(
     Ok(format!(
         "sent: provider={provider} message_id={}",
         sent.provider_message_id.as_deref().unwrap_or("-")
+    ))
+}
+
+/// What `worker dkim-record` prints for the DKIM signer in use: the TXT record's name, its
+/// value, and the same as a zone-file line (the value cut into the 255-character strings DNS
+/// TXT records are made of). `None` when messages are not signed.
+pub fn dkim_record(signer: Option<&DkimSigner>) -> Option<String> {
+    let (name, value) = signer?.dns_record();
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk)))
+        .collect();
+    Some(format!(
+        "name: {name}\nvalue: {value}\nzone: {name}. IN TXT ( {} )\n",
+        strings.join(" ")
     ))
 }

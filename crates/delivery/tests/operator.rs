@@ -233,3 +233,23 @@ async fn the_user_report_shows_the_account_and_its_messages() {
     assert!(!report.found);
     assert_eq!(report.text, "no user with the address nobody@example.com\n");
 }
+
+/// The record's value goes into 255-character strings on the zone-file line.
+#[test]
+fn dkim_record_prints_the_name_the_value_and_a_zone_line() {
+    assert_eq!(operator::dkim_record(None), None);
+    let key = include_bytes!("../../mailer/src/dkim/tests/rsa2048.pem");
+    let signer = mailer::DkimSigner::from_pem("example.com", "s1", key).unwrap();
+    let (name, value) = signer.dns_record();
+    let text = operator::dkim_record(Some(&signer)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("name: {name}"));
+    assert_eq!(lines[1], format!("value: {value}"));
+    assert!(value.len() > 255, "an RSA-2048 record needs two strings");
+    let zone = format!(
+        "zone: {name}. IN TXT ( \"{}\" \"{}\" )",
+        &value[..255],
+        &value[255..]
+    );
+    assert_eq!(lines[2], zone);
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::mime::{Sender, format_mime};
+use crate::mime::{Sender, format_signed_mime};
 use crate::{MailError, Mailer, Message, Sent};
 
 /// Writes each message as an RFC 5322 `.eml` file into a directory (created if missing) and
@@ -36,7 +36,7 @@ impl FileMailer {
 impl Mailer for FileMailer {
     async fn send(&self, message: &Message) -> Result<Sent, MailError> {
         let message_id = self.sender.new_message_id();
-        let bytes = format_mime(&self.sender, message, &message_id)?.1;
+        let bytes = format_signed_mime(&self.sender, message, &message_id)?.1;
         let stem = format!(
             "{}-{}",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use domain::EmailAddress;
 
+mod dkim;
 mod file;
 mod memory;
 mod mime;
@@ -13,6 +14,7 @@ mod templates;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 
+pub use dkim::{DkimError, DkimSigner};
 pub use file::FileMailer;
 pub use memory::MemoryMailer;
 pub use mime::{Sender, SenderError};

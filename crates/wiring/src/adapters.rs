@@ -176,13 +176,22 @@ pub async fn build_mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Wiring
             }
             Arc::new(mailer)
         }
-        MailerKind::Ses => Arc::new(
-            SesMailer::from_env(
-                mail.ses_region.clone(),
-                sender,
-                mail.ses_configuration_set.clone(),
+        MailerKind::Ses => {
+            if let Some(dkim) = sender.dkim() {
+                tracing::warn!(
+                    domain = dkim.domain(),
+                    selector = dkim.selector(),
+                    "DKIM_* is ignored with MAILER=ses: SES signs with its own DKIM keys (Easy DKIM or BYODKIM for the identity)"
+                );
+            }
+            Arc::new(
+                SesMailer::from_env(
+                    mail.ses_region.clone(),
+                    sender,
+                    mail.ses_configuration_set.clone(),
+                )
+                .await,
             )
-            .await,
-        ),
+        }
     })
 }

@@ -30,7 +30,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::oneshot;
 
-use crate::mime::{Sender, format_mime};
+use crate::mime::{Sender, format_signed_mime};
 use crate::redact::redact;
 use crate::{MailError, Mailer, Message, Sent};
 use classify::{Failure, classify, timed_out, unanswered};
@@ -366,7 +366,7 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, message: &Message) -> Result<Sent, MailError> {
         let message_id = self.sender.new_message_id();
-        let (envelope, bytes) = format_mime(&self.sender, message, &message_id)?;
+        let (envelope, bytes) = format_signed_mime(&self.sender, message, &message_id)?;
         match self.deliver(envelope, bytes).await {
             Ok(()) => {
                 tracing::debug!(to = %message.to.masked(), server = %self.server(), "email accepted by the SMTP server");

@@ -476,3 +476,59 @@ fn unsafe_settings_are_refused_off_loopback_and_in_production() {
     assert_eq!(s.ops_addr, Some("127.0.0.1:9101".parse().unwrap()));
     assert!(s.web.confirm_on_get);
 }
+
+#[test]
+fn dkim_needs_a_selector_and_a_key_and_signs_for_the_from_domain() {
+    const KEY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mailer/src/dkim/tests/ed25519.pem"
+    );
+    assert!(load(&[]).unwrap().mail.from.dkim().is_none());
+    for vars in [
+        &[("DKIM_SELECTOR", "s1")][..],
+        &[("DKIM_PRIVATE_KEY_FILE", KEY)],
+        &[("DKIM_DOMAIN", "example.com")],
+    ] {
+        let error = load(vars).unwrap_err().to_string();
+        assert!(error.contains("DKIM_"), "{error}");
+    }
+    let s = load(&[
+        ("MAIL_FROM", "Confirm <no-reply@mail.example.org>"),
+        ("DKIM_SELECTOR", "s1"),
+        ("DKIM_PRIVATE_KEY_FILE", KEY),
+    ])
+    .unwrap();
+    let dkim = s.mail.from.dkim().unwrap();
+    assert_eq!(
+        (dkim.domain(), dkim.selector(), dkim.algorithm()),
+        ("mail.example.org", "s1", "ed25519-sha256")
+    );
+    let s = load(&[
+        ("MAIL_FROM", "no-reply@mail.example.org"),
+        ("DKIM_DOMAIN", "example.org"),
+        ("DKIM_SELECTOR", "s1"),
+        ("DKIM_PRIVATE_KEY_FILE", KEY),
+    ])
+    .unwrap();
+    assert_eq!(s.mail.from.dkim().unwrap().domain(), "example.org");
+
+    let error = load(&[
+        ("MAIL_FROM", "no-reply@example.org"),
+        ("DKIM_DOMAIN", "example.com"),
+        ("DKIM_SELECTOR", "s1"),
+        ("DKIM_PRIVATE_KEY_FILE", KEY),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("does not cover the From domain"), "{error}");
+    let error = load(&[
+        ("DKIM_SELECTOR", "s1"),
+        ("DKIM_PRIVATE_KEY_FILE", "/nonexistent/dkim.pem"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("DKIM_PRIVATE_KEY_FILE /nonexistent/dkim.pem"),
+        "{error}"
+    );
+}
