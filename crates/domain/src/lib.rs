@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_token;
+pub mod api_key;
 pub mod clock;
 pub mod email;
 pub mod mailbox;
@@ -12,6 +13,7 @@ pub mod token;
 pub mod user;
 
 pub use admin_token::{AdminToken, AdminTokenTooShort, MIN_ADMIN_TOKEN_LEN};
+pub use api_key::{ApiKeyError, ApiKeys, MIN_API_KEY_LEN};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN};
 pub use mailbox::MailboxKey;

@@ -170,6 +170,11 @@ pub struct WebSettings {
     pub confirm_on_get: bool,
     /// ADMIN_TOKEN; `None`: no dashboard.
     pub admin_token: Option<AdminToken>,
+    /// API_KEYS: the keys of the JSON API (`/api/v1`); `None`: no API.
+    pub api_keys: Option<domain::ApiKeys>,
+    /// CONFIRMED_REDIRECT_URL with `email_confirmed=1` in its query: where a confirmation
+    /// sends the visitor; `None`: the home page with its message.
+    pub confirmed_redirect: Option<String>,
 }
 
 impl Settings {

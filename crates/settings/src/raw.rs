@@ -71,6 +71,8 @@ pub(crate) struct Raw {
     ops_addr: Option<String>,
     worker_metrics_addr: Option<String>,
     admin_token: Option<SecretString>,
+    api_keys: Option<SecretString>,
+    confirmed_redirect_url: Option<String>,
     log_format: String,
 }
 
@@ -216,6 +218,16 @@ impl Raw {
                 AdminToken::new(token).map_err(|e| SettingsError::Invalid(e.to_string()))
             })
             .transpose()?;
+        let api_keys = match &self.api_keys {
+            Some(keys) => domain::ApiKeys::parse(keys.expose_secret())
+                .map_err(|e| SettingsError::Invalid(e.to_string()))?,
+            None => None,
+        };
+        let confirmed_redirect = self
+            .confirmed_redirect_url
+            .as_deref()
+            .map(parse_confirmed_redirect)
+            .transpose()?;
         let show_users = self.show_users.unwrap_or(self.app_env == AppEnv::Local);
         if !listen_addr.ip().is_loopback() {
             if using_development_key {
@@ -297,6 +309,8 @@ impl Raw {
                 max_connections: self.max_connections,
                 confirm_on_get: self.confirm_on_get,
                 admin_token,
+                api_keys,
+                confirmed_redirect,
             },
         })
     }
@@ -427,6 +441,27 @@ fn parse_base_url(text: &str) -> Result<Url, SettingsError> {
         return Err(bad());
     }
     Ok(url)
+}
+
+/// CONFIRMED_REDIRECT_URL: an absolute http(s) URL (a query is kept, a fragment refused), with
+/// `email_confirmed=1` added to its query: where a confirmation sends the visitor.
+fn parse_confirmed_redirect(text: &str) -> Result<String, SettingsError> {
+    let bad = || {
+        SettingsError::Invalid(format!(
+            "CONFIRMED_REDIRECT_URL {text:?} must be an absolute http(s) URL without a fragment"
+        ))
+    };
+    let mut url = Url::parse(text.trim()).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(bad());
+    }
+    url.query_pairs_mut().append_pair("email_confirmed", "1");
+    Ok(url.into())
 }
 
 /// TRUSTED_PROXY_HEADER: a header name (letters, digits, `-`, `_`), lower-cased.

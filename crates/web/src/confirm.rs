@@ -9,7 +9,7 @@
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use chrono::{DateTime, Utc};
 use domain::EmailAddress;
 use store::ConfirmOutcome;
@@ -28,8 +28,52 @@ fn confirmation(flash: Flash) -> Flash {
         Flash::AlreadyConfirmed => "already_confirmed",
         _ => "invalid",
     };
-    metrics::counter!("confirmations_total", "outcome" => outcome).increment(1);
+    count_confirmation(outcome);
     flash
+}
+
+/// Why a confirmation token was refused (the reason is logged, never the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadToken {
+    /// Signed by us, but older than TOKEN_MAX_AGE (or from the future).
+    Expired,
+    /// Too long, forged, malformed, or without a valid address.
+    Invalid,
+}
+
+/// The address a confirmation token signs and when it was signed.
+pub(crate) fn check_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(EmailAddress, DateTime<Utc>), BadToken> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(BadToken::Invalid);
+    }
+    let now = state.clock.now();
+    let verified =
+        match state
+            .tokens
+            .check(token, Some(state.config.token_max_age), now.timestamp())
+        {
+            Ok(verified) => verified,
+            Err(error) => {
+                tracing::info!(reason = error.code(), "confirmation link refused");
+                return Err(if error == domain::TokenError::Expired {
+                    BadToken::Expired
+                } else {
+                    BadToken::Invalid
+                });
+            }
+        };
+    let Ok(email) = EmailAddress::parse(&verified.payload) else {
+        tracing::warn!("confirmation link with a valid signature but no valid address");
+        return Err(BadToken::Invalid);
+    };
+    let issued_at = i64::try_from(verified.issued_at)
+        .ok()
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .unwrap_or_default();
+    Ok((email, issued_at))
 }
 
 /// The address a link's token signs and when it was signed; `None` for a malformed, forged or
@@ -41,30 +85,13 @@ fn verify(
     let Ok(Path(token)) = token else {
         return None;
     };
-    if token.len() > MAX_TOKEN_LEN {
-        return None;
-    }
-    let now = state.clock.now();
-    let verified =
-        match state
-            .tokens
-            .check(token, Some(state.config.token_max_age), now.timestamp())
-        {
-            Ok(verified) => verified,
-            Err(error) => {
-                tracing::info!(reason = error.code(), "confirmation link refused");
-                return None;
-            }
-        };
-    let Ok(email) = EmailAddress::parse(&verified.payload) else {
-        tracing::warn!("confirmation link with a valid signature but no valid address");
-        return None;
-    };
-    let issued_at = i64::try_from(verified.issued_at)
-        .ok()
-        .and_then(|secs| DateTime::from_timestamp(secs, 0))
-        .unwrap_or_default();
-    Some((email, issued_at))
+    check_token(state, token).ok()
+}
+
+/// Counts a confirmation's outcome (`confirmations_total{outcome}`: `confirmed`,
+/// `already_confirmed` or `invalid`), for the pages and the API.
+pub(crate) fn count_confirmation(outcome: &'static str) {
+    metrics::counter!("confirmations_total", "outcome" => outcome).increment(1);
 }
 
 /// Confirms the account a verified link names, and redirects home with the outcome.
@@ -92,7 +119,19 @@ async fn confirm_account(
             Flash::InvalidLink
         }
     };
-    Ok(redirect_home(state, confirmation(flash)))
+    let flash = confirmation(flash);
+    if let Some(url) = &state.config.confirmed_redirect
+        && matches!(flash, Flash::Confirmed | Flash::AlreadyConfirmed)
+    {
+        // Back to the application (CONFIRMED_REDIRECT_URL), which shows its own page.
+        let mut response = axum::response::Redirect::to(url).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        return Ok(response);
+    }
+    Ok(redirect_home(state, flash))
 }
 
 /// `GET /confirm/{token}` (and `HEAD`): the page with the button; a bad link redirects home

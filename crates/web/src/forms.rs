@@ -174,6 +174,18 @@ async fn owe_again(
     state: &AppState,
     email: &EmailAddress,
 ) -> Result<Option<domain::MessageId>, AppError> {
+    Ok(match resend_address(state, email).await? {
+        Resend::Queued(message) => Some(message),
+        _ => None,
+    })
+}
+
+/// Asks the store for a fresh confirmation email to `email` within the resend limits, and
+/// counts and logs (masked) the outcome. Publishing is the caller's.
+pub(crate) async fn resend_address(
+    state: &AppState,
+    email: &EmailAddress,
+) -> Result<Resend, AppError> {
     let outcome = state
         .users
         .resend(email, state.config.resend, state.clock.now())
@@ -192,7 +204,6 @@ async fn owe_again(
     match outcome {
         Resend::Queued(message) => {
             tracing::info!(message_id = %message, %to, "confirmation email owed again");
-            return Ok(Some(message));
         }
         Resend::NotRegistered => tracing::info!(%to, "resend for an address with no account"),
         Resend::AlreadyConfirmed => {
@@ -211,15 +222,47 @@ async fn owe_again(
             tracing::info!(%to, "resend for a suppressed mailbox: nothing sent")
         }
     }
-    Ok(None)
+    Ok(outcome)
 }
 
 /// Publishes `message` after the answer (see [`crate::Background`]).
-fn publish_later(state: &AppState, message: domain::MessageId, request_id: Option<RequestId>) {
+pub(crate) fn publish_later(
+    state: &AppState,
+    message: domain::MessageId,
+    request_id: Option<RequestId>,
+) {
     let later = state.clone();
     state.background.spawn(async move {
         publish_job(&later, message, request_id).await;
     });
+}
+
+/// Registers `email`: commits the user and the email owed, counts and logs the outcome, and
+/// publishes the job of a new message (awaited, bounded by the publish timeout). An existing
+/// address is left to the caller (`AlreadyRegistered`: nothing was written).
+pub(crate) async fn register_address(
+    state: &AppState,
+    email: &EmailAddress,
+    request_id: Option<RequestId>,
+) -> Result<Registration, AppError> {
+    let registration = state.users.register(email, state.clock.now()).await?;
+    match &registration {
+        Registration::Created { user, message } => {
+            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
+            tracing::info!(user_id = %user.id, message_id = %message, to = %email.masked(), "user registered");
+            // The promise is already committed; the queue is only the fast path. If it is slow or
+            // down, the sweeper republishes the message later.
+            publish_job(state, *message, request_id).await;
+        }
+        Registration::CreatedWithoutEmail { user } => {
+            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
+            tracing::info!(user_id = %user.id, to = %email.masked(), "user registered; mailbox limited or suppressed: no email owed");
+        }
+        Registration::AlreadyRegistered => {
+            metrics::counter!("registrations_total", "outcome" => "existing").increment(1);
+        }
+    }
+    Ok(registration)
 }
 
 /// `POST /`: register, then redirect with the same flash whether or not the address was new. An
@@ -236,34 +279,20 @@ pub async fn register(
         Err(response) => return Ok(response),
     };
     let request_id = request_id.map(|Extension(id)| id);
-    match state.users.register(&email, state.clock.now()).await? {
-        Registration::Created { user, message } => {
-            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
-            tracing::info!(user_id = %user.id, message_id = %message, to = %email.masked(), "user registered");
-            // The promise is already committed; the queue is only the fast path. If it is slow or
-            // down, the sweeper republishes the message later.
-            publish_job(&state, message, request_id).await;
-        }
-        Registration::CreatedWithoutEmail { user } => {
-            metrics::counter!("registrations_total", "outcome" => "created").increment(1);
-            tracing::info!(user_id = %user.id, to = %email.masked(), "user registered; mailbox limited or suppressed: no email owed");
-        }
-        Registration::AlreadyRegistered => {
-            metrics::counter!("registrations_total", "outcome" => "existing").increment(1);
-            tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
-            // After the answer, so that it comes as fast as for a new address (the answer is
-            // the same; nothing new needed committing before it).
-            let later = state.clone();
-            state.background.spawn(async move {
-                match owe_again(&later, &email).await {
-                    Ok(Some(message)) => publish_job(&later, message, request_id).await,
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "resend behind a registration failed: nothing sent")
-                    }
+    if let Registration::AlreadyRegistered = register_address(&state, &email, request_id).await? {
+        tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
+        // After the answer, so that it comes as fast as for a new address (the answer is
+        // the same; nothing new needed committing before it).
+        let later = state.clone();
+        state.background.spawn(async move {
+            match owe_again(&later, &email).await {
+                Ok(Some(message)) => publish_job(&later, message, request_id).await,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "resend behind a registration failed: nothing sent")
                 }
-            });
-        }
+            }
+        });
     }
     Ok(redirect_home(&state, Flash::Registered))
 }

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
-use domain::{AdminToken, Clock, ConfirmationTokens, ResendPolicy};
+use domain::{AdminToken, ApiKeys, Clock, ConfirmationTokens, ResendPolicy};
 use mailer::Templates;
 use queue::JobQueue;
 use store::{MessageStore, SuppressionStore, UserStore};
@@ -15,6 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 mod admin;
+pub mod api;
 mod confirm;
 mod csrf;
 mod error;
@@ -34,7 +35,7 @@ pub use flash::Flash;
 pub use limits::{FailureThrottle, IpRateLimiter, client_ip};
 pub use serve::{LateRouter, ServeConfig, bind, serve};
 
-/// Wrong dashboard credentials allowed per client IP and minute; beyond them, 429.
+/// Wrong dashboard or API credentials allowed per client IP and minute; beyond them, 429.
 pub const ADMIN_FAILURES_PER_MINUTE: u32 = 10;
 pub use request_id::{REQUEST_ID_HEADER, request_id_from};
 
@@ -110,6 +111,11 @@ pub struct WebConfig {
     pub request_timeout: Duration,
     /// The delivery dashboard's token; `None` = no `/admin` at all.
     pub admin_token: Option<AdminToken>,
+    /// The JSON API's keys (`API_KEYS`); `None` = no `/api/` at all.
+    pub api_keys: Option<ApiKeys>,
+    /// Where a confirmed (or already confirmed) visitor is sent instead of the home page
+    /// (`CONFIRMED_REDIRECT_URL`, `email_confirmed=1` already in its query).
+    pub confirmed_redirect: Option<String>,
     /// Opening the emailed link confirms (`CONFIRM_ON_GET`), instead of showing a button.
     pub confirm_on_get: bool,
     /// Requests to the emailed links (`/confirm/…`, `/stop/…`, any method) per minute per
@@ -136,6 +142,8 @@ impl Default for WebConfig {
             trusted_proxy_header: None,
             request_timeout: Duration::from_secs(10),
             admin_token: None,
+            api_keys: None,
+            confirmed_redirect: None,
             confirm_on_get: false,
             link_rate_limit_per_ip: 30,
             public_origin: None,
@@ -163,8 +171,8 @@ pub struct AppState {
     pub ip_limiter: Arc<IpRateLimiter>,
     /// Counts requests to the emailed links per client IP.
     pub link_limiter: Arc<IpRateLimiter>,
-    /// Counts wrong dashboard credentials per client IP.
-    pub admin_throttle: Arc<FailureThrottle>,
+    /// Counts wrong dashboard and API credentials per client IP.
+    pub credential_throttle: Arc<FailureThrottle>,
     /// Work done after answering.
     pub background: Background,
     /// The suppression list (the stop link, the dashboard's page); `None`: `/stop/…` and
@@ -210,7 +218,7 @@ impl AppState {
             config.link_rate_limit_per_ip,
             Arc::clone(&clock),
         ));
-        let admin_throttle = Arc::new(FailureThrottle::new(
+        let credential_throttle = Arc::new(FailureThrottle::new(
             ADMIN_FAILURES_PER_MINUTE,
             Arc::clone(&clock),
         ));
@@ -224,7 +232,7 @@ impl AppState {
             pages,
             ip_limiter,
             link_limiter,
-            admin_throttle,
+            credential_throttle,
             background: Background::default(),
             suppressions: None,
             config: Arc::new(config),
@@ -317,6 +325,9 @@ pub fn router(state: AppState) -> Router {
     let mut routes = Router::new();
     if state.config.admin_token.is_some() {
         routes = routes.merge(admin::routes(state.clone()));
+    }
+    if state.config.api_keys.is_some() {
+        routes = routes.nest(api::PREFIX, api::routes(state.clone()));
     }
     routes
         .route("/", get(pages::home).post(forms::register))

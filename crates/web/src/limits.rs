@@ -1,6 +1,7 @@
-//! Per-client-IP rate limits: on form posts (`RATE_LIMIT_PER_IP` per minute), on the emailed
-//! links (`LINK_RATE_LIMIT_PER_IP` per minute, `/confirm/…` and `/stop/…`, any method), and on
-//! wrong dashboard credentials ([`FailureThrottle`], 10 per minute).
+//! Per-client-IP rate limits: on form posts (`RATE_LIMIT_PER_IP` per minute; not the JSON API's
+//! posts, which carry a key), on the emailed links (`LINK_RATE_LIMIT_PER_IP` per minute,
+//! `/confirm/…` and `/stop/…`, any method), and on wrong dashboard or API credentials
+//! ([`FailureThrottle`], 10 per minute).
 //!
 //! `governor`'s keyed GCRA limiter: each IP may post `per_minute` times in a burst, then once
 //! every `60 s / per_minute`; beyond that it gets 429 with `Retry-After`. IPv6 clients are
@@ -221,9 +222,10 @@ pub(crate) fn request_ip(state: &AppState, request: &Request) -> Option<IpAddr> 
 /// Middleware: counts every request to an emailed link against its client's link limit, and
 /// every other POST against its form limit; answers 429 beyond them.
 pub async fn limit_posts(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limiter = if is_link(request.uri().path()) {
+    let path = request.uri().path();
+    let limiter = if is_link(path) {
         &state.link_limiter
-    } else if request.method() == Method::POST {
+    } else if request.method() == Method::POST && !path.starts_with("/api/") {
         &state.ip_limiter
     } else {
         return next.run(request).await;

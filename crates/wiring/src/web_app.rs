@@ -27,6 +27,8 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         trusted_proxy_header: web.trusted_proxy_header.clone(),
         request_timeout: web.request_timeout,
         admin_token: web.admin_token.clone(),
+        api_keys: web.api_keys.clone(),
+        confirmed_redirect: web.confirmed_redirect.clone(),
         confirm_on_get: web.confirm_on_get,
         link_rate_limit_per_ip: web.link_rate_limit_per_ip,
         public_origin: Some(settings.base_url.origin().ascii_serialization()),

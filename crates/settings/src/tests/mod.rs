@@ -532,3 +532,44 @@ fn dkim_needs_a_selector_and_a_key_and_signs_for_the_from_domain() {
         "{error}"
     );
 }
+
+#[test]
+fn api_keys_are_a_comma_separated_list_of_long_keys() {
+    assert!(load(&[]).unwrap().web.api_keys.is_none());
+    let a = "0123456789abcdef0123456789abcdef-a";
+    let b = "0123456789abcdef0123456789abcdef-b";
+    let s = load(&[("API_KEYS", &format!("{a}, {b}"))]).unwrap();
+    let keys = s.web.api_keys.unwrap();
+    assert!(keys.matches(a.as_bytes()) && keys.matches(b.as_bytes()));
+    for bad in ["short-key", &format!("{a},,{b}")] {
+        let error = load(&[("API_KEYS", bad)]).unwrap_err().to_string();
+        assert!(error.contains("API_KEYS"), "{error}");
+        assert!(!error.contains(a), "the keys are not echoed: {error}");
+    }
+}
+
+#[test]
+fn confirmed_redirect_url_is_absolute_http_and_gets_the_marker() {
+    assert!(load(&[]).unwrap().web.confirmed_redirect.is_none());
+    let s = load(&[(
+        "CONFIRMED_REDIRECT_URL",
+        "https://app.example.com/welcome?from=mail",
+    )])
+    .unwrap();
+    assert_eq!(
+        s.web.confirmed_redirect.as_deref(),
+        Some("https://app.example.com/welcome?from=mail&email_confirmed=1")
+    );
+    for bad in [
+        "/welcome",
+        "javascript:alert(1)",
+        "https://app.example.com/#x",
+        "https://user:pw@app.example.com/",
+        "ftp://app.example.com/",
+    ] {
+        let error = load(&[("CONFIRMED_REDIRECT_URL", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CONFIRMED_REDIRECT_URL"), "{bad}: {error}");
+    }
+}

@@ -55,7 +55,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = crate::limits::request_ip(&state, &request);
-    if let Some(wait) = ip.and_then(|ip| state.admin_throttle.blocked(ip)) {
+    if let Some(wait) = ip.and_then(|ip| state.credential_throttle.blocked(ip)) {
         tracing::info!("admin request refused: too many wrong credentials from this client");
         return crate::pages::too_many_requests(&state, wait);
     }
@@ -68,7 +68,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         return next.run(request).await;
     }
     tracing::info!("admin request without a valid token refused");
-    if let Some(wait) = ip.and_then(|ip| state.admin_throttle.failed(ip)) {
+    if let Some(wait) = ip.and_then(|ip| state.credential_throttle.failed(ip)) {
         return crate::pages::too_many_requests(&state, wait);
     }
     let mut response = message_page(

@@ -21,6 +21,7 @@ fn tokens() -> ConfirmationTokens {
 }
 
 mod admin;
+mod api;
 mod forms;
 mod ops;
 mod request_ids;
@@ -704,4 +705,45 @@ async fn health_static_and_unknown_routes() {
     let reply = send(state(no_users(), idle_queue(), false), get("/nope")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(reply.body.contains("Page not found"));
+}
+
+/// With CONFIRMED_REDIRECT_URL, a confirmed (or already confirmed) visitor goes back to the
+/// application; a bad link still goes home with its message.
+#[tokio::test]
+async fn a_confirmation_redirects_to_the_application_when_configured() {
+    let email = EmailAddress::parse("test@test.com").unwrap();
+    let token = tokens().issue(&email, NOW - 10);
+    let target = "https://app.example.com/welcome?from=mail&email_confirmed=1";
+    for outcome in [ConfirmOutcome::Confirmed, ConfirmOutcome::AlreadyConfirmed] {
+        let mut users = MockUserStore::new();
+        users
+            .expect_confirm()
+            .times(1)
+            .returning(move |_, _, _| Ok(outcome));
+        let config = WebConfig {
+            confirmed_redirect: Some(target.to_owned()),
+            ..WebConfig::default()
+        };
+        let reply = send(
+            state_with(users, idle_queue(), config),
+            post_to(&format!("/confirm/{token}"), ""),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{outcome:?}");
+        assert_eq!(reply.location(), Some(target));
+    }
+    let config = WebConfig {
+        confirmed_redirect: Some(target.to_owned()),
+        ..WebConfig::default()
+    };
+    let reply = send(
+        state_with(no_users(), idle_queue(), config),
+        post_to("/confirm/forged.token.here", ""),
+    )
+    .await;
+    assert!(
+        flash_of(&reply).starts_with("flash=invalid-link"),
+        "{:?}",
+        reply.cookies()
+    );
 }
