@@ -9,13 +9,15 @@ a separate worker, a real SMTP server), then schemathesis against its OpenAPI do
                `already_confirmed`, an unknown address 404, a tampered token 422, no key 401,
                a form-encoded body 415, bad JSON 400, an oversized body 413. None of these
                is a 5xx and every error is `{"error", "message"}`.
+  redirect     a registration naming its confirmation page on ALLOWED_REDIRECT_ORIGINS: the
+               link's button sends the visitor there; another origin is a 422, nothing stored.
   schemathesis `schemathesis run` on /api/v1/openapi.json with the key: every check it has
                (no 5xx, status codes, content types, headers and bodies as documented,
                negative data rejected, unsupported methods 405, missing auth refused) except
                `positive_data_acceptance` (a schema-valid address may rightly get 404, 409 or
                429: no account, already confirmed, limits), with a fixed seed.
 
-Usage: python3 .ci/api.py --bin-dir target/release [--count 20] [--max-examples 100]
+Usage: python3 .ci/api.py --bin-dir target/release [--count 20] [--max-examples 100] [--seed N]
 Needs: TEST_DATABASE_URL, the `redis-server` binary, aiosmtpd, schemathesis.
 """
 
@@ -33,12 +35,13 @@ import uuid
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    Topology, check_logs, fail, log, maildir_messages, request, set_tag, wait_until,
+    Topology, check_logs, csrf, fail, log, maildir_messages, request, set_tag, wait_until,
 )
 
 set_tag("api")
 
 API_KEY = "ci-api-key-" + uuid.uuid4().hex  # 43 characters
+ALLOWED_ORIGIN = "https://app.example.com"
 
 
 def call(top, method, path, body=None, key=API_KEY, content_type="application/json"):
@@ -116,7 +119,32 @@ def scenario_flow(top, n):
     return addresses
 
 
-def scenario_schemathesis(top, max_examples):
+def scenario_redirect(top):
+    """A registration names its confirmation page on an allowed origin; the emailed link's
+    button then sends the visitor there, `email_confirmed=1` added. Another origin is a 422
+    and registers nothing."""
+    a = f"api-redirect-{uuid.uuid4().hex[:6]}@example.com"
+    expect_error(top, "a redirect on another origin", 422, "invalid_redirect", "POST",
+                 "/api/v1/registrations", {"email": a, "redirect": "https://evil.example.com/"})
+    if int(top.sql(f"select count(*) from users where email = '{a}'")) != 0:
+        fail("a registration with a refused redirect stored the account")
+    status, _, doc = call(top, "POST", "/api/v1/registrations",
+                          {"email": a, "redirect": f"{ALLOWED_ORIGIN}/welcome?ref=ci"})
+    if status != 202:
+        fail(f"registration with a redirect: {status} {doc}")
+    link = wait_until("the email", lambda: maildir_messages(top.maildir).get(a), 60)[0]
+    path = urllib.parse.urlparse(link).path
+    cookie, token = csrf(top.web_port)
+    status, headers, _ = request(top.web_port, "POST", path,
+                                 urllib.parse.urlencode({"csrf_token": token}), cookie=cookie)
+    want = f"{ALLOWED_ORIGIN}/welcome?ref=ci&email_confirmed=1"
+    if status != 303 or headers.get("location") != want:
+        fail(f"the button answered {status} to {headers.get('location')!r}, not {want!r}")
+    log(f"redirect: another origin refused (422, nothing stored); the button sent the visitor to {want}")
+    return a
+
+
+def scenario_schemathesis(top, max_examples, seed):
     st = shutil.which("schemathesis") or shutil.which("st")
     if not st:
         fail("schemathesis is not installed (pip install schemathesis)")
@@ -124,7 +152,7 @@ def scenario_schemathesis(top, max_examples):
     report = os.path.join(top.tmp, "schemathesis")
     cmd = [st, "run", url, "--header", f"Authorization: Bearer {API_KEY}",
            "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-           "--max-examples", str(max_examples), "--seed", "20261207",
+           "--max-examples", str(max_examples), "--seed", str(seed),
            "--workers", "2", "--request-timeout", "10",
            "--report", "junit", "--report-dir", report]
     t0 = time.monotonic()
@@ -143,15 +171,18 @@ def main():
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--max-examples", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=20261207, help="schemathesis' seed (fixed, so CI is repeatable)")
     args = ap.parse_args()
     if not os.environ.get("TEST_DATABASE_URL"):
         fail("TEST_DATABASE_URL is not set")
     with tempfile.TemporaryDirectory(prefix="api-") as tmp:
-        top = Topology(args.bin_dir, tmp, env={"API_KEYS": API_KEY}, db_prefix="api")
+        env = {"API_KEYS": API_KEY, "ALLOWED_REDIRECT_ORIGINS": ALLOWED_ORIGIN}
+        top = Topology(args.bin_dir, tmp, env=env, db_prefix="api")
         try:
             top.start_worker()
             addresses = scenario_flow(top, args.count)
-            scenario_schemathesis(top, args.max_examples)
+            addresses.append(scenario_redirect(top))
+            scenario_schemathesis(top, args.max_examples, args.seed)
             check_logs([top], addresses=addresses, secrets=[API_KEY])
         except SystemExit:
             for p in (top.server, top.worker):

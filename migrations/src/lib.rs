@@ -7,6 +7,7 @@ mod m20261121_000002_create_email_attempts;
 mod m20261201_000003_add_users_mailbox_key;
 mod m20261201_000004_create_suppressions;
 mod m20261207_000005_create_mailboxes;
+mod m20261207_000006_create_confirm_redirects;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_add_users_mailbox_key::Migration),
             Box::new(m20261201_000004_create_suppressions::Migration),
             Box::new(m20261207_000005_create_mailboxes::Migration),
+            Box::new(m20261207_000006_create_confirm_redirects::Migration),
         ]
     }
 }

@@ -175,6 +175,9 @@ pub struct WebSettings {
     /// CONFIRMED_REDIRECT_URL with `email_confirmed=1` in its query: where a confirmation
     /// sends the visitor; `None`: the home page with its message.
     pub confirmed_redirect: Option<String>,
+    /// ALLOWED_REDIRECT_ORIGINS: the origins a registration through the API may name as its
+    /// confirmation's redirect (`https://app.example.com`); empty: none.
+    pub allowed_redirect_origins: Vec<String>,
 }
 
 impl Settings {

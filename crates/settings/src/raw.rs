@@ -73,6 +73,7 @@ pub(crate) struct Raw {
     admin_token: Option<SecretString>,
     api_keys: Option<SecretString>,
     confirmed_redirect_url: Option<String>,
+    allowed_redirect_origins: Option<String>,
     log_format: String,
 }
 
@@ -228,6 +229,12 @@ impl Raw {
             .as_deref()
             .map(parse_confirmed_redirect)
             .transpose()?;
+        let allowed_redirect_origins = self
+            .allowed_redirect_origins
+            .as_deref()
+            .map(parse_origins)
+            .transpose()?
+            .unwrap_or_default();
         let show_users = self.show_users.unwrap_or(self.app_env == AppEnv::Local);
         if !listen_addr.ip().is_loopback() {
             if using_development_key {
@@ -311,6 +318,7 @@ impl Raw {
                 admin_token,
                 api_keys,
                 confirmed_redirect,
+                allowed_redirect_origins,
             },
         })
     }
@@ -462,6 +470,36 @@ fn parse_confirmed_redirect(text: &str) -> Result<String, SettingsError> {
     }
     url.query_pairs_mut().append_pair("email_confirmed", "1");
     Ok(url.into())
+}
+
+/// ALLOWED_REDIRECT_ORIGINS: comma-separated origins (`https://app.example.com`, a port if not
+/// the scheme's), as browsers serialize them.
+fn parse_origins(text: &str) -> Result<Vec<String>, SettingsError> {
+    let mut origins = Vec::new();
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let bad = || {
+            SettingsError::Invalid(format!(
+                "ALLOWED_REDIRECT_ORIGINS: {item:?} is not an origin like https://app.example.com (scheme, host and port only)"
+            ))
+        };
+        let url = Url::parse(item).map_err(|_| bad())?;
+        let origin_only = matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if !origin_only {
+            return Err(bad());
+        }
+        origins.push(url.origin().ascii_serialization());
+    }
+    Ok(origins)
 }
 
 /// TRUSTED_PROXY_HEADER: a header name (letters, digits, `-`, `_`), lower-cased.

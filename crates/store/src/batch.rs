@@ -395,6 +395,18 @@ impl UserStore for BatchedUsers {
         self.inner.find_by_email(email).await
     }
 
+    async fn set_confirm_redirect(
+        &self,
+        email: &EmailAddress,
+        url: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_confirm_redirect(email, url).await
+    }
+
+    async fn confirm_redirect(&self, email: &EmailAddress) -> Result<Option<String>, StoreError> {
+        self.inner.confirm_redirect(email).await
+    }
+
     async fn confirm(
         &self,
         email: &EmailAddress,
@@ -529,6 +541,16 @@ mod tests {
                 .collect())
         }
         async fn find_by_email(&self, _: &EmailAddress) -> Result<Option<User>, StoreError> {
+            unreachable!()
+        }
+        async fn set_confirm_redirect(
+            &self,
+            _: &EmailAddress,
+            _: &str,
+        ) -> Result<bool, StoreError> {
+            unreachable!()
+        }
+        async fn confirm_redirect(&self, _: &EmailAddress) -> Result<Option<String>, StoreError> {
             unreachable!()
         }
         async fn confirm(

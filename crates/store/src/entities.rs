@@ -1,6 +1,7 @@
 //! SeaORM entities for the tables created by the `migration` crate. Private to this crate: the
 //! rest of the service sees only domain types.
 
+pub(crate) mod confirm_redirect;
 pub(crate) mod email_attempt;
 pub(crate) mod email_message;
 pub(crate) mod mailbox;

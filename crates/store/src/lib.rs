@@ -121,6 +121,19 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// The user whose address has the same key, if any.
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
 
+    /// Records where confirming the account with this address sends the visitor (replacing an
+    /// earlier one): what the application that registered it through the API asked for.
+    /// `false` when no account has the address (nothing written).
+    async fn set_confirm_redirect(
+        &self,
+        email: &EmailAddress,
+        url: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Where confirming the account with this address sends the visitor, if a redirect was
+    /// recorded for it.
+    async fn confirm_redirect(&self, email: &EmailAddress) -> Result<Option<String>, StoreError>;
+
     /// Marks the user with this address confirmed (atomically: two concurrent clicks give one
     /// `Confirmed` and one `AlreadyConfirmed`), if the link was issued for this account:
     /// `issued_at` (the token's time, whole seconds) must not be before the account was

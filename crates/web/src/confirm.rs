@@ -120,10 +120,24 @@ async fn confirm_account(
         }
     };
     let flash = confirmation(flash);
-    if let Some(url) = &state.config.confirmed_redirect
-        && matches!(flash, Flash::Confirmed | Flash::AlreadyConfirmed)
-    {
-        // Back to the application (CONFIRMED_REDIRECT_URL), which shows its own page.
+    if !matches!(flash, Flash::Confirmed | Flash::AlreadyConfirmed) {
+        return Ok(redirect_home(state, flash));
+    }
+    let allowed = &state.config.allowed_redirect_origins;
+    let own = if allowed.is_empty() {
+        None
+    } else {
+        // The account is confirmed whatever happens here: a failed read falls back.
+        match state.users.confirm_redirect(email).await {
+            Ok(url) => url.filter(|url| crate::redirect::still_allowed(allowed, url)),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the confirmation's redirect: using the default");
+                None
+            }
+        }
+    };
+    if let Some(url) = own.as_ref().or(state.config.confirmed_redirect.as_ref()) {
+        // Back to the application (its own page, or CONFIRMED_REDIRECT_URL).
         let mut response = axum::response::Redirect::to(url).into_response();
         response.headers_mut().insert(
             axum::http::header::CACHE_CONTROL,

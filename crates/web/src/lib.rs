@@ -24,6 +24,7 @@ mod forms;
 mod limits;
 pub mod ops;
 mod pages;
+mod redirect;
 mod request_id;
 mod serve;
 mod stop;
@@ -116,6 +117,9 @@ pub struct WebConfig {
     /// Where a confirmed (or already confirmed) visitor is sent instead of the home page
     /// (`CONFIRMED_REDIRECT_URL`, `email_confirmed=1` already in its query).
     pub confirmed_redirect: Option<String>,
+    /// The origins a registration through the API may name as its own confirmation redirect
+    /// (`ALLOWED_REDIRECT_ORIGINS`, serialized as browsers do); empty: none.
+    pub allowed_redirect_origins: Vec<String>,
     /// Opening the emailed link confirms (`CONFIRM_ON_GET`), instead of showing a button.
     pub confirm_on_get: bool,
     /// Requests to the emailed links (`/confirm/…`, `/stop/…`, any method) per minute per
@@ -144,6 +148,7 @@ impl Default for WebConfig {
             admin_token: None,
             api_keys: None,
             confirmed_redirect: None,
+            allowed_redirect_origins: Vec::new(),
             confirm_on_get: false,
             link_rate_limit_per_ip: 30,
             public_origin: None,

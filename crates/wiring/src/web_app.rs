@@ -29,6 +29,7 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         admin_token: web.admin_token.clone(),
         api_keys: web.api_keys.clone(),
         confirmed_redirect: web.confirmed_redirect.clone(),
+        allowed_redirect_origins: web.allowed_redirect_origins.clone(),
         confirm_on_get: web.confirm_on_get,
         link_rate_limit_per_ip: web.link_rate_limit_per_ip,
         public_origin: Some(settings.base_url.origin().ascii_serialization()),

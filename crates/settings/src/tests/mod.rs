@@ -573,3 +573,29 @@ fn confirmed_redirect_url_is_absolute_http_and_gets_the_marker() {
         assert!(error.contains("CONFIRMED_REDIRECT_URL"), "{bad}: {error}");
     }
 }
+
+#[test]
+fn allowed_redirect_origins_are_origins_only() {
+    assert!(load(&[]).unwrap().web.allowed_redirect_origins.is_empty());
+    let s = load(&[(
+        "ALLOWED_REDIRECT_ORIGINS",
+        "https://App.Example.com, http://127.0.0.1:8080/",
+    )])
+    .unwrap();
+    assert_eq!(
+        s.web.allowed_redirect_origins,
+        ["https://app.example.com", "http://127.0.0.1:8080"]
+    );
+    for bad in [
+        "app.example.com",
+        "https://app.example.com/path",
+        "https://app.example.com/?q=1",
+        "https://u:p@app.example.com",
+        "ftp://app.example.com",
+    ] {
+        let error = load(&[("ALLOWED_REDIRECT_ORIGINS", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ALLOWED_REDIRECT_ORIGINS"), "{bad}: {error}");
+    }
+}

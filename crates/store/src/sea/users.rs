@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{EmailAddress, MessageId, MessageKind, MessageStatus, ResendPolicy, UserSummary};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, NotSet, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -16,7 +16,7 @@ use super::rows::{
     OWED, SummaryColumns, is_unique_violation, summary_from_columns, ts, user_from_model,
 };
 use super::{Db as _, Ending, SeaStore, detached, postgres};
-use crate::entities::{email_message, user};
+use crate::entities::{confirm_redirect, email_message, user};
 use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
 
 /// How far the clock of the process that issued a confirmation token may lag behind the clock
@@ -291,6 +291,49 @@ impl UserStore for SeaStore {
             .db()?
             .map(user_from_model)
             .transpose()
+    }
+
+    async fn set_confirm_redirect(
+        &self,
+        email: &EmailAddress,
+        url: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(user_id) = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::EmailKey.eq(email.key()))
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await
+            .db()?
+        else {
+            return Ok(false);
+        };
+        confirm_redirect::Entity::insert(confirm_redirect::ActiveModel {
+            user_id: Set(user_id),
+            url: Set(url.to_owned()),
+        })
+        .on_conflict(
+            OnConflict::column(confirm_redirect::Column::UserId)
+                .update_column(confirm_redirect::Column::Url)
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await
+        .db()?;
+        Ok(true)
+    }
+
+    async fn confirm_redirect(&self, email: &EmailAddress) -> Result<Option<String>, StoreError> {
+        confirm_redirect::Entity::find()
+            .select_only()
+            .column(confirm_redirect::Column::Url)
+            .inner_join(user::Entity)
+            .filter(user::Column::EmailKey.eq(email.key()))
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await
+            .db()
     }
 
     async fn confirm(

@@ -6,12 +6,13 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
     "m20261201_000003_add_users_mailbox_key",
     "m20261201_000004_create_suppressions",
     "m20261207_000005_create_mailboxes",
+    "m20261207_000006_create_confirm_redirects",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.

@@ -528,7 +528,78 @@ async fn batched_users_answer_each_concurrent_call(store: &SeaStore) {
     assert_eq!(confirmed, 20, "each account confirmed exactly once");
 }
 
+/// A confirmation's redirect: recorded per account (looked up by key), replaced by a second
+/// one, refused for an unknown address, and gone with its user.
+async fn confirm_redirects_are_per_account(store: &SeaStore) {
+    let (user, _) = register(store, "Redirect.Me@example.com", t0()).await;
+    register(store, "other@example.com", t0()).await;
+    assert_eq!(
+        store
+            .confirm_redirect(&email("redirect.me@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+    let first = "https://app.example.com/a?email_confirmed=1";
+    let second = "https://app.example.com/b?email_confirmed=1";
+    assert!(
+        store
+            .set_confirm_redirect(&email("Redirect.Me@example.com"), first)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .confirm_redirect(&email("REDIRECT.ME@example.com"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(first)
+    );
+    assert!(
+        store
+            .set_confirm_redirect(&email("redirect.me@example.com"), second)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .confirm_redirect(&email("redirect.me@example.com"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(second)
+    );
+    assert_eq!(common::count(store, "confirm_redirects").await, 1);
+    assert_eq!(
+        store
+            .confirm_redirect(&email("other@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .set_confirm_redirect(&email("nobody@example.com"), first)
+            .await
+            .unwrap()
+    );
+    assert_eq!(common::count(store, "confirm_redirects").await, 1);
+
+    // Deleting the user deletes its redirect (ON DELETE CASCADE).
+    use sea_orm::ConnectionTrait as _;
+    let db = store.connection();
+    db.execute_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        format!("DELETE FROM users WHERE id = {}", user.id.0),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(common::count(store, "confirm_redirects").await, 0);
+}
+
 backend_tests!(
+    confirm_redirects_are_per_account,
     batches_register_and_confirm_per_entry,
     batched_users_answer_each_concurrent_call,
     resend_outcomes,

@@ -19,6 +19,7 @@ use super::handlers;
     paths(handlers::register, handlers::resend, handlers::confirm, handlers::account),
     components(schemas(
         handlers::EmailRequest,
+        handlers::RegistrationRequest,
         handlers::ConfirmationRequest,
         handlers::RegistrationAccepted,
         handlers::ResendAccepted,

@@ -16,14 +16,31 @@ use super::{ApiError, ApiJson, ErrorCode};
 use crate::AppState;
 use crate::confirm::{BadToken, check_token, count_confirmation};
 use crate::forms::{publish_job, register_address, resend_address};
+use crate::redirect::RedirectError;
 
 /// `POST /api/v1/registrations` and `POST /api/v1/resend`: an address.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
     /// The address to register (or to send a fresh email to), as the visitor typed it.
-    #[schema(example = "visitor@example.com", format = Email, max_length = 254)]
+    #[schema(example = "visitor@example.com", max_length = 254)]
     pub email: String,
+}
+
+/// `POST /api/v1/registrations`: an address, and optionally where its confirmation sends the
+/// visitor.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationRequest {
+    /// The address to register, as the visitor typed it.
+    #[schema(example = "visitor@example.com", max_length = 254)]
+    pub email: String,
+    /// Where confirming this account sends the visitor (`email_confirmed=1` is added to its
+    /// query): an absolute http(s) URL on an origin of `ALLOWED_REDIRECT_ORIGINS`, without
+    /// credentials or fragment. Replaces an earlier one. Without it: `CONFIRMED_REDIRECT_URL`,
+    /// else the home page.
+    #[schema(example = "https://app.example.com/welcome", max_length = 2000)]
+    pub redirect: Option<String>,
 }
 
 /// `POST /api/v1/confirmations`: the token of a confirmation link (the last path segment of
@@ -118,6 +135,25 @@ fn invalid_email(error: &domain::EmailError) -> ApiError {
     )
 }
 
+/// The stored form of a requested redirect, or 422 `invalid_redirect`.
+fn redirect_target(state: &AppState, redirect: &str) -> Result<String, ApiError> {
+    crate::redirect::target(&state.config.allowed_redirect_origins, redirect).map_err(|error| {
+        let message = match error {
+            RedirectError::Malformed => {
+                "`redirect` must be an absolute http(s) URL without credentials or fragment, at most 2000 characters."
+            }
+            RedirectError::OriginNotAllowed => {
+                "`redirect` is not on an origin of ALLOWED_REDIRECT_ORIGINS."
+            }
+        };
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidRedirect,
+            message,
+        )
+    })
+}
+
 fn already_confirmed() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
@@ -167,7 +203,7 @@ async fn account_of(state: &AppState, user: User) -> Result<Account, ApiError> {
     post,
     path = "/api/v1/registrations",
     tag = "accounts",
-    request_body = EmailRequest,
+    request_body = RegistrationRequest,
     responses(
         (status = 202, description = "Registered; the confirmation email is owed (or limited)", body = RegistrationAccepted),
         (status = 400, description = "`invalid_json`", body = ApiError),
@@ -175,7 +211,7 @@ async fn account_of(state: &AppState, user: User) -> Result<Account, ApiError> {
         (status = 409, description = "`already_confirmed`", body = ApiError),
         (status = 413, description = "`payload_too_large`", body = ApiError),
         (status = 415, description = "`unsupported_media_type`", body = ApiError),
-        (status = 422, description = "`invalid_request` or `invalid_email`", body = ApiError),
+        (status = 422, description = "`invalid_request`, `invalid_email` or `invalid_redirect`", body = ApiError),
         (status = 429, description = "`too_many_requests` (wrong keys)", body = ApiError),
         (status = 503, description = "`unavailable`: nothing was saved", body = ApiError),
     ),
@@ -184,9 +220,14 @@ async fn account_of(state: &AppState, user: User) -> Result<Account, ApiError> {
 pub async fn register(
     State(state): State<AppState>,
     request_id: Option<Extension<RequestId>>,
-    ApiJson(body): ApiJson<EmailRequest>,
+    ApiJson(body): ApiJson<RegistrationRequest>,
 ) -> Result<Response, ApiError> {
     let email = EmailAddress::parse(&body.email).map_err(|e| invalid_email(&e))?;
+    let redirect = body
+        .redirect
+        .as_deref()
+        .map(|redirect| redirect_target(&state, redirect))
+        .transpose()?;
     let request_id = request_id.map(|Extension(id)| id);
     let (created, email_owed) = match register_address(&state, &email, request_id).await? {
         Registration::Created { .. } => (true, true),
@@ -200,6 +241,15 @@ pub async fn register(
             _ => (false, false),
         },
     };
+    if let Some(url) = redirect {
+        // After the registration's commit: a failure here is a 503, and the application's
+        // retry finds the account registered and records the redirect then.
+        state
+            .users
+            .set_confirm_redirect(&email, &url)
+            .await
+            .map_err(crate::AppError::from)?;
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(RegistrationAccepted {

@@ -61,6 +61,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The address is not a valid email address (422).
     InvalidEmail,
+    /// The `redirect` is not an absolute http(s) URL on an allowed origin (422).
+    InvalidRedirect,
     /// The token is forged, malformed, or for an account that no longer exists as it was (422).
     Invalid,
     /// The token is older than `TOKEN_MAX_AGE` (410).
@@ -233,8 +235,9 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Admits a request whose `Authorization: Bearer` carries one of the keys. Wrong or missing
-/// keys count against the client's credential throttle: past it, 429 until it cools down.
+/// Admits a request whose `Authorization: Bearer` carries one of the keys. A request without
+/// `Authorization` is a 401; a wrong key counts against the client's credential throttle: past
+/// it, every request with a key gets 429 until it cools down.
 async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let ip = crate::limits::request_ip(&state, &request);
     let throttled = |wait: std::time::Duration| {
@@ -246,6 +249,19 @@ async fn require_key(State(state): State<AppState>, request: Request, next: Next
         .retry_after(wait.as_secs().max(1))
         .into_response()
     };
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "Send one of the API keys as `Authorization: Bearer <key>`.",
+        )
+        .into_response()
+    };
+    if !request.headers().contains_key(header::AUTHORIZATION) {
+        // No key at all guesses nothing: 401, not counted against the throttle.
+        metrics::counter!("api_unauthorized_total").increment(1);
+        return unauthorized();
+    }
     if let Some(wait) = ip.and_then(|ip| state.credential_throttle.blocked(ip)) {
         tracing::info!("API request refused: too many wrong keys from this client");
         return throttled(wait);
@@ -264,10 +280,5 @@ async fn require_key(State(state): State<AppState>, request: Request, next: Next
     if let Some(wait) = ip.and_then(|ip| state.credential_throttle.failed(ip)) {
         return throttled(wait);
     }
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::Unauthorized,
-        "Send one of the API keys as `Authorization: Bearer <key>`.",
-    )
-    .into_response()
+    unauthorized()
 }

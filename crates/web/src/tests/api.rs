@@ -113,7 +113,12 @@ async fn calls_without_a_valid_key_get_401_then_429_and_reach_nothing() {
             "Bearer realm=\"api\""
         );
     }
-    // Ten wrong keys a minute from one client; then even the right key waits.
+    // Ten wrong keys a minute from one client (missing keys do not count); then even the right
+    // key waits.
+    for _ in 0..20 {
+        let reply = send_to(app.clone(), attempt(None)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
     let mut throttled = None;
     for _ in 0..ADMIN_FAILURES_PER_MINUTE {
         let reply = send_to(app.clone(), attempt(Some(&wrong))).await;
@@ -127,8 +132,11 @@ async fn calls_without_a_valid_key_get_401_then_429_and_reach_nothing() {
     assert_eq!(error_code(&reply), "too_many_requests");
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
     let right = format!("Bearer {API_KEY}");
-    let reply = send_to(app, attempt(Some(&right))).await;
+    let reply = send_to(app.clone(), attempt(Some(&right))).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    // No key at all is a 401 (it guesses nothing, and is not counted).
+    let reply = send_to(app, attempt(None)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -542,4 +550,90 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
             .contains(&serde_json::json!("already_confirmed")),
         "{codes}"
     );
+}
+
+fn with_origins(config: WebConfig) -> WebConfig {
+    WebConfig {
+        allowed_redirect_origins: vec!["https://app.example.com".to_owned()],
+        ..config
+    }
+}
+
+#[tokio::test]
+async fn a_registration_may_name_its_confirmation_page_on_an_allowed_origin_only() {
+    let mut users = MockUserStore::new();
+    users.expect_register().times(1).returning(|email, _| {
+        Ok(Registration::CreatedWithoutEmail {
+            user: user(1, email.as_str(), false),
+        })
+    });
+    users
+        .expect_set_confirm_redirect()
+        .withf(|email, url| {
+            email.as_str() == "a@example.com"
+                && url == "https://app.example.com/done?ref=7&email_confirmed=1"
+        })
+        .times(1)
+        .returning(|_, _| Ok(true));
+    let reply = send(
+        state_full(
+            users,
+            no_messages(),
+            idle_queue(),
+            with_origins(api_config()),
+        ),
+        api_post(
+            "/api/v1/registrations",
+            r#"{"email":"a@example.com","redirect":"https://app.example.com/done?ref=7"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+
+    // Another origin, or no allowed origin at all: 422, and nothing is registered.
+    for config in [with_origins(api_config()), api_config()] {
+        let reply = send(
+            state_full(no_users(), no_messages(), idle_queue(), config),
+            api_post(
+                "/api/v1/registrations",
+                r#"{"email":"a@example.com","redirect":"https://evil.example.com/"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error_code(&reply), "invalid_redirect");
+    }
+}
+
+/// The button sends the visitor to the page the registration named, while its origin is still
+/// allowed; otherwise to CONFIRMED_REDIRECT_URL.
+#[tokio::test]
+async fn the_button_follows_the_registrations_redirect_while_its_origin_is_allowed() {
+    let token = tokens().issue(&EmailAddress::parse("test@test.com").unwrap(), NOW - 10);
+    let stored = "https://app.example.com/done?email_confirmed=1";
+    let fallback = "https://www.example.com/?email_confirmed=1";
+    for (origins, expected) in [
+        (vec!["https://app.example.com".to_owned()], stored),
+        (vec!["https://other.example.com".to_owned()], fallback),
+    ] {
+        let mut users = MockUserStore::new();
+        users
+            .expect_confirm()
+            .returning(|_, _, _| Ok(ConfirmOutcome::Confirmed));
+        users
+            .expect_confirm_redirect()
+            .returning(|_| Ok(Some(stored.to_owned())));
+        let config = WebConfig {
+            allowed_redirect_origins: origins,
+            confirmed_redirect: Some(fallback.to_owned()),
+            ..WebConfig::default()
+        };
+        let reply = send(
+            state_with(users, idle_queue(), config),
+            post_to(&format!("/confirm/{token}"), ""),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_eq!(reply.location(), Some(expected));
+    }
 }
