@@ -156,7 +156,8 @@ def scenario_schemathesis(top, max_examples, seed):
            "--workers", "2", "--request-timeout", "10",
            "--report", "junit", "--report-dir", report]
     t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    # Run in the topology's directory: schemathesis keeps a cache (.schemathesis/) in its cwd.
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=top.tmp)
     output = (r.stdout + r.stderr).replace(API_KEY, "<key>")
     if r.returncode != 0:
         fail(f"schemathesis found problems (exit {r.returncode}):\n{output[-6000:]}")
