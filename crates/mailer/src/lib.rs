@@ -4,21 +4,32 @@ use async_trait::async_trait;
 use domain::EmailAddress;
 
 mod dkim;
+#[cfg(feature = "file")]
 mod file;
 mod memory;
+#[cfg_attr(
+    not(any(feature = "smtp", feature = "ses", feature = "file")),
+    expect(dead_code, reason = "only the transports write MIME")
+)]
 mod mime;
+#[cfg(any(feature = "smtp", feature = "ses"))]
 mod redact;
+#[cfg(feature = "ses")]
 mod ses;
+#[cfg(feature = "smtp")]
 mod smtp;
 mod templates;
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(all(feature = "ses", any(test, feature = "test-util")))]
 pub mod test_util;
 
 pub use dkim::{DkimError, DkimSigner};
+#[cfg(feature = "file")]
 pub use file::FileMailer;
 pub use memory::MemoryMailer;
 pub use mime::{Sender, SenderError};
+#[cfg(feature = "ses")]
 pub use ses::SesMailer;
+#[cfg(feature = "smtp")]
 pub use smtp::{SmtpConfigError, SmtpMailer, SmtpSecurity, SmtpUrl};
 pub use templates::{RenderedEmail, TemplateError, Templates};
 

@@ -121,6 +121,7 @@ pub(crate) fn format_mime(
 
 /// [`format_mime`], DKIM-signed when the sender has a signer: the bytes SMTP and the file
 /// transport send, signature first.
+#[cfg(any(feature = "smtp", feature = "file", test))]
 pub(crate) fn format_signed_mime(
     sender: &Sender,
     message: &Message,

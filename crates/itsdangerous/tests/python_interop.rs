@@ -1,7 +1,7 @@
 //! Round trips against the real Python itsdangerous.
 //!
 //! Runs only when `ITSDANGEROUS_PYTHON` names a Python interpreter with itsdangerous 2.x
-//! installed, e.g. `ITSDANGEROUS_PYTHON=python3 cargo test -p domain --test python_interop`.
+//! installed, e.g. `ITSDANGEROUS_PYTHON=python3 cargo test -p itsdangerous-compat --test python_interop`.
 //! If the variable is set but the interpreter or the module is missing, the test fails.
 //!
 //! About 200 generated payloads (awkward strings, long compressible strings around the
@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::{TimedSerializer, Verified};
+use itsdangerous_compat::{TimedSerializer, Verified};
 use serde_json::{Map, Value, json};
 
 const PYTHON_ENV: &str = "ITSDANGEROUS_PYTHON";
