@@ -9,13 +9,13 @@
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, Method};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use domain::EmailAddress;
 use store::ConfirmOutcome;
 
 use crate::forms::{ButtonForm, refuse_foreign_post};
-use crate::pages::{link_page, redirect_home};
+use crate::pages::{link_page, redirect_home, see_other};
 use crate::{AppError, AppState, Flash};
 
 /// Tokens longer than this are refused before any decoding work (ours are ~100 characters).
@@ -138,12 +138,7 @@ async fn confirm_account(
     };
     if let Some(url) = own.as_ref().or(state.config.confirmed_redirect.as_ref()) {
         // Back to the application (its own page, or CONFIRMED_REDIRECT_URL).
-        let mut response = axum::response::Redirect::to(url).into_response();
-        response.headers_mut().insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-        return Ok(response);
+        return Ok(see_other(url));
     }
     Ok(redirect_home(state, flash))
 }

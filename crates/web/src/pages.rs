@@ -200,11 +200,17 @@ pub(crate) fn too_many_requests(state: &AppState, wait: Duration) -> Response {
 }
 
 pub(crate) fn redirect_home(state: &AppState, flash: Flash) -> Response {
-    let mut response = Redirect::to("/").into_response();
+    let mut response = see_other("/");
     response.headers_mut().append(
         header::SET_COOKIE,
         flash.set_cookie(state.config.secure_cookies),
     );
+    response
+}
+
+/// A 303 to `location` that no cache keeps (the answers to the forms and buttons).
+pub(crate) fn see_other(location: &str) -> Response {
+    let mut response = Redirect::to(location).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),

@@ -172,13 +172,13 @@ async fn account_of(state: &AppState, user: User) -> Result<Account, ApiError> {
             before: None,
             limit: 1,
         })
-        .await
-        .map_err(crate::AppError::from)?;
+        .await?;
     let suppressed = match &state.suppressions {
-        Some(suppressions) => suppressions
-            .is_suppressed(&user.email.mailbox_key())
-            .await
-            .map_err(crate::AppError::from)?,
+        Some(suppressions) => {
+            suppressions
+                .is_suppressed(&user.email.mailbox_key())
+                .await?
+        }
         None => false,
     };
     Ok(Account {
@@ -244,11 +244,7 @@ pub async fn register(
     if let Some(url) = redirect {
         // After the registration's commit: a failure here is a 503, and the application's
         // retry finds the account registered and records the redirect then.
-        state
-            .users
-            .set_confirm_redirect(&email, &url)
-            .await
-            .map_err(crate::AppError::from)?;
+        state.users.set_confirm_redirect(&email, &url).await?;
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -377,8 +373,7 @@ pub async fn confirm(
     let outcome = state
         .users
         .confirm(&email, issued_at, state.clock.now())
-        .await
-        .map_err(crate::AppError::from)?;
+        .await?;
     match outcome {
         ConfirmOutcome::Confirmed => {
             count_confirmation("confirmed");
@@ -400,8 +395,7 @@ pub async fn confirm(
     let user = state
         .users
         .find_by_email(&email)
-        .await
-        .map_err(crate::AppError::from)?
+        .await?
         .ok_or_else(|| ApiError::not_found("No account has this token's address."))?;
     Ok(Json(account_of(&state, user).await?).into_response())
 }
@@ -445,8 +439,7 @@ pub async fn account(
     let user = state
         .users
         .find_by_email(&email)
-        .await
-        .map_err(crate::AppError::from)?
+        .await?
         .ok_or_else(|| ApiError::not_found("No account has this address."))?;
     Ok(Json(account_of(&state, user).await?).into_response())
 }

@@ -131,6 +131,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<store::StoreError> for ApiError {
+    fn from(error: store::StoreError) -> Self {
+        AppError::from(error).into()
+    }
+}
+
 impl From<AppError> for ApiError {
     /// Store failures: 503 while the database is unreachable or saturated (nothing was saved),
     /// 500 otherwise; the details go to the log only.
