@@ -4,12 +4,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{Clock, MessageId, OwedMessage, RetryPolicy};
+use domain::{Clock, MessageId, MessageKind, OwedMessage, RetryPolicy};
 use mailer::{MailError, Mailer};
 use queue::Job;
 use store::batch::{self, Coalescer};
 use store::{Claim, MessageStore, StoreError};
 use tracing::Instrument;
+use webhooks::{WebhookError, Webhooks};
 
 use crate::rate_limit::{RateLimiter, RatePermit};
 use crate::render::Renderer;
@@ -35,7 +36,8 @@ pub enum Outcome {
     /// Already sent, not due, leased elsewhere, or gone: nothing to do.
     Skipped(&'static str),
     /// Not sent: the recipient's mailbox is suppressed, and the message is `cancelled` (by the
-    /// claim, which checks the suppression list right before the send, or earlier).
+    /// claim, which checks the suppression list right before the send, or earlier); or a
+    /// webhook's endpoint answered 410 Gone, which stops it (`cancelled` too).
     Cancelled,
     /// A transient failure; the sweeper republishes the message at `at`.
     Retrying {
@@ -71,6 +73,9 @@ pub struct Deliverer {
     /// Claims and sends recorded in batches ([`Deliverer::with_batching`]); one call each
     /// without.
     batches: Option<StoreBatches>,
+    /// Signs and posts the outbox's webhooks ([`Deliverer::with_webhooks`]); without it, a
+    /// webhook message fails (and is retried) until a worker that has it takes it.
+    webhooks: Option<Webhooks>,
 }
 
 /// The batch tasks of a deliverer's database calls.
@@ -98,7 +103,15 @@ impl Deliverer {
             limiter,
             paused_until: Mutex::new(None),
             batches: None,
+            webhooks: None,
         }
+    }
+
+    /// Delivers the outbox's webhook messages with `webhooks` (the endpoint is the message's).
+    #[must_use]
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// Claims messages and records sends in batches of at most `max` (one statement per batch)
@@ -241,7 +254,13 @@ impl Deliverer {
                     provider = self.mailer.provider(),
                     "job started"
                 );
-                let outcome = self.send_claimed(&message, now, permit).await?;
+                let outcome = match message.kind {
+                    MessageKind::Confirm => self.send_claimed(&message, now, permit).await?,
+                    MessageKind::Webhook => {
+                        drop(permit);
+                        self.post_claimed(&message, now).await?
+                    }
+                };
                 log_outcome(id, &message.recipient.masked(), &outcome);
                 return Ok(outcome);
             }
@@ -296,6 +315,71 @@ impl Deliverer {
         }
     }
 
+    /// Posts a claimed webhook message to its endpoint: a 2xx records it sent, a 410 stops it
+    /// (`cancelled`), a bad endpoint URL kills it, anything else is retried as a transient
+    /// failure. `webhook-id` is `msg_<message id>`, the same on every attempt.
+    async fn post_claimed(
+        &self,
+        message: &OwedMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DeliveryError> {
+        let Some(webhooks) = &self.webhooks else {
+            return self
+                .failed(
+                    message,
+                    MailError::Transient(
+                        "webhooks are not configured on this worker (WEBHOOK_URL and WEBHOOK_SECRET)"
+                            .into(),
+                    ),
+                )
+                .await;
+        };
+        let Some(delivery) = self.messages.webhook(message.id).await? else {
+            return self
+                .failed(
+                    message,
+                    MailError::Permanent("the webhook's endpoint and body are missing".into()),
+                )
+                .await;
+        };
+        let started = std::time::Instant::now();
+        let answer = webhooks
+            .deliver(
+                &delivery.endpoint,
+                &format!("msg_{}", message.id),
+                now.timestamp(),
+                &delivery.payload,
+            )
+            .await;
+        metrics::histogram!("webhook_post_seconds").record(started.elapsed().as_secs_f64());
+        let outcome = match &answer {
+            Ok(_) => "delivered",
+            Err(WebhookError::Gone) => "gone",
+            Err(_) => "failed",
+        };
+        metrics::counter!("webhooks_total", "event" => delivery.event.as_str(), "outcome" => outcome)
+            .increment(1);
+        match answer {
+            Ok(status) => {
+                let answer = Some(format!("HTTP {status}"));
+                self.mark_sent(message.id, answer.clone()).await?;
+                Ok(Outcome::Sent {
+                    provider_message_id: answer,
+                })
+            }
+            Err(WebhookError::Gone) => {
+                self.messages
+                    .mark_stopped(message.id, WebhookError::Gone.to_string(), self.clock.now())
+                    .await?;
+                Ok(Outcome::Cancelled)
+            }
+            Err(WebhookError::BadEndpoint(why)) => {
+                self.failed(message, MailError::Permanent(why)).await
+            }
+            Err(WebhookError::Failed(why)) => self.failed(message, MailError::Transient(why)).await,
+        }
+    }
+
     async fn failed(
         &self,
         message: &OwedMessage,
@@ -331,8 +415,10 @@ impl Deliverer {
             (_, Some(_)) => "retry",
             (_, None) => "dead",
         };
-        metrics::counter!("emails_failed_total", "provider" => self.mailer.provider(), "outcome" => outcome)
-            .increment(1);
+        if message.kind == MessageKind::Confirm {
+            metrics::counter!("emails_failed_total", "provider" => self.mailer.provider(), "outcome" => outcome)
+                .increment(1);
+        }
         match retry_at {
             Some(at) => {
                 self.messages

@@ -254,6 +254,7 @@ pub async fn user_report(
         .list(MessageQuery {
             recipient: Some(email.clone()),
             before: None,
+            kind: None,
             limit: 50,
         })
         .await?;

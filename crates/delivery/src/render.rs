@@ -89,6 +89,11 @@ impl Renderer {
                     action_url: Some(confirm_url),
                 })
             }
+            // Not an email: the deliverer posts it (see `Deliverer`), it never gets here.
+            MessageKind::Webhook => Err(TemplateError {
+                name: "webhook".into(),
+                reason: "a webhook is not rendered as an email".into(),
+            }),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod request_id;
 pub mod suppression;
 pub mod token;
 pub mod user;
+pub mod webhook;
 
 pub use admin_token::{AdminToken, AdminTokenTooShort, MIN_ADMIN_TOKEN_LEN};
 pub use api_key::{ApiKeyError, ApiKeys, MIN_API_KEY_LEN};
@@ -25,3 +26,4 @@ pub use token::{
     ConfirmationTokens, NoSecretKey, StopTokens, TimedSerializer, TokenError, Verified,
 };
 pub use user::{User, UserId, UserSummary};
+pub use webhook::{UnknownEvent, WebhookDelivery, WebhookEvent};

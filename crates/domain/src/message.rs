@@ -30,6 +30,9 @@ impl fmt::Display for MessageId {
 pub enum MessageKind {
     /// The account confirmation email with its signed link.
     Confirm,
+    /// A webhook: one event (`crate::WebhookEvent`) owed to one endpoint, delivered by HTTP
+    /// rather than by email. Its `recipient` is the address of the account the event is about.
+    Webhook,
 }
 
 impl MessageKind {
@@ -147,6 +150,7 @@ mod tests {
         assert!("lost".parse::<MessageStatus>().is_err());
         assert_eq!(MessageStatus::Cancelled.as_str(), "cancelled");
         assert_eq!("confirm".parse::<MessageKind>(), Ok(MessageKind::Confirm));
+        assert_eq!("webhook".parse::<MessageKind>(), Ok(MessageKind::Webhook));
         assert!("reset".parse::<MessageKind>().is_err());
     }
 }

@@ -96,6 +96,8 @@ pub struct Settings {
     /// LOG_FORMAT (logging reads it itself before the settings load, see
     /// [`telemetry::init`]; it is here to be validated with the rest).
     pub log_format: LogFormat,
+    /// WEBHOOK_URL, WEBHOOK_SECRET and WEBHOOK_TIMEOUT; `None`: no webhooks.
+    pub webhooks: Option<WebhookSettings>,
     pub mail: MailSettings,
     pub delivery: DeliverySettings,
     pub web: WebSettings,
@@ -125,6 +127,17 @@ pub struct MailSettings {
     pub file_dir: PathBuf,
     /// MAIL_MAX_RATE in messages per second; `None`: no limit.
     pub max_rate: Option<f64>,
+}
+
+/// Where the events go and how they are signed.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// WEBHOOK_URL: the endpoints, each an http or https URL (in its normalised form).
+    pub endpoints: Vec<String>,
+    /// WEBHOOK_SECRET: signs with every secret (the first is the newest).
+    pub signer: webhooks::Signer,
+    /// WEBHOOK_TIMEOUT: the longest one post may take (100 ms to 5 min).
+    pub timeout: Duration,
 }
 
 /// How delivery runs.

@@ -18,7 +18,7 @@ use url::Url;
 use crate::{
     AppEnv, DEFAULT_TOML, DEVELOPMENT_SECRET_KEY, DeliverySettings, LogFormat,
     MIN_PRODUCTION_ADMIN_TOKEN_LEN, MIN_SECRET_KEY_LEN, MailSettings, MailerKind, Settings,
-    SettingsError, WebSettings, parse_duration,
+    SettingsError, WebSettings, WebhookSettings, parse_duration,
 };
 
 const DEFAULT_MAIL_FROM: &str = "Confirmation Service <no-reply@example.com>";
@@ -74,6 +74,9 @@ pub(crate) struct Raw {
     api_keys: Option<SecretString>,
     confirmed_redirect_url: Option<String>,
     allowed_redirect_origins: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<SecretString>,
+    webhook_timeout: String,
     log_format: String,
 }
 
@@ -235,6 +238,7 @@ impl Raw {
             .map(parse_origins)
             .transpose()?
             .unwrap_or_default();
+        let webhooks = self.webhooks()?;
         let show_users = self.show_users.unwrap_or(self.app_env == AppEnv::Local);
         if !listen_addr.ip().is_loopback() {
             if using_development_key {
@@ -285,6 +289,7 @@ impl Raw {
             worker_metrics_addr,
             ops_addr,
             log_format,
+            webhooks,
             mail: MailSettings {
                 kind: self.mailer,
                 from,
@@ -321,6 +326,54 @@ impl Raw {
                 allowed_redirect_origins,
             },
         })
+    }
+
+    /// WEBHOOK_URL, WEBHOOK_SECRET (both or neither) and WEBHOOK_TIMEOUT.
+    fn webhooks(&self) -> Result<Option<WebhookSettings>, SettingsError> {
+        let timeout = duration("WEBHOOK_TIMEOUT", &self.webhook_timeout)?;
+        if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(300) {
+            return invalid("WEBHOOK_TIMEOUT must be between 100ms and 5m");
+        }
+        let (urls, secrets) = match (&self.webhook_url, &self.webhook_secret) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return invalid(
+                    "WEBHOOK_URL is set but WEBHOOK_SECRET is not: webhooks are always signed                      (a secret is whsec_ followed by base64 of 24+ random bytes)",
+                );
+            }
+            (None, Some(_)) => return invalid("WEBHOOK_SECRET is set but WEBHOOK_URL is not"),
+            (Some(urls), Some(secrets)) => (urls, secrets),
+        };
+        let endpoints = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .enumerate()
+            .map(|(n, url)| parse_webhook_url(n + 1, url))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return invalid("WEBHOOK_URL holds no URL");
+        }
+        let secrets = secrets
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|secret| !secret.is_empty())
+            .enumerate()
+            .map(|(n, secret)| {
+                webhooks::Secret::parse(secret).map_err(|e| {
+                    SettingsError::Invalid(format!("WEBHOOK_SECRET, secret {}: {e}", n + 1))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(signer) = webhooks::Signer::new(secrets) else {
+            return invalid("WEBHOOK_SECRET holds no secret");
+        };
+        Ok(Some(WebhookSettings {
+            endpoints,
+            signer,
+            timeout,
+        }))
     }
 
     /// DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE (both or neither) and DKIM_DOMAIN (the From
@@ -469,6 +522,35 @@ fn parse_confirmed_redirect(text: &str) -> Result<String, SettingsError> {
         return Err(bad());
     }
     url.query_pairs_mut().append_pair("email_confirmed", "1");
+    Ok(url.into())
+}
+
+/// Longest webhook endpoint URL (the outbox's column).
+const MAX_WEBHOOK_URL_LEN: usize = 2048;
+
+/// One of WEBHOOK_URL's URLs (the `n`th): http or https with a host, no user or password (put
+/// a token in the path or query if the receiver wants one; the signature is the
+/// authentication), no fragment. The URL itself is never repeated in the error: it may hold a
+/// token.
+fn parse_webhook_url(n: usize, text: &str) -> Result<String, SettingsError> {
+    let bad = |why: &str| {
+        SettingsError::Invalid(format!(
+            "WEBHOOK_URL, URL {n}: {why} (expected e.g. https://app.example.com/hooks/confirm)"
+        ))
+    };
+    if text.len() > MAX_WEBHOOK_URL_LEN {
+        return Err(bad("longer than 2048 characters"));
+    }
+    let url = Url::parse(text).map_err(|_| bad("not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad("not an http or https URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("a user or password in the URL is refused"));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("a #fragment is refused"));
+    }
     Ok(url.into())
 }
 

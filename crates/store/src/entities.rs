@@ -7,3 +7,4 @@ pub(crate) mod email_message;
 pub(crate) mod mailbox;
 pub(crate) mod suppression;
 pub(crate) mod user;
+pub(crate) mod webhook_delivery;

@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    EmailAddress, MailboxKey, MessageId, MessageRecord, MessageStatus, OwedMessage, ResendPolicy,
-    Suppression, SuppressionId, SuppressionSource, User, UserSummary,
+    EmailAddress, MailboxKey, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage,
+    ResendPolicy, Suppression, SuppressionId, SuppressionSource, User, UserSummary,
+    WebhookDelivery,
 };
 
 pub mod batch;
@@ -213,7 +214,8 @@ pub struct Attempt {
     /// The message's attempt count when it finished (1 for the first; a requeued dead message
     /// counts from 1 again).
     pub attempt: u32,
-    /// `Sent`, `Retrying` (a transient failure) or `Dead`.
+    /// `Sent`, `Retrying` (a transient failure), `Dead`, or `Cancelled` (stopped: a webhook
+    /// endpoint answered 410).
     pub outcome: MessageStatus,
     pub error: Option<String>,
     pub provider_message_id: Option<String>,
@@ -221,10 +223,12 @@ pub struct Attempt {
 }
 
 /// Which messages [`MessageStore::list`] returns: newest first, optionally only those of the
-/// account with this address, only those older than `before` (for paging), at most `limit`.
+/// account with this address, only those of one kind, only those older than `before` (for paging), at most `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageQuery {
     pub recipient: Option<EmailAddress>,
+    /// Only messages of this kind (confirmation emails, webhooks); every kind with `None`.
+    pub kind: Option<MessageKind>,
     pub before: Option<MessageId>,
     pub limit: u64,
 }
@@ -256,7 +260,8 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
         lease: TimeDelta,
     ) -> Result<Vec<Result<Claim, StoreError>>, StoreError>;
 
-    /// Records a successful send (and sets the user's `email_sent`), in one transaction.
+    /// Records a successful send (and, for a confirmation email, sets the user's `email_sent`),
+    /// in one transaction.
     async fn mark_sent(
         &self,
         id: MessageId,
@@ -287,6 +292,20 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
         error: String,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Stops a message for good without it having failed: it becomes `cancelled` with `reason`
+    /// recorded (a webhook endpoint that answered 410 Gone). A message already sent is left
+    /// alone.
+    async fn mark_stopped(
+        &self,
+        id: MessageId,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The endpoint, event and body of a webhook message; `None` for another kind or a message
+    /// that no longer exists.
+    async fn webhook(&self, id: MessageId) -> Result<Option<WebhookDelivery>, StoreError>;
 
     /// Messages that should be (re)published now, oldest due first: `queued` or `retrying` whose
     /// next attempt time has come, and `sending` whose lease has expired.

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Clock, ConfirmationTokens, SystemClock};
+use domain::{Clock, ConfirmationTokens, MessageId, SystemClock};
 use mailer::{FileMailer, Mailer, SesMailer, SmtpMailer};
-use queue::{EmbeddedQueue, JobQueue, RedisQueue, RedisQueueConfig};
+use queue::{EmbeddedQueue, Job, JobQueue, RedisQueue, RedisQueueConfig};
 use secrecy::ExposeSecret;
 use settings::{MailerKind, Settings};
 use store::{SeaStore, StoreError};
+use webhooks::{HttpTransport, Webhooks};
 
 /// Why an adapter could not be built. The texts name the setting, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum WiringError {
     /// A setting the binary needs is missing.
     #[error("configuration: {0}")]
     Missing(&'static str),
+    /// The webhooks' HTTPS client cannot be set up (no root certificates).
+    #[error("configuration: WEBHOOK_URL: cannot load the system's root certificates: {0}")]
+    WebhookTls(std::io::Error),
 }
 
 /// The adapters delivery and the web server run on.
@@ -38,6 +42,8 @@ pub struct Services {
     pub queue: Arc<dyn JobQueue>,
     pub tokens: ConfirmationTokens,
     pub clock: Arc<dyn Clock>,
+    /// Signs and posts webhooks (WEBHOOK_URL and WEBHOOK_SECRET set); `None`: no webhooks.
+    pub webhooks: Option<Webhooks>,
 }
 
 impl WiringError {
@@ -102,22 +108,61 @@ impl Services {
                 "SECRET_KEY is not set: using the development key. Links are forgeable; set SECRET_KEY outside local development"
             );
         }
+        let mut store = connect_store(settings).await?;
+        let queue = build_queue(settings).await?;
+        let webhooks = match &settings.webhooks {
+            Some(hooks) => {
+                store = store.with_webhooks(
+                    hooks.endpoints.clone(),
+                    Some(publish_webhooks(Arc::clone(&queue))),
+                );
+                let transport =
+                    HttpTransport::new(hooks.timeout).map_err(WiringError::WebhookTls)?;
+                Some(Webhooks::new(hooks.signer.clone(), Arc::new(transport)))
+            }
+            None => None,
+        };
         Ok(Self {
-            store: Arc::new(connect_store(settings).await?),
-            queue: build_queue(settings).await?,
+            store: Arc::new(store),
+            queue,
             tokens: settings.tokens.clone(),
             clock: Arc::new(SystemClock),
+            webhooks,
         })
     }
 }
 
+/// How many new webhook messages may wait to be published; beyond, the sweeper publishes them.
+const WEBHOOK_ANNOUNCEMENTS: usize = 4096;
+
+/// A channel whose messages (the ids of webhook messages the store has just committed) a task
+/// publishes to `queue` as jobs, so a webhook leaves at once rather than at the next sweep. A
+/// publish that fails is left to the sweeper (the message is owed in the outbox either way).
+/// The task ends when every sender is gone.
+fn publish_webhooks(queue: Arc<dyn JobQueue>) -> tokio::sync::mpsc::Sender<MessageId> {
+    let (sender, mut ids) = tokio::sync::mpsc::channel(WEBHOOK_ANNOUNCEMENTS);
+    tokio::spawn(async move {
+        while let Some(id) = ids.recv().await {
+            if let Err(error) = queue.publish(Job::new(id)).await {
+                tracing::debug!(message_id = %id, %error, "webhook not published; the sweeper will");
+            }
+        }
+    });
+    sender
+}
+
 /// Connects to DATABASE_URL. SQLite (the embedded default) is migrated on the spot;
 /// PostgreSQL must have been migrated with `server migrate`. A registration's email is owed
-/// within RESEND_COOLDOWN and RESEND_DAILY_CAP, counted per mailbox.
+/// within RESEND_COOLDOWN and RESEND_DAILY_CAP, counted per mailbox, and the changes it
+/// records owe their webhook events to WEBHOOK_URL (published by the sweeper; [`Services`]
+/// publishes them at once).
 pub async fn connect_store(settings: &Settings) -> Result<SeaStore, WiringError> {
-    let store = connect_store_unchecked(settings)
+    let mut store = connect_store_unchecked(settings)
         .await?
         .with_registration_policy(settings.web.resend);
+    if let Some(hooks) = &settings.webhooks {
+        store = store.with_webhooks(hooks.endpoints.clone(), None);
+    }
     if store.is_sqlite() {
         store.migrate().await?;
     } else {

@@ -47,6 +47,10 @@ pub fn delivery_engine(
         config,
     )
     .with_batching(DEFAULT_BATCH_MAX);
+    let deliverer = match &services.webhooks {
+        Some(webhooks) => deliverer.with_webhooks(webhooks.clone()),
+        None => deliverer,
+    };
     let interval = delivery.sweep_interval;
     Engine {
         deliverer: Arc::new(deliverer),

@@ -39,6 +39,7 @@ async fn sqlite_services(dir: &Path) -> Services {
         queue: Arc::new(EmbeddedQueue::new()),
         tokens: ConfirmationTokens::new(&["test-secret"]).unwrap(),
         clock: Arc::new(domain::SystemClock),
+        webhooks: None,
     }
 }
 

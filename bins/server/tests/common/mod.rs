@@ -66,6 +66,10 @@ pub async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
         queue: queue.clone(),
         tokens: settings.tokens.clone(),
         clock: clock.clone(),
+        webhooks: settings.webhooks.as_ref().map(|hooks| {
+            let transport = webhooks::HttpTransport::new(hooks.timeout).unwrap();
+            webhooks::Webhooks::new(hooks.signer.clone(), Arc::new(transport))
+        }),
     };
     let state = wiring::app_state(&settings, &services).unwrap();
     let background = state.background.clone();

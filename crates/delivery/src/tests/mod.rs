@@ -18,6 +18,7 @@ mod consumer;
 mod deliverer;
 mod rate_limit;
 mod sweeper;
+mod webhooks;
 
 const NOW: i64 = 1_700_000_000;
 

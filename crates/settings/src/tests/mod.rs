@@ -599,3 +599,93 @@ fn allowed_redirect_origins_are_origins_only() {
         assert!(error.contains("ALLOWED_REDIRECT_ORIGINS"), "{bad}: {error}");
     }
 }
+
+#[test]
+fn webhooks_need_urls_and_secrets_and_never_show_them() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    assert!(load(&[]).unwrap().webhooks.is_none());
+    let settings = load(&[
+        (
+            "WEBHOOK_URL",
+            " https://app.example/hooks?token=abc , http://127.0.0.1:9000/h ",
+        ),
+        (
+            "WEBHOOK_SECRET",
+            &format!("{SECRET}, whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ),
+        ("WEBHOOK_TIMEOUT", "2s"),
+    ])
+    .unwrap();
+    let hooks = settings.webhooks.unwrap();
+    assert_eq!(
+        hooks.endpoints,
+        [
+            "https://app.example/hooks?token=abc",
+            "http://127.0.0.1:9000/h"
+        ]
+    );
+    assert_eq!(hooks.timeout, Duration::from_secs(2));
+    assert_eq!(
+        hooks.signer.signature("msg_1", 1, b"{}").split(' ').count(),
+        2,
+        "signs with both secrets"
+    );
+    assert!(!format!("{hooks:?}").contains("MfKQ9r8"));
+    assert!(
+        load(&[("WEBHOOK_SECRET", SECRET)])
+            .unwrap_err()
+            .to_string()
+            .contains("WEBHOOK_URL is not")
+    );
+
+    let refused = [
+        (
+            vec![("WEBHOOK_URL", "https://a.example/h")],
+            "WEBHOOK_SECRET is not",
+        ),
+        (
+            vec![
+                ("WEBHOOK_URL", "ftp://a.example/h"),
+                ("WEBHOOK_SECRET", SECRET),
+            ],
+            "URL 1",
+        ),
+        (
+            vec![
+                ("WEBHOOK_URL", "https://a.example/h,https://u:p@b.example/"),
+                ("WEBHOOK_SECRET", SECRET),
+            ],
+            "URL 2: a user or password",
+        ),
+        (
+            vec![
+                ("WEBHOOK_URL", "https://a.example/h#x"),
+                ("WEBHOOK_SECRET", SECRET),
+            ],
+            "fragment",
+        ),
+        (
+            vec![
+                ("WEBHOOK_URL", "https://a.example/h"),
+                ("WEBHOOK_SECRET", "hunter2hunter2hunter2"),
+            ],
+            "secret 1: a webhook secret must start with `whsec_`",
+        ),
+        (
+            vec![
+                ("WEBHOOK_URL", "https://a.example/h"),
+                ("WEBHOOK_SECRET", SECRET),
+                ("WEBHOOK_TIMEOUT", "10m"),
+            ],
+            "WEBHOOK_TIMEOUT",
+        ),
+    ];
+    for (vars, expected) in refused {
+        let error = load(&vars).unwrap_err().to_string();
+        assert!(error.contains(expected), "{vars:?}: {error}");
+        assert!(
+            !error.contains("hunter2") && !error.contains("u:p@"),
+            "{error}"
+        );
+    }
+}

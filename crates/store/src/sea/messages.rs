@@ -4,27 +4,32 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{MessageId, MessageRecord, MessageStatus};
+use domain::{MessageId, MessageKind, MessageRecord, MessageStatus, WebhookDelivery, WebhookEvent};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, NotSet,
     QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
+use super::postgres::SentRow;
 use super::rows::{
     MAX_ERROR_CHARS, OWED, message_from_model, parse_status, record_from_model, truncate_chars, ts,
 };
+use super::webhooks::{self, Event, rfc3339};
 use super::{Db as _, Ending, SeaStore, postgres};
 use crate::entities::{email_attempt, email_message, user};
 use crate::{Attempt, Claim, DeliveryStats, MessageQuery, MessageStore, StoreError};
 
-/// The status a claim gives a message: `sending`, or `cancelled` when its recipient's mailbox
-/// (the mailbox key of its user) is on the suppression list.
+/// The status a claim gives a message: `sending`, or `cancelled` for a confirmation email whose
+/// recipient's mailbox (the mailbox key of its user) is on the suppression list. (A webhook is
+/// sent to the application, not to the mailbox: it is never cancelled so.)
 static CLAIMED_STATUS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.mailbox_key = \
+        "CASE WHEN email_messages.kind = '{}' AND EXISTS (SELECT 1 FROM suppressions s \
+         WHERE s.mailbox_key = \
          (SELECT u.mailbox_key FROM users u WHERE u.id = email_messages.user_id)) \
          THEN '{}' ELSE '{}' END",
+        MessageKind::Confirm.as_str(),
         MessageStatus::Cancelled.as_str(),
         MessageStatus::Sending.as_str()
     )
@@ -93,25 +98,28 @@ async fn record_attempt(
     Ok(())
 }
 
-/// [`MessageStore::mark_sent`] of one message, inside a transaction (the SQLite path).
+/// [`MessageStore::mark_sent`] of one message, inside a transaction (the SQLite path); the
+/// message recorded, if it still exists.
 async fn mark_sent_in(
     txn: &DatabaseTransaction,
     id: MessageId,
     provider_message_id: Option<String>,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Option<SentRow>, StoreError> {
     use email_message::Column;
     let found = email_message::Entity::find_by_id(id.0)
         .select_only()
         .column(Column::UserId)
         .column(Column::Attempts)
-        .into_tuple::<(i64, i32)>()
+        .column(Column::Kind)
+        .column(Column::Recipient)
+        .into_tuple::<(i64, i32, String, String)>()
         .one(txn)
         .await
         .db()?;
-    let Some((user_id, attempts)) = found else {
+    let Some((user_id, attempts, kind, recipient)) = found else {
         tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
-        return Ok(());
+        return Ok(None);
     };
     email_message::Entity::update_many()
         .col_expr(Column::Status, Expr::value(MessageStatus::Sent.as_str()))
@@ -132,23 +140,56 @@ async fn mark_sent_in(
         attempts,
         MessageStatus::Sent,
         None,
-        provider_message_id,
+        provider_message_id.clone(),
         now,
     )
     .await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::EmailSent, Expr::value(true))
-        .filter(user::Column::Id.eq(user_id))
-        .exec(txn)
-        .await
-        .db()?;
-    Ok(())
+    if kind == MessageKind::Confirm.as_str() {
+        user::Entity::update_many()
+            .col_expr(user::Column::EmailSent, Expr::value(true))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(txn)
+            .await
+            .db()?;
+    }
+    Ok(Some(SentRow {
+        id: id.0,
+        user_id,
+        kind,
+        recipient,
+        provider_message_id,
+    }))
+}
+
+/// The `email.sent` events of the confirmation emails in `sent`.
+fn sent_events(sent: &[SentRow], now: DateTime<Utc>) -> Vec<Event> {
+    sent.iter()
+        .filter(|row| row.kind == MessageKind::Confirm.as_str())
+        .map(|row| {
+            Event::new(
+                row.user_id,
+                &row.recipient,
+                WebhookEvent::EmailSent,
+                [
+                    ("message_id", row.id.into()),
+                    ("sent_at", rfc3339(now).into()),
+                    (
+                        "provider_message_id",
+                        row.provider_message_id.clone().into(),
+                    ),
+                ],
+            )
+        })
+        .collect()
 }
 
 /// Records a failed attempt, inside its transaction: `status` (retrying or dead), the error,
 /// and for a retry the next attempt time; releases the lease. A late failure report never undoes
 /// a send recorded by another worker, so a row already `sent` is left alone (and nothing is
 /// committed).
+///
+/// The death of a confirmation email owes the `email.failed` event to `endpoints`; the ids of
+/// the webhook messages are returned.
 async fn record_failure_in(
     txn: &DatabaseTransaction,
     id: MessageId,
@@ -156,7 +197,8 @@ async fn record_failure_in(
     retry_at: Option<DateTime<Utc>>,
     error: String,
     now: DateTime<Utc>,
-) -> Result<Ending<()>, StoreError> {
+    endpoints: &[String],
+) -> Result<Ending<Vec<MessageId>>, StoreError> {
     use email_message::Column;
     let mut update = email_message::Entity::update_many()
         .col_expr(Column::Status, Expr::value(status.as_str()))
@@ -174,18 +216,35 @@ async fn record_failure_in(
         .db()?;
     if updated.rows_affected == 0 {
         tracing::warn!(message_id = %id, %status, "failure not recorded: message already sent or gone");
-        return Ok(Ending::Rollback(()));
+        return Ok(Ending::Rollback(Vec::new()));
     }
-    let attempts = email_message::Entity::find_by_id(id.0)
+    let (attempts, user_id, kind, recipient) = email_message::Entity::find_by_id(id.0)
         .select_only()
         .column(Column::Attempts)
-        .into_tuple::<i32>()
+        .column(Column::UserId)
+        .column(Column::Kind)
+        .column(Column::Recipient)
+        .into_tuple::<(i32, i64, String, String)>()
         .one(txn)
         .await
         .db()?
-        .unwrap_or(0);
-    record_attempt(txn, id, attempts, status, Some(error), None, now).await?;
-    Ok(Ending::Commit(()))
+        .ok_or_else(|| StoreError::Corrupt(format!("email message {id} vanished")))?;
+    record_attempt(txn, id, attempts, status, Some(error.clone()), None, now).await?;
+    if status != MessageStatus::Dead || kind != MessageKind::Confirm.as_str() {
+        return Ok(Ending::Commit(Vec::new()));
+    }
+    let failed = Event::new(
+        user_id,
+        &recipient,
+        WebhookEvent::EmailFailed,
+        [
+            ("message_id", id.0.into()),
+            ("failed_at", rfc3339(now).into()),
+            ("error", error.into()),
+        ],
+    );
+    let ids = webhooks::enqueue(txn, endpoints, &[failed], now).await?;
+    Ok(Ending::Commit(ids))
 }
 
 /// Gives dead messages (one, or all with `None`) a fresh start, inside its transaction; returns
@@ -220,6 +279,16 @@ async fn requeue_dead_in(
     Ok(Ending::Commit(ids.into_iter().map(MessageId).collect()))
 }
 
+/// Logs the messages of `sent` that [`postgres::mark_sent_many`] did not find.
+fn warn_unrecorded(sent: &[(MessageId, Option<String>)], recorded: &[SentRow]) {
+    let found: HashSet<i64> = recorded.iter().map(|row| row.id).collect();
+    for (id, _) in sent {
+        if !found.contains(&id.0) {
+            tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
+        }
+    }
+}
+
 impl SeaStore {
     /// The messages `select` finds, as records.
     async fn records(
@@ -246,10 +315,16 @@ impl SeaStore {
     ) -> Result<(), StoreError> {
         let error = truncate_chars(error, MAX_ERROR_CHARS);
         let now = ts(now);
-        self.write(move |txn| {
-            Box::pin(async move { record_failure_in(txn, id, status, retry_at, error, now).await })
-        })
-        .await
+        let endpoints = self.webhooks.endpoints.clone();
+        let ids = self
+            .write(move |txn| {
+                Box::pin(async move {
+                    record_failure_in(txn, id, status, retry_at, error, now, &endpoints).await
+                })
+            })
+            .await?;
+        self.notify_webhooks(ids);
+        Ok(())
     }
 }
 
@@ -368,24 +443,35 @@ impl MessageStore for SeaStore {
             return Ok(());
         }
         let now = ts(now);
-        if self.is_postgres() {
+        if self.is_postgres() && !self.has_webhooks() {
             let recorded = postgres::mark_sent_many(&self.db, &sent, now).await?;
-            for (id, _) in &sent {
-                if !recorded.contains(&id.0) {
-                    tracing::warn!(message_id = %id, "mark_sent for a message that no longer exists");
-                }
-            }
+            warn_unrecorded(&sent, &recorded);
             return Ok(());
         }
-        self.write(move |txn| {
-            Box::pin(async move {
-                for (id, provider_message_id) in sent {
-                    mark_sent_in(txn, id, provider_message_id, now).await?;
-                }
-                Ok(Ending::Commit(()))
+        let postgres = self.is_postgres();
+        let endpoints = self.webhooks.endpoints.clone();
+        let ids = self
+            .write(move |txn| {
+                Box::pin(async move {
+                    let recorded = if postgres {
+                        let recorded = postgres::mark_sent_many(txn, &sent, now).await?;
+                        warn_unrecorded(&sent, &recorded);
+                        recorded
+                    } else {
+                        let mut recorded = Vec::with_capacity(sent.len());
+                        for (id, provider_message_id) in sent {
+                            recorded.extend(mark_sent_in(txn, id, provider_message_id, now).await?);
+                        }
+                        recorded
+                    };
+                    let events = sent_events(&recorded, now);
+                    let ids = webhooks::enqueue(txn, &endpoints, &events, now).await?;
+                    Ok(Ending::Commit(ids))
+                })
             })
-        })
-        .await
+            .await?;
+        self.notify_webhooks(ids);
+        Ok(())
     }
 
     async fn mark_retry(
@@ -407,6 +493,20 @@ impl MessageStore for SeaStore {
     ) -> Result<(), StoreError> {
         self.record_failure(id, MessageStatus::Dead, None, error, now)
             .await
+    }
+
+    async fn mark_stopped(
+        &self,
+        id: MessageId,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_failure(id, MessageStatus::Cancelled, None, reason, now)
+            .await
+    }
+
+    async fn webhook(&self, id: MessageId) -> Result<Option<WebhookDelivery>, StoreError> {
+        webhooks::find(&self.db, id).await
     }
 
     async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<Vec<MessageId>, StoreError> {
@@ -512,6 +612,9 @@ impl MessageStore for SeaStore {
         }
         if let Some(before) = query.before {
             select = select.filter(Column::Id.lt(before.0));
+        }
+        if let Some(kind) = query.kind {
+            select = select.filter(Column::Kind.eq(kind.as_str()));
         }
         self.records(select).await
     }

@@ -26,6 +26,7 @@ mod postgres;
 mod rows;
 mod suppressions;
 pub(crate) mod users;
+mod webhooks;
 
 /// How long SQLite waits for another connection's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +54,8 @@ pub struct SeaStore {
     db: DatabaseConnection,
     /// The limits a registration's email is owed within (see [`Self::with_registration_policy`]).
     registration_policy: ResendPolicy,
+    /// Where events go (see [`Self::with_webhooks`]); nowhere by default.
+    webhooks: webhooks::Webhooks,
 }
 
 /// Never prints the connection (its options may hold the URL, and the URL a password).
@@ -60,6 +63,7 @@ impl fmt::Debug for SeaStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SeaStore")
             .field("backend", &self.backend())
+            .field("webhook_endpoints", &self.webhooks.endpoints.len())
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +219,7 @@ impl SeaStore {
         Ok(Self {
             db,
             registration_policy: ResendPolicy::default(),
+            webhooks: webhooks::Webhooks::default(),
         })
     }
 
@@ -339,6 +344,7 @@ impl SeaStore {
         Self {
             db: DatabaseConnection::default(),
             registration_policy: ResendPolicy::default(),
+            webhooks: webhooks::Webhooks::default(),
         }
     }
 }
@@ -398,7 +404,10 @@ mod tests {
     #[test]
     fn debug_hides_the_connection() {
         let store = SeaStore::disconnected();
-        assert_eq!(format!("{store:?}"), "SeaStore { backend: None, .. }");
+        assert_eq!(
+            format!("{store:?}"),
+            "SeaStore { backend: None, webhook_endpoints: 0, .. }"
+        );
         assert!(!store.is_sqlite());
     }
 

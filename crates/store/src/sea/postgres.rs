@@ -6,12 +6,12 @@
 //! `= ANY(ARRAY(…))` and scalar subqueries rather than joins, which PostgreSQL would plan as a
 //! scan of the whole table.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{EmailAddress, MailboxKey, MessageId, MessageKind, MessageStatus, ResendPolicy};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::Db as _;
 use super::mailbox;
@@ -116,7 +116,7 @@ pub(super) async fn register_distinct(
 /// [`UserStore::confirm_many`](crate::UserStore::confirm_many) for links of distinct accounts, in
 /// one statement: the answer for each link, by its address's key.
 pub(super) async fn confirm_distinct(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     links: &[(&EmailAddress, DateTime<Utc>)],
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, ConfirmOutcome>, StoreError> {
@@ -167,15 +167,26 @@ pub(super) async fn confirm_distinct(
     Ok(answers)
 }
 
+/// A message [`mark_sent_many`] recorded as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SentRow {
+    pub(super) id: i64,
+    pub(super) user_id: i64,
+    pub(super) kind: String,
+    pub(super) recipient: String,
+    pub(super) provider_message_id: Option<String>,
+}
+
 /// [`MessageStore::mark_sent_many`](crate::MessageStore::mark_sent_many): one atomic statement,
 /// one round trip for the whole batch. The time between the provider accepting a message and it
 /// being recorded as sent is the window in which a crash causes a duplicate, so it is kept as
-/// short as the database allows. Returns the ids recorded (those that still exist).
+/// short as the database allows. Sets `email_sent` for the users of confirmation emails (not
+/// webhooks). Returns the messages recorded (those that still exist).
 pub(super) async fn mark_sent_many(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     sent: &[(MessageId, Option<String>)],
     now: DateTime<Utc>,
-) -> Result<HashSet<i64>, StoreError> {
+) -> Result<Vec<SentRow>, StoreError> {
     let rows: Vec<serde_json::Value> = sent
         .iter()
         .map(|(id, provider_id)| serde_json::json!({ "id": id.0, "pid": provider_id }))
@@ -188,24 +199,33 @@ pub(super) async fn mark_sent_many(
          provider_message_id = (SELECT pid FROM s WHERE s.id = e.id), \
          lease_until = NULL, updated_at = $3 \
          WHERE e.id = ANY (ARRAY(SELECT id FROM s)) \
-         RETURNING e.id, e.user_id, e.attempts, e.provider_message_id), \
+         RETURNING e.id, e.user_id, e.kind, e.recipient, e.attempts, e.provider_message_id), \
          a AS (INSERT INTO email_attempts \
          (message_id, attempt, outcome, provider_message_id, finished_at) \
          SELECT id, attempts, $2, provider_message_id, $3 FROM m), \
          u AS (UPDATE users SET email_sent = TRUE \
-         WHERE id = ANY (ARRAY(SELECT user_id FROM m)) AND NOT email_sent) \
-         SELECT id FROM m",
+         WHERE id = ANY (ARRAY(SELECT user_id FROM m WHERE kind = $4)) AND NOT email_sent) \
+         SELECT id, user_id, kind, recipient, provider_message_id FROM m",
         [
             serde_json::Value::Array(rows).to_string().into(),
             MessageStatus::Sent.as_str().into(),
             now.into(),
+            MessageKind::Confirm.as_str().into(),
         ],
     );
     db.query_all_raw(statement)
         .await
         .db()?
         .iter()
-        .map(|row| row.try_get::<i64>("", "id").db())
+        .map(|row| {
+            Ok(SentRow {
+                id: row.try_get("", "id").db()?,
+                user_id: row.try_get("", "user_id").db()?,
+                kind: row.try_get("", "kind").db()?,
+                recipient: row.try_get("", "recipient").db()?,
+                provider_message_id: row.try_get("", "provider_message_id").db()?,
+            })
+        })
         .collect()
 }
 

@@ -132,6 +132,31 @@ pub(super) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// A new `queued` message of `kind` to `recipient` for `user_id`, due at `now`, to insert.
+pub(super) fn queued_message(
+    user_id: i64,
+    kind: MessageKind,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> email_message::ActiveModel {
+    use sea_orm::{NotSet, Set};
+    email_message::ActiveModel {
+        id: NotSet,
+        user_id: Set(user_id),
+        kind: Set(kind.as_str().to_owned()),
+        recipient: Set(recipient.to_owned()),
+        status: Set(MessageStatus::Queued.as_str().to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_error: Set(None),
+        provider_message_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        sent_at: Set(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

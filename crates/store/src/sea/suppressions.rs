@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{MailboxKey, MessageStatus, Suppression, SuppressionId, SuppressionSource};
+use domain::{
+    MailboxKey, MessageKind, MessageStatus, Suppression, SuppressionId, SuppressionSource,
+};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -51,6 +53,7 @@ async fn suppress_in(
         )
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::UserId.in_subquery(accounts))
+        .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
         .filter(Column::Status.is_in([
             MessageStatus::Queued.as_str(),
             MessageStatus::Retrying.as_str(),

@@ -4,17 +4,19 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, MessageKind, MessageStatus, ResendPolicy, UserSummary};
+use domain::{EmailAddress, MessageId, MessageKind, ResendPolicy, UserSummary, WebhookEvent};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, NotSet, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::mailbox::{self, Limit};
 use super::rows::{
-    OWED, SummaryColumns, is_unique_violation, summary_from_columns, ts, user_from_model,
+    OWED, SummaryColumns, is_unique_violation, queued_message, summary_from_columns, ts,
+    user_from_model,
 };
+use super::webhooks::{self, Event, rfc3339};
 use super::{Db as _, Ending, SeaStore, detached, postgres};
 use crate::entities::{confirm_redirect, email_message, user};
 use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
@@ -38,24 +40,10 @@ async fn owe_confirmation(
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Result<MessageId, StoreError> {
-    let message = email_message::ActiveModel {
-        id: NotSet,
-        user_id: Set(user_id),
-        kind: Set(MessageKind::Confirm.as_str().to_owned()),
-        recipient: Set(recipient.to_owned()),
-        status: Set(MessageStatus::Queued.as_str().to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_until: Set(None),
-        last_error: Set(None),
-        provider_message_id: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        sent_at: Set(None),
-    }
-    .insert(txn)
-    .await
-    .db()?;
+    let message = queued_message(user_id, MessageKind::Confirm, recipient, now)
+        .insert(txn)
+        .await
+        .db()?;
     Ok(MessageId(message.id))
 }
 
@@ -154,6 +142,90 @@ async fn resend_in(
     Ok(Ending::Commit(Resend::Queued(message)))
 }
 
+/// The `account.registered` events of the accounts `answers` created.
+fn registered_events(answers: &[Registration], now: DateTime<Utc>) -> Vec<Event> {
+    answers
+        .iter()
+        .filter_map(|answer| match answer {
+            Registration::Created { user, .. } | Registration::CreatedWithoutEmail { user } => {
+                Some(Event::new(
+                    user.id.0,
+                    user.email.as_str(),
+                    WebhookEvent::AccountRegistered,
+                    [("registered_at", rfc3339(now).into())],
+                ))
+            }
+            Registration::AlreadyRegistered => None,
+        })
+        .collect()
+}
+
+/// The `account.confirmed` events of the accounts with these keys (those just confirmed).
+async fn confirmed_events(
+    db: &impl ConnectionTrait,
+    keys: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let accounts = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .column(user::Column::Email)
+        .filter(user::Column::EmailKey.is_in(keys))
+        .into_tuple::<(i64, String)>()
+        .all(db)
+        .await
+        .db()?;
+    Ok(accounts
+        .into_iter()
+        .map(|(id, email)| {
+            Event::new(
+                id,
+                &email,
+                WebhookEvent::AccountConfirmed,
+                [("confirmed_at", rfc3339(now).into())],
+            )
+        })
+        .collect())
+}
+
+/// [`UserStore::confirm`] on `db` (a connection, or a transaction that also owes its event).
+async fn confirm_on(
+    db: &impl ConnectionTrait,
+    email: &EmailAddress,
+    issued_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<ConfirmOutcome, StoreError> {
+    let key = email.key();
+    let result = user::Entity::update_many()
+        .col_expr(user::Column::Confirmed, Expr::value(true))
+        .col_expr(user::Column::ConfirmedOn, Expr::value(ts(now)))
+        .filter(user::Column::EmailKey.eq(key.as_str()))
+        .filter(user::Column::Confirmed.eq(false))
+        .filter(user::Column::RegisteredOn.lt(registered_before(issued_at)))
+        .exec(db)
+        .await
+        .db()?;
+    if result.rows_affected > 0 {
+        return Ok(ConfirmOutcome::Confirmed);
+    }
+    let existing = user::Entity::find()
+        .select_only()
+        .column(user::Column::Confirmed)
+        .filter(user::Column::EmailKey.eq(key))
+        .into_tuple::<bool>()
+        .one(db)
+        .await
+        .db()?;
+    Ok(match existing {
+        None => ConfirmOutcome::NotFound,
+        Some(true) => ConfirmOutcome::AlreadyConfirmed,
+        Some(false) => ConfirmOutcome::Stale,
+    })
+}
+
 impl SeaStore {
     /// [`postgres::register_distinct`] as a statement of its own (no transaction around it: it
     /// is atomic alone), on a task of its own so that a caller who stops waiting cannot cut it
@@ -163,9 +235,59 @@ impl SeaStore {
         emails: Vec<EmailAddress>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError> {
-        let db = self.db.clone();
         let policy = self.registration_policy;
+        if self.has_webhooks() {
+            let endpoints = self.webhooks.endpoints.clone();
+            let (answers, ids) = self
+                .write(move |txn| {
+                    Box::pin(async move {
+                        let answers =
+                            postgres::register_distinct(txn, &emails, policy, now).await?;
+                        let events = registered_events(&answers, now);
+                        let ids = webhooks::enqueue(txn, &endpoints, &events, now).await?;
+                        Ok(Ending::Commit((answers, ids)))
+                    })
+                })
+                .await?;
+            self.notify_webhooks(ids);
+            return Ok(answers);
+        }
+        let db = self.db.clone();
         detached(async move { postgres::register_distinct(&db, &emails, policy, now).await }).await
+    }
+
+    /// [`postgres::confirm_distinct`], with the `account.confirmed` events in its transaction
+    /// when webhooks are on.
+    async fn confirm_distinct(
+        &self,
+        links: &[(&EmailAddress, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<String, ConfirmOutcome>, StoreError> {
+        if !self.has_webhooks() {
+            return postgres::confirm_distinct(&self.db, links, now).await;
+        }
+        let links: Vec<(EmailAddress, DateTime<Utc>)> =
+            links.iter().map(|(e, t)| ((*e).clone(), *t)).collect();
+        let endpoints = self.webhooks.endpoints.clone();
+        let (answers, ids) = self
+            .write(move |txn| {
+                Box::pin(async move {
+                    let links: Vec<(&EmailAddress, DateTime<Utc>)> =
+                        links.iter().map(|(e, t)| (e, *t)).collect();
+                    let answers = postgres::confirm_distinct(txn, &links, now).await?;
+                    let confirmed = answers
+                        .iter()
+                        .filter(|(_, outcome)| **outcome == ConfirmOutcome::Confirmed)
+                        .map(|(key, _)| key.clone())
+                        .collect();
+                    let events = confirmed_events(txn, confirmed, now).await?;
+                    let ids = webhooks::enqueue(txn, &endpoints, &events, now).await?;
+                    Ok(Ending::Commit((answers, ids)))
+                })
+            })
+            .await?;
+        self.notify_webhooks(ids);
+        Ok(answers)
     }
 
     /// [`UserStore::register_many`] on PostgreSQL: one statement for the first entry of each
@@ -225,8 +347,23 @@ impl UserStore for SeaStore {
                 .pop()
                 .ok_or_else(|| StoreError::Corrupt("a registration gave no answer".into()));
         }
-        self.write(move |txn| Box::pin(async move { register_in(txn, &email, policy, now).await }))
-            .await
+        let endpoints = self.webhooks.endpoints.clone();
+        let (answer, ids) = self
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok(match register_in(txn, &email, policy, now).await? {
+                        Ending::Commit(answer) => {
+                            let events = registered_events(std::slice::from_ref(&answer), now);
+                            let ids = webhooks::enqueue(txn, &endpoints, &events, now).await?;
+                            Ending::Commit((answer, ids))
+                        }
+                        Ending::Rollback(answer) => Ending::Rollback((answer, Vec::new())),
+                    })
+                })
+            })
+            .await?;
+        self.notify_webhooks(ids);
+        Ok(answer)
     }
 
     async fn register_many(
@@ -261,7 +398,7 @@ impl UserStore for SeaStore {
                 .filter(|(_, first)| **first)
                 .map(|((email, issued_at), _)| (email, *issued_at))
                 .collect();
-            postgres::confirm_distinct(&self.db, &distinct, ts(now)).await?
+            self.confirm_distinct(&distinct, ts(now)).await?
         } else {
             Default::default()
         };
@@ -342,32 +479,26 @@ impl UserStore for SeaStore {
         issued_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError> {
-        let key = email.key();
-        let result = user::Entity::update_many()
-            .col_expr(user::Column::Confirmed, Expr::value(true))
-            .col_expr(user::Column::ConfirmedOn, Expr::value(ts(now)))
-            .filter(user::Column::EmailKey.eq(key.as_str()))
-            .filter(user::Column::Confirmed.eq(false))
-            .filter(user::Column::RegisteredOn.lt(registered_before(issued_at)))
-            .exec(&self.db)
-            .await
-            .db()?;
-        if result.rows_affected > 0 {
-            return Ok(ConfirmOutcome::Confirmed);
+        if !self.has_webhooks() {
+            return confirm_on(&self.db, email, issued_at, now).await;
         }
-        let existing = user::Entity::find()
-            .select_only()
-            .column(user::Column::Confirmed)
-            .filter(user::Column::EmailKey.eq(key))
-            .into_tuple::<bool>()
-            .one(&self.db)
-            .await
-            .db()?;
-        Ok(match existing {
-            None => ConfirmOutcome::NotFound,
-            Some(true) => ConfirmOutcome::AlreadyConfirmed,
-            Some(false) => ConfirmOutcome::Stale,
-        })
+        let email = email.clone();
+        let endpoints = self.webhooks.endpoints.clone();
+        let (outcome, ids) = self
+            .write(move |txn| {
+                Box::pin(async move {
+                    let outcome = confirm_on(txn, &email, issued_at, now).await?;
+                    if outcome != ConfirmOutcome::Confirmed {
+                        return Ok(Ending::Rollback((outcome, Vec::new())));
+                    }
+                    let events = confirmed_events(txn, vec![email.key()], ts(now)).await?;
+                    let ids = webhooks::enqueue(txn, &endpoints, &events, ts(now)).await?;
+                    Ok(Ending::Commit((outcome, ids)))
+                })
+            })
+            .await?;
+        self.notify_webhooks(ids);
+        Ok(outcome)
     }
 
     async fn resend(

@@ -1,5 +1,5 @@
 //! The store against real databases: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set.
-//! Every test in `users`, `mailbox`, `messages` and `schema` runs once per backend, as
+//! Every test in `users`, `mailbox`, `messages`, `schema` and `webhooks` runs once per backend, as
 //! `<module>::sqlite::<name>` and `<module>::postgres::<name>`. `tls` runs on a PostgreSQL that
 //! takes TLS connections only, when `TEST_DATABASE_TLS_URL` is set.
 
@@ -17,3 +17,5 @@ mod schema;
 mod tls;
 #[cfg(test)]
 mod users;
+#[cfg(test)]
+mod webhooks;

@@ -463,6 +463,7 @@ async fn stats_list_and_attempt_history(store: &SeaStore) {
     let query = |recipient: Option<&str>, before, limit| store::MessageQuery {
         recipient: recipient.map(email),
         before,
+        kind: None,
         limit,
     };
     let ids = |records: Vec<domain::MessageRecord>| -> Vec<MessageId> {

@@ -6,13 +6,14 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
     "m20261201_000003_add_users_mailbox_key",
     "m20261201_000004_create_suppressions",
     "m20261207_000005_create_mailboxes",
     "m20261207_000006_create_confirm_redirects",
+    "m20261207_000007_create_webhook_deliveries",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.

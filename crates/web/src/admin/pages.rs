@@ -3,13 +3,13 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use domain::{EmailAddress, MessageId, MessageStatus};
+use domain::{EmailAddress, MessageId, MessageKind, MessageStatus};
 use store::MessageQuery;
 
 use super::PAGE_SIZE;
 use super::views::{
     AttemptRow, Counts, DashboardQuery, DashboardView, MessageView, NoticeQuery, Row,
-    SuppressionRow, SuppressionsView, age, form_urlencode, notice, row, when,
+    SuppressionRow, SuppressionsView, WebhookView, age, form_urlencode, notice, row, when,
 };
 use crate::pages::{html, message_page, not_found};
 use crate::{AppError, AppState};
@@ -54,6 +54,7 @@ pub(super) async fn dashboard(
             .list(MessageQuery {
                 recipient: recipient.clone(),
                 before: query.before.map(MessageId),
+                kind: None,
                 limit: PAGE_SIZE,
             })
             .await?
@@ -121,6 +122,15 @@ pub(super) async fn message(
         })
         .collect();
     let dead = record.message.status == MessageStatus::Dead;
+    let webhook = match record.message.kind {
+        MessageKind::Webhook => state
+            .messages
+            .webhook(MessageId(id))
+            .await?
+            .as_ref()
+            .map(WebhookView::new),
+        MessageKind::Confirm => None,
+    };
     let csrf_token = button_token(&state);
     let view = MessageView {
         row: row(record),
@@ -128,6 +138,7 @@ pub(super) async fn message(
         dead,
         notice: query.done.as_deref().and_then(notice),
         csrf_token,
+        webhook,
     };
     Ok(html(
         StatusCode::OK,

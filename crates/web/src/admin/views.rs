@@ -83,6 +83,33 @@ pub(super) struct MessageView {
     pub(super) dead: bool,
     pub(super) notice: Option<&'static str>,
     pub(super) csrf_token: String,
+    /// What a webhook message carries; `None` for an email.
+    pub(super) webhook: Option<WebhookView>,
+}
+
+/// A webhook message's event and endpoint (without its query, which may hold a token).
+#[derive(Debug, Serialize)]
+pub(super) struct WebhookView {
+    pub(super) event: &'static str,
+    pub(super) endpoint: String,
+}
+
+impl WebhookView {
+    pub(super) fn new(delivery: &domain::WebhookDelivery) -> Self {
+        let endpoint = match url::Url::parse(&delivery.endpoint) {
+            Ok(mut url) => {
+                if url.query().is_some() {
+                    url.set_query(Some("…"));
+                }
+                url.to_string()
+            }
+            Err(_) => "(unreadable URL)".to_owned(),
+        };
+        Self {
+            event: delivery.event.as_str(),
+            endpoint,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

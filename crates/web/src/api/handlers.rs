@@ -7,7 +7,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::{EmailAddress, MessageStatus, RequestId, User};
+use domain::{EmailAddress, MessageKind, MessageStatus, RequestId, User};
 use serde::{Deserialize, Serialize};
 use store::{ConfirmOutcome, MessageQuery, Registration, Resend};
 use utoipa::ToSchema;
@@ -169,6 +169,7 @@ async fn account_of(state: &AppState, user: User) -> Result<Account, ApiError> {
         .messages
         .list(MessageQuery {
             recipient: Some(user.email.clone()),
+            kind: Some(MessageKind::Confirm),
             before: None,
             limit: 1,
         })
