@@ -28,6 +28,10 @@ pub enum WebhookEvent {
     /// A confirmation email went dead: a permanent failure or its last attempt failed.
     #[strum(serialize = "email.failed")]
     EmailFailed,
+    /// The account's mailbox was put on the suppression list (the stop link, an operator):
+    /// nothing more is emailed to it. One event per account of the mailbox.
+    #[strum(serialize = "email.suppressed")]
+    EmailSuppressed,
 }
 
 impl WebhookEvent {

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    MailboxKey, MessageKind, MessageStatus, Suppression, SuppressionId, SuppressionSource,
+    MailboxKey, MessageId, MessageKind, MessageStatus, Suppression, SuppressionId,
+    SuppressionSource, WebhookEvent,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -12,18 +13,22 @@ use sea_orm::{
 };
 
 use super::rows::{suppression_from_model, ts};
+use super::webhooks::{self, Event, rfc3339};
 use super::{Db as _, Ending, SeaStore};
 use crate::entities::{email_message, suppression, user};
 use crate::{StoreError, SuppressionStore};
 
 /// [`SuppressionStore::suppress`] in its write transaction: the row (unless there is one), then
-/// the mailbox's queued and retrying messages cancelled.
+/// the mailbox's queued and retrying confirmation emails cancelled, and a new suppression's
+/// `email.suppressed` event owed to `endpoints` for each account of the mailbox (their ids
+/// returned).
 async fn suppress_in(
     txn: &DatabaseTransaction,
     key: &str,
     source: SuppressionSource,
     now: DateTime<Utc>,
-) -> Result<Ending<bool>, StoreError> {
+    endpoints: &[String],
+) -> Result<Ending<(bool, Vec<MessageId>)>, StoreError> {
     use email_message::Column;
     // A registration or resend of this mailbox committing at the same instant may still owe an
     // email that this does not see to cancel: claiming it cancels it (see `messages::claim`).
@@ -68,7 +73,33 @@ async fn suppress_in(
         cancelled = cancelled.rows_affected,
         "mailbox suppressed"
     );
-    Ok(Ending::Commit(inserted > 0))
+    if inserted == 0 || endpoints.is_empty() {
+        return Ok(Ending::Commit((inserted > 0, Vec::new())));
+    }
+    let events: Vec<Event> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .column(user::Column::Email)
+        .filter(user::Column::MailboxKey.eq(key))
+        .into_tuple::<(i64, String)>()
+        .all(txn)
+        .await
+        .db()?
+        .into_iter()
+        .map(|(id, email)| {
+            Event::new(
+                id,
+                &email,
+                WebhookEvent::EmailSuppressed,
+                [
+                    ("source", source.as_str().into()),
+                    ("suppressed_at", rfc3339(now).into()),
+                ],
+            )
+        })
+        .collect();
+    let ids = webhooks::enqueue(txn, endpoints, &events, now).await?;
+    Ok(Ending::Commit((true, ids)))
 }
 
 #[async_trait]
@@ -81,8 +112,14 @@ impl SuppressionStore for SeaStore {
     ) -> Result<bool, StoreError> {
         let key = mailbox.as_str().to_owned();
         let now = ts(now);
-        self.write(move |txn| Box::pin(async move { suppress_in(txn, &key, source, now).await }))
-            .await
+        let endpoints = self.webhooks.endpoints.clone();
+        let (new, ids) = self
+            .write(move |txn| {
+                Box::pin(async move { suppress_in(txn, &key, source, now, &endpoints).await })
+            })
+            .await?;
+        self.notify_webhooks(ids);
+        Ok(new)
     }
 
     async fn lift(&self, id: SuppressionId) -> Result<bool, StoreError> {

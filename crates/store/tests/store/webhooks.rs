@@ -267,6 +267,26 @@ async fn suppression_does_not_cancel_webhooks(store: &SeaStore) {
         .unwrap();
     let email_status: String = common::message_column(&store, email_id, "status").await;
     assert_eq!(email_status, MessageStatus::Cancelled.as_str());
+    // The suppression itself is an event, once per endpoint (and not again when repeated).
+    let suppressed: Vec<_> = webhooks(&store)
+        .await
+        .into_iter()
+        .filter(|(_, d, _)| d.event == WebhookEvent::EmailSuppressed)
+        .collect();
+    assert_eq!(suppressed.len(), 2);
+    assert_eq!(suppressed[0].2["data"]["email"], "quiet@example.com");
+    assert_eq!(suppressed[0].2["data"]["source"], "operator");
+    assert!(
+        !store
+            .suppress(&user.email.mailbox_key(), SuppressionSource::Operator, t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        webhooks(&store).await.len(),
+        4,
+        "2 registered + 2 suppressed"
+    );
     for (id, _, _) in webhooks(&store).await {
         let record = store.get(id).await.unwrap().unwrap();
         assert_eq!(record.message.status, MessageStatus::Queued);
