@@ -3,8 +3,6 @@
 pub mod admin_token;
 pub mod api_key;
 pub mod clock;
-pub mod email;
-pub mod mailbox;
 pub mod message;
 pub mod policy;
 pub mod request_id;
@@ -16,8 +14,9 @@ pub mod webhook;
 pub use admin_token::{AdminToken, AdminTokenTooShort, MIN_ADMIN_TOKEN_LEN};
 pub use api_key::{ApiKeyError, ApiKeys, MIN_API_KEY_LEN};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use email::{EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN};
-pub use mailbox::MailboxKey;
+pub use confirm_email_address::{
+    EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN, MailboxKey,
+};
 pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
 pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;

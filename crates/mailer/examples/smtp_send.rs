@@ -1,5 +1,5 @@
 //! Sends one message through an SMTP server:
-//! `cargo run -p mailer --example smtp_send -- smtp://127.0.0.1:2525 'Me <me@example.com>' you@example.com`.
+//! `cargo run -p confirm-mailer --example smtp_send -- smtp://127.0.0.1:2525 'Me <me@example.com>' you@example.com`.
 //! A failure is printed as the retry policy sees it (`transient`, `permanent` or `account`).
 
 #![expect(
@@ -10,8 +10,7 @@
 
 use std::process::ExitCode;
 
-use domain::EmailAddress;
-use mailer::{Mailer, Message, Sender, SmtpMailer};
+use confirm_mailer::{EmailAddress, Mailer, Message, Sender, SmtpMailer};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

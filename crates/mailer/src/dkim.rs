@@ -42,18 +42,29 @@ const LINE: usize = 76;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DkimError {
+    /// The signing domain is not a domain name.
     #[error("DKIM_DOMAIN {0:?} is not a domain name")]
     Domain(String),
+    /// The selector is not made of DNS labels.
     #[error("DKIM_SELECTOR {0:?} is not a selector (DNS labels: letters, digits, `-`, `_`)")]
     Selector(String),
+    /// The key file cannot be read, or holds no usable RSA (2048 to 4096 bits) or Ed25519 key.
     #[error("DKIM_PRIVATE_KEY_FILE {path}: {reason}")]
-    KeyFile { path: String, reason: String },
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The signing domain is neither the From domain nor a parent of it.
     #[error(
         "DKIM_DOMAIN {dkim_domain} does not cover the From domain {from_domain}: receivers check \
          (DMARC) that the signing domain is the From address's domain or a parent of it"
     )]
     Alignment {
+        /// The From address's domain.
         from_domain: String,
+        /// The signing domain.
         dkim_domain: String,
     },
 }

@@ -20,6 +20,7 @@ pub struct FileMailer {
 }
 
 impl FileMailer {
+    /// Writes each message from `sender` as an `.eml` file in `dir` (created if missing).
     pub fn new(dir: impl Into<PathBuf>, sender: Sender) -> Self {
         Self {
             dir: dir.into(),
@@ -27,6 +28,7 @@ impl FileMailer {
         }
     }
 
+    /// The directory the files go to.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -67,7 +69,7 @@ impl Mailer for FileMailer {
 
 #[cfg(test)]
 mod tests {
-    use domain::EmailAddress;
+    use confirm_email_address::EmailAddress;
 
     use super::*;
 

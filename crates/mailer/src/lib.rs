@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 use async_trait::async_trait;
-use domain::EmailAddress;
+/// The recipient's address: parsed once, so it cannot inject a header (from
+/// `confirm-email-address`).
+pub use confirm_email_address::EmailAddress;
 
 mod dkim;
 #[cfg(feature = "file")]
@@ -36,9 +39,13 @@ pub use templates::{RenderedEmail, TemplateError, Templates};
 /// One email to send: already rendered, addressed to one recipient.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The one recipient.
     pub to: EmailAddress,
+    /// The subject, one line.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
+    /// The HTML body, sent as the alternative to the text when present.
     pub html: Option<String>,
     /// The one link the message exists for (a confirmation link), if any. Transports never put
     /// it anywhere but the body; development transports may show it to the developer.

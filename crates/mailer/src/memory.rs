@@ -13,6 +13,7 @@ pub struct MemoryMailer {
 }
 
 impl MemoryMailer {
+    /// An empty mailbox.
     pub fn new() -> Self {
         Self::default()
     }

@@ -18,6 +18,7 @@ pub struct Sender {
 
 /// A From address that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
+/// A From mailbox that [`Sender::parse`] refused.
 #[error(
     "invalid sender address (MAIL_FROM): expected `name@example.com` or `Name <name@example.com>`"
 )]
@@ -162,7 +163,7 @@ fn readable_body(content: &str) -> Body {
 
 #[cfg(test)]
 mod tests {
-    use domain::EmailAddress;
+    use confirm_email_address::EmailAddress;
 
     use super::*;
 

@@ -26,7 +26,7 @@ pub(crate) fn redact(text: &str, message: &Message) -> String {
 
 #[cfg(test)]
 mod tests {
-    use domain::EmailAddress;
+    use confirm_email_address::EmailAddress;
 
     use super::*;
 

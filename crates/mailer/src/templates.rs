@@ -20,7 +20,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("template {name}: {reason}")]
 pub struct TemplateError {
+    /// The template's name (`email/confirm/body.html`).
     pub name: String,
+    /// What minijinja reported.
     pub reason: String,
 }
 
@@ -38,6 +40,7 @@ impl TemplateError {
 pub struct RenderedEmail {
     /// One line, surrounding whitespace trimmed, inner line breaks folded to spaces.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
     /// `None` when the message has no `body.html` template.
     pub html: Option<String>,

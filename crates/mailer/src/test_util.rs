@@ -70,7 +70,9 @@ impl SesReply {
 /// A request [`FakeSes`] received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SesRequest {
+    /// The HTTP method.
     pub method: String,
+    /// The request's URI.
     pub uri: String,
     /// The headers, names in lower case.
     pub headers: std::collections::BTreeMap<String, String>,
@@ -87,6 +89,7 @@ pub struct FakeSes {
 }
 
 impl FakeSes {
+    /// A fake that answers the requests it gets with `replies`, in order.
     pub fn new(replies: Vec<SesReply>) -> Self {
         Self {
             http: StaticReplayClient::new(
@@ -217,6 +220,7 @@ impl Moto {
         }
     }
 
+    /// The endpoint URL to point the SDK at.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -15,8 +15,8 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use domain::EmailAddress;
-use mailer::{DkimSigner, FileMailer, Mailer, Message, Sender};
+use confirm_mailer::EmailAddress;
+use confirm_mailer::{DkimSigner, FileMailer, Mailer, Message, Sender};
 
 const PYTHON_ENV: &str = "DKIMPY_PYTHON";
 

@@ -13,9 +13,9 @@
 
 use std::process::Command;
 
-use domain::EmailAddress;
-use mailer::test_util::Moto;
-use mailer::{MailError, Mailer, Message, Sender};
+use confirm_mailer::EmailAddress;
+use confirm_mailer::test_util::Moto;
+use confirm_mailer::{MailError, Mailer, Message, Sender};
 
 /// Set in the child process of [`from_env_uses_the_standard_chain_and_endpoint_override`].
 const CHILD_VAR: &str = "MAILER_SES_FROM_ENV_CHILD";
@@ -152,7 +152,7 @@ async fn unreachable_endpoint_is_transient() {
     assert!(matches!(err, MailError::Transient(_)), "{err}");
 }
 
-/// `mailer::SesMailer::from_env` in a child process (this test binary again) whose environment holds
+/// `confirm_mailer::SesMailer::from_env` in a child process (this test binary again) whose environment holds
 /// fake credentials, a region and the endpoint overrides: proves the standard chain is used,
 /// `AWS_ENDPOINT_URL_SESV2` wins over `AWS_ENDPOINT_URL`, the region argument wins over
 /// `AWS_REGION`, and the explicit HTTP client is in place (no "No HTTP client was available").
@@ -216,12 +216,13 @@ async fn from_env_child() {
 
     // The chain's region (AWS_REGION) when no region is given...
     let from = format!("no-reply@{}.example.com", unique("env"));
-    let mailer = mailer::SesMailer::from_env(None, Sender::parse(&from).unwrap(), None).await;
+    let mailer =
+        confirm_mailer::SesMailer::from_env(None, Sender::parse(&from).unwrap(), None).await;
     let region = mailer.region();
     assert_eq!(region.as_deref(), Some("eu-west-3"));
 
     // ...the argument (SES_REGION) when given.
-    let mailer = mailer::SesMailer::from_env(
+    let mailer = confirm_mailer::SesMailer::from_env(
         Some("us-west-2".into()),
         Sender::parse(&from).unwrap(),
         None,

@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use domain::EmailAddress;
-use mailer::{MailError, Mailer, Message, Sender, SmtpMailer, SmtpSecurity};
+use confirm_mailer::EmailAddress;
+use confirm_mailer::{MailError, Mailer, Message, Sender, SmtpMailer, SmtpSecurity};
 use tokio::time::Instant;
 
 const URL_VAR: &str = "TEST_SMTP_URL";

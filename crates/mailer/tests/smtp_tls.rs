@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use domain::EmailAddress;
-use mailer::{MailError, Mailer, Message, Sender, SmtpConfigError, SmtpMailer};
+use confirm_mailer::EmailAddress;
+use confirm_mailer::{MailError, Mailer, Message, Sender, SmtpConfigError, SmtpMailer};
 
 struct Env {
     starttls: String,

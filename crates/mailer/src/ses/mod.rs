@@ -93,6 +93,7 @@ impl SesMailer {
         self.client.config().region().map(|r| r.as_ref().to_owned())
     }
 
+    /// The SES configuration set every send names, if any.
     pub fn configuration_set(&self) -> Option<&str> {
         self.configuration_set.as_deref()
     }

@@ -85,36 +85,64 @@ impl SmtpSecurity {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SmtpConfigError {
+    /// Not `smtp://` or `smtps://`.
     #[error("SMTP URL: the scheme must be smtp:// or smtps://")]
     Scheme,
+    /// No host, or one that is not valid.
     #[error("SMTP URL: missing or invalid host")]
     Host,
+    /// A port outside 1 to 65535.
     #[error("SMTP URL: invalid port (expected 1-65535)")]
     Port,
+    /// A user name without a password, or the reverse.
     #[error(
         "SMTP URL: credentials need both a user name and a password (smtp://user:password@host)"
     )]
     IncompleteCredentials,
+    /// The user name or password is not valid percent-encoded UTF-8.
     #[error(
         "SMTP URL: the user name or password is not valid percent-encoded UTF-8 (write `%` as `%25`)"
     )]
     Encoding,
+    /// A query parameter other than `tls`.
     #[error("SMTP URL: unsupported parameter `{0}` (only `tls` is supported)")]
     UnknownParameter(String),
+    /// A `tls` value other than `required`, `opportunistic` or `none`.
     #[error("SMTP URL: `tls` must be `required`, `opportunistic` or `none`")]
     TlsValue,
+    /// `smtps://` with a `tls` value that turns TLS down.
     #[error("SMTP URL: smtps:// always uses TLS; `tls={0}` contradicts it")]
     TlsConflict(&'static str),
+    /// Credentials that could travel in clear text to a host that is not loopback.
     #[error(
         "SMTP URL: refusing `tls={mode}` with credentials for {host}: the password could travel in clear text; use smtps:// or tls=required (tls=opportunistic or tls=none with credentials is allowed only for a loopback host)"
     )]
-    CleartextCredentials { mode: &'static str, host: String },
+    CleartextCredentials {
+        /// The `tls` mode asked for.
+        mode: &'static str,
+        /// The SMTP host.
+        host: String,
+    },
+    /// A path that is not a valid EHLO name.
     #[error("SMTP URL: the path must be a valid EHLO name (a domain name)")]
     HelloName,
+    /// TLS for the host cannot be set up.
     #[error("SMTP: could not set up TLS for {host}: {reason}")]
-    Tls { host: String, reason: String },
+    Tls {
+        /// The SMTP host.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The CA file cannot be read or holds no certificate.
     #[error("SMTP: the CA file {path}: {reason}")]
-    CaFile { path: String, reason: String },
+    CaFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A CA file with a URL that uses no TLS.
     #[error("SMTP: a CA file is set, but the SMTP URL uses no TLS (tls=none)")]
     CaWithoutTls,
 }
@@ -131,14 +159,17 @@ impl SmtpUrl {
         parse_url(url).map(Self)
     }
 
+    /// The SMTP server's host name or address.
     pub fn host(&self) -> &str {
         &self.0.host
     }
 
+    /// The SMTP server's port.
     pub fn port(&self) -> u16 {
         self.0.port
     }
 
+    /// How the connection is secured (implicit TLS, STARTTLS required or opportunistic, none).
     pub fn security(&self) -> SmtpSecurity {
         self.0.security
     }
@@ -312,14 +343,17 @@ impl SmtpMailer {
         self.pool.endpoint.max_connections
     }
 
+    /// The SMTP server's host name or address.
     pub fn host(&self) -> &str {
         &self.pool.endpoint.host
     }
 
+    /// The SMTP server's port.
     pub fn port(&self) -> u16 {
         self.pool.endpoint.port
     }
 
+    /// How the connection is secured (implicit TLS, STARTTLS required or opportunistic, none).
     pub fn security(&self) -> SmtpSecurity {
         self.security
     }

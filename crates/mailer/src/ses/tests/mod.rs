@@ -24,7 +24,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
 use base64::Engine as _;
-use domain::EmailAddress;
+use confirm_email_address::EmailAddress;
 
 use super::*;
 use crate::test_util::{FAKE_SES_REQUEST_ID as REQUEST_ID, FakeSes, SesReply, client_over};

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use domain::EmailAddress;
+use confirm_email_address::EmailAddress;
 
 use tokio::net::TcpStream;
 

@@ -1,6 +1,11 @@
-//! Email addresses: parsed once at the edge, trusted everywhere after.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 use std::fmt;
+
+mod mailbox;
+
+pub use mailbox::MailboxKey;
 
 /// Longest address SMTP can carry (RFC 5321 §4.5.3.1.3: a 256-octet path minus the brackets).
 pub const MAX_ADDRESS_LEN: usize = 254;
@@ -13,22 +18,30 @@ const MAX_LABEL_LEN: usize = 63;
 /// they never repeat the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
+    /// Nothing but spaces.
     #[error("Please enter an email address.")]
     Empty,
+    /// Longer than [`MAX_ADDRESS_LEN`] once its domain is encoded.
     #[error("That email address is too long (at most 254 characters).")]
     TooLong,
+    /// A local part longer than [`MAX_LOCAL_LEN`].
     #[error("The part before the @ is too long (at most 64 characters).")]
     LocalPartTooLong,
+    /// A line break or another control character (header injection).
     #[error("The email address contains a line break or another control character.")]
     ControlCharacter,
+    /// A display name, angle brackets or quotes: only the bare address is accepted.
     #[error(
         "Please enter just the address (like name@example.com), without a name or angle brackets."
     )]
     DisplayName,
+    /// No `@`, or more than one.
     #[error("The email address must contain exactly one @.")]
     BadAt,
+    /// A local part that is not a dot-atom of ASCII characters.
     #[error("The part before the @ contains characters that are not allowed.")]
     InvalidLocalPart,
+    /// A domain that is not a valid host name (after IDNA encoding).
     #[error("The domain after the @ is not valid.")]
     InvalidDomain,
 }
