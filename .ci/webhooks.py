@@ -13,7 +13,8 @@ receivers while faults are injected, and every delivery is checked.
              and about half of them confirmed with the emailed token (POST /api/v1/confirmations;
              one per phase through the page's button):
                baseline  no fault; one `reject-` address is refused 550 by the SMTP server, so
-                         its email goes dead (email.failed);
+                         its email goes dead (email.failed); one unconfirmed address's stop link
+                         suppresses its mailbox (email.suppressed, source stop_link);
                outage    A answers 503 for --outage-503 s, then is down (connection refused) for
                          --outage-down s, then back; B must get its events meanwhile;
                kill      A answers slowly (deliveries in flight) and the worker is SIGKILLed
@@ -58,14 +59,17 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 
 sys.dont_write_bytecode = True  # no __pycache__ for the shared modules
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api  # noqa: E402 - after the path set-up; its call, token_of and API_KEY
 import faults  # noqa: E402 - its FAST settings and seconds()
+import hostile  # noqa: E402 - its stop_links
 from topology import (  # noqa: E402
-    MailIndex, Topology, check_logs, confirm, fail, free_port, log, register, set_tag, wait_until,
+    MailIndex, Topology, check_logs, confirm, csrf, fail, free_port, log, register, request, set_tag,
+    wait_until,
 )
 
 set_tag("webhooks")
@@ -87,8 +91,9 @@ TYPES = {
     "account.confirmed": ("email", "confirmed_at"),
     "email.sent": ("email", "message_id", "sent_at", "provider_message_id"),
     "email.failed": ("email", "message_id", "failed_at", "error"),
+    "email.suppressed": ("email", "source", "suppressed_at"),
 }
-TIME_FIELDS = {"registered_at", "confirmed_at", "sent_at", "failed_at"}
+TIME_FIELDS = {"registered_at", "confirmed_at", "sent_at", "failed_at", "suppressed_at"}
 OWED = "('queued', 'sending', 'retrying')"
 RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -262,6 +267,7 @@ class Flow:
         self.registered = {}  # address -> (phase, via)
         self.confirmed = {}  # address -> via
         self.dead = set()  # addresses whose email must go dead
+        self.suppressed = set()  # addresses whose mailbox was suppressed through the stop link
         self.drains = {}  # phase -> seconds from the fault's end to everything delivered
         self.notes = {}  # phase -> summary text
         self.kill_at = self.restart_at = None
@@ -336,6 +342,7 @@ class Flow:
             elif copies[a] > 0:
                 want.add(("email.sent", a))
         want.update(("account.confirmed", a) for a in self.confirmed)
+        want.update(("email.suppressed", a) for a in self.suppressed)
         return want, all(copies.values())
 
     def settled(self):
@@ -385,7 +392,23 @@ def phase_baseline(flow, n):
     flow.register_all("baseline", addrs)
     flow.confirm_half(addrs)
     took = flow.drain("baseline", t0)
-    flow.notes["baseline"] = f"{n + 1} registered (1 to go dead), everything delivered in {took:.1f}s"
+    # The stop link's button on one unconfirmed address: its mailbox suppressed, an
+    # email.suppressed event owed (source stop_link).
+    stopped = next(a for a in addrs if a not in flow.confirmed)
+    link = hostile.stop_links(flow.top.maildir)[stopped.lower()][0]
+    path = urllib.parse.urlparse(link).path
+    port = flow.top.web_port
+    status, _, page = request(port, "GET", path)
+    if status != 200 or "Stop emails to this address" not in page:
+        fail(f"stop page answered {status}")
+    cookie, token = csrf(port)
+    status, _, _ = request(port, "POST", path, urllib.parse.urlencode({"csrf_token": token}), cookie=cookie)
+    if status != 200:
+        fail(f"the stop button answered {status}")
+    flow.suppressed.add(stopped)
+    flow.drain("baseline", t0)
+    flow.notes["baseline"] = (f"{n + 1} registered (1 to go dead), everything delivered in {took:.1f}s; "
+                              f"one mailbox suppressed through its stop link")
 
 
 def phase_outage(flow, n):
@@ -587,6 +610,9 @@ def check_against_database(flow, first, problems):
             near(data.get("registered_at"), user[0], "registered_at", key)
         elif kind == "account.confirmed":
             near(data.get("confirmed_at"), user[1], "confirmed_at", key)
+        elif kind == "email.suppressed":
+            if data.get("source") != "stop_link":
+                problems.add(f"{key}: source {data.get('source')!r}, expected 'stop_link'")
         else:
             if str(data.get("message_id")) != mail[0]:
                 problems.add(f"{key}: data.message_id {data.get('message_id')!r}, the email row is {mail[0]}")
