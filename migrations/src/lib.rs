@@ -9,6 +9,7 @@ mod m20261201_000004_create_suppressions;
 mod m20261207_000005_create_mailboxes;
 mod m20261207_000006_create_confirm_redirects;
 mod m20261207_000007_create_webhook_deliveries;
+mod m20261207_000008_add_retention_indexes;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000005_create_mailboxes::Migration),
             Box::new(m20261207_000006_create_confirm_redirects::Migration),
             Box::new(m20261207_000007_create_webhook_deliveries::Migration),
+            Box::new(m20261207_000008_add_retention_indexes::Migration),
         ]
     }
 }

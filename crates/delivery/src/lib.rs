@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use domain::Clock;
 use queue::JobQueue;
-use store::MessageStore;
+use store::{MessageStore, UserStore};
 use tokio::sync::watch;
 
 mod consumer;
@@ -20,7 +20,10 @@ pub use deliverer::{Deliverer, DeliveryConfig, DeliveryError, Outcome, job_span}
 pub use metrics::register_delivery_metrics;
 pub use rate_limit::{RateLimiter, RatePermit};
 pub use render::{EMAIL_TEMPLATES, Renderer, human_duration};
-pub use sweeper::{DEFAULT_SWEEP_INTERVAL, SweepConfig, run_sweeper, sweep_once};
+pub use sweeper::{
+    DEFAULT_SWEEP_INTERVAL, Purged, RETENTION_BATCH, RETENTION_BATCHES, RETENTION_EVERY, Retention,
+    SweepConfig, retain_once, run_sweeper, sweep_once,
+};
 
 /// Most calls one database or queue batch carries (see `store::batch`).
 pub const DEFAULT_BATCH_MAX: usize = 64;
@@ -31,6 +34,8 @@ pub struct Engine {
     pub deliverer: Arc<Deliverer>,
     pub queue: Arc<dyn JobQueue>,
     pub messages: Arc<dyn MessageStore>,
+    /// The accounts, for the retention of unconfirmed ones.
+    pub users: Arc<dyn UserStore>,
     pub clock: Arc<dyn Clock>,
     pub run: RunConfig,
     pub sweep: SweepConfig,
@@ -49,7 +54,14 @@ impl Engine {
                 self.run,
                 shutdown.clone()
             ),
-            run_sweeper(self.messages, self.queue, self.clock, self.sweep, shutdown),
+            run_sweeper(
+                self.messages,
+                self.users,
+                self.queue,
+                self.clock,
+                self.sweep,
+                shutdown
+            ),
         );
     }
 }

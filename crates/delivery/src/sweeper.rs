@@ -1,12 +1,13 @@
-//! The sweeper: republishes what is owed and due, so nothing is lost when the queue forgets.
+//! The sweeper: republishes what is owed and due, so nothing is lost when the queue forgets,
+//! and applies the retention settings in small batches.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::Clock;
+use domain::{Clock, MessageStatus};
 use queue::{Job, JobQueue};
-use store::MessageStore;
+use store::{MessageStore, StoreError, UserStore};
 use tokio::sync::watch;
 
 use crate::DeliveryError;
@@ -25,6 +26,40 @@ pub struct SweepConfig {
     pub grace: TimeDelta,
     /// Most messages republished by one sweep.
     pub batch: u64,
+    /// What is deleted, and when.
+    pub retention: Retention,
+}
+
+/// How long finished messages and unconfirmed accounts are kept (`None`: for ever). A sweep
+/// (at most one every [`RETENTION_EVERY`]) deletes what has expired in batches of
+/// [`RETENTION_BATCH`] rows, at most [`RETENTION_BATCHES`] batches of each kind, so a backlog
+/// (the first run on a years-old database) is worked off over several sweeps without a long
+/// lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// SENT_RETENTION: sent messages (and cancelled ones) with their attempts.
+    pub sent: Option<TimeDelta>,
+    /// DEAD_RETENTION: dead messages with their attempts.
+    pub dead: Option<TimeDelta>,
+    /// UNCONFIRMED_TTL: accounts still unconfirmed, owed nothing, with their messages.
+    pub unconfirmed: Option<TimeDelta>,
+}
+
+/// Rows one retention statement deletes at most.
+pub const RETENTION_BATCH: u64 = 500;
+/// Retention statements of each kind one sweep runs at most.
+pub const RETENTION_BATCHES: u32 = 20;
+/// Retention runs on a sweep at most this often (sweeps may come every 100 ms).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Sent and cancelled messages.
+    pub sent: u64,
+    pub dead: u64,
+    /// Unconfirmed accounts (their messages went with them).
+    pub unconfirmed: u64,
 }
 
 impl Default for SweepConfig {
@@ -33,6 +68,7 @@ impl Default for SweepConfig {
             interval: DEFAULT_SWEEP_INTERVAL,
             grace: TimeDelta::zero(),
             batch: 1000,
+            retention: Retention::default(),
         }
     }
 }
@@ -63,15 +99,68 @@ pub async fn sweep_once(
     Ok(published)
 }
 
+/// Deletes what `retention` says has expired at `now`: batches of `batch` rows, at most
+/// `batches` statements of each kind.
+pub async fn retain_once(
+    messages: &dyn MessageStore,
+    users: &dyn UserStore,
+    now: DateTime<Utc>,
+    retention: Retention,
+    batch: u64,
+    batches: u32,
+) -> Result<Purged, StoreError> {
+    let mut purged = Purged::default();
+    if let Some(keep) = retention.sent {
+        for status in [MessageStatus::Sent, MessageStatus::Cancelled] {
+            purged.sent += repeat(batches, batch, || {
+                messages.purge_finished(status, now - keep, batch)
+            })
+            .await?;
+        }
+    }
+    if let Some(keep) = retention.dead {
+        purged.dead = repeat(batches, batch, || {
+            messages.purge_finished(MessageStatus::Dead, now - keep, batch)
+        })
+        .await?;
+    }
+    if let Some(keep) = retention.unconfirmed {
+        purged.unconfirmed = repeat(batches, batch, || {
+            users.purge_unconfirmed(now - keep, batch)
+        })
+        .await?;
+    }
+    Ok(purged)
+}
+
+/// Runs `delete` up to `batches` times, while each deletes a full `batch`; the total.
+async fn repeat<F, Fut>(batches: u32, batch: u64, mut delete: F) -> Result<u64, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, StoreError>>,
+{
+    let mut total = 0;
+    for _ in 0..batches {
+        let deleted = delete().await?;
+        total += deleted;
+        if deleted < batch {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Sweeps at once, then every `config.interval`, until `shutdown` turns true.
 pub async fn run_sweeper(
     messages: Arc<dyn MessageStore>,
+    users: Arc<dyn UserStore>,
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
     config: SweepConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(config.interval);
+    let mut retained_at: Option<tokio::time::Instant> = None;
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -83,6 +172,43 @@ pub async fn run_sweeper(
             Ok(0) => {}
             Ok(n) => tracing::info!(published = n, "sweeper republished due messages"),
             Err(error) => tracing::warn!(%error, "sweep failed; will try again"),
+        }
+        if config.retention == Retention::default()
+            || retained_at.is_some_and(|at| at.elapsed() < RETENTION_EVERY)
+        {
+            continue;
+        }
+        retained_at = Some(tokio::time::Instant::now());
+        let retained = retain_once(
+            messages.as_ref(),
+            users.as_ref(),
+            clock.now(),
+            config.retention,
+            RETENTION_BATCH,
+            RETENTION_BATCHES,
+        )
+        .await;
+        match retained {
+            Ok(purged) => {
+                for (what, n) in [
+                    ("sent", purged.sent),
+                    ("dead", purged.dead),
+                    ("unconfirmed", purged.unconfirmed),
+                ] {
+                    if n > 0 {
+                        metrics::counter!("retention_deleted_total", "what" => what).increment(n);
+                    }
+                }
+                if purged != Purged::default() {
+                    tracing::info!(
+                        sent = purged.sent,
+                        dead = purged.dead,
+                        unconfirmed_accounts = purged.unconfirmed,
+                        "retention: expired rows deleted"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "retention failed; will try again"),
         }
     }
 }

@@ -155,6 +155,12 @@ pub struct DeliverySettings {
     pub retry: RetryPolicy,
     /// ACCOUNT_PAUSE.
     pub account_pause: TimeDelta,
+    /// SENT_RETENTION: how long sent (and cancelled) messages are kept; `None` (`0`): for ever.
+    pub sent_retention: Option<TimeDelta>,
+    /// DEAD_RETENTION: how long dead messages are kept; `None` (`0`): for ever.
+    pub dead_retention: Option<TimeDelta>,
+    /// UNCONFIRMED_TTL: how long an unconfirmed account is kept; `None` (`0`): for ever.
+    pub unconfirmed_ttl: Option<TimeDelta>,
 }
 
 /// What the web pages do.

@@ -59,6 +59,9 @@ pub(crate) struct Raw {
     mail_max_rate: f64,
     smtp_timeout: String,
     account_pause: String,
+    sent_retention: String,
+    dead_retention: String,
+    unconfirmed_ttl: String,
     resend_cooldown: String,
     resend_daily_cap: u32,
     rate_limit_per_ip: u32,
@@ -86,6 +89,21 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, SettingsError> {
 
 fn duration(name: &str, value: &str) -> Result<Duration, SettingsError> {
     parse_duration(value).map_err(|e| SettingsError::Invalid(format!("{name}: {e}")))
+}
+
+/// A retention period: `0` keeps for ever (`None`); otherwise at least an hour, so that a
+/// typo (`30` meaning days, read as seconds) cannot delete what is still in use.
+fn retention(name: &str, value: &str) -> Result<Option<TimeDelta>, SettingsError> {
+    let keep = duration(name, value)?;
+    if keep.is_zero() {
+        return Ok(None);
+    }
+    if keep < Duration::from_secs(3600) {
+        return invalid(format!(
+            "{name} must be 0 (keep for ever) or at least 1h, like 30d"
+        ));
+    }
+    time_delta(name, keep).map(Some)
 }
 
 fn time_delta(name: &str, value: Duration) -> Result<TimeDelta, SettingsError> {
@@ -309,6 +327,9 @@ impl Raw {
                 send_lease: time_delta("SEND_LEASE", send_lease)?,
                 retry,
                 account_pause: time_delta("ACCOUNT_PAUSE", account_pause)?,
+                sent_retention: retention("SENT_RETENTION", &self.sent_retention)?,
+                dead_retention: retention("DEAD_RETENTION", &self.dead_retention)?,
+                unconfirmed_ttl: retention("UNCONFIRMED_TTL", &self.unconfirmed_ttl)?,
             },
             web: WebSettings {
                 show_users,

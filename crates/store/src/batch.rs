@@ -395,6 +395,14 @@ impl UserStore for BatchedUsers {
         self.inner.find_by_email(email).await
     }
 
+    async fn purge_unconfirmed(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        self.inner.purge_unconfirmed(before, limit).await
+    }
+
     async fn set_confirm_redirect(
         &self,
         email: &EmailAddress,
@@ -541,6 +549,9 @@ mod tests {
                 .collect())
         }
         async fn find_by_email(&self, _: &EmailAddress) -> Result<Option<User>, StoreError> {
+            unreachable!()
+        }
+        async fn purge_unconfirmed(&self, _: DateTime<Utc>, _: u64) -> Result<u64, StoreError> {
             unreachable!()
         }
         async fn set_confirm_redirect(

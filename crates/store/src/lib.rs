@@ -169,6 +169,14 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<Resend, StoreError>;
 
+    /// Retention: deletes at most `limit` accounts still unconfirmed that registered before
+    /// `before` and are owed nothing (no message queued, sending or retrying), with their
+    /// messages, in one short statement that reads through the `(confirmed, registered_on)`
+    /// index. The address can then be registered again. Returns how many; call again while it
+    /// returns `limit`.
+    async fn purge_unconfirmed(&self, before: DateTime<Utc>, limit: u64)
+    -> Result<u64, StoreError>;
+
     /// The newest users first, at most `limit`, as a list shows them (no timestamps).
     async fn recent_users(&self, limit: u64) -> Result<Vec<UserSummary>, StoreError>;
 
@@ -325,6 +333,17 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes dead messages whose last change is older than `before`; returns how many.
     async fn purge_dead(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Retention: deletes at most `limit` messages in the final state `status` (`Sent`, `Dead`
+    /// or `Cancelled`) whose last change is older than `before`, with their attempts, in one
+    /// short statement that reads through the `(status, updated_at)` index. Returns how many;
+    /// call again while it returns `limit`. Any other status deletes nothing.
+    async fn purge_finished(
+        &self,
+        status: MessageStatus,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError>;
 
     /// Counts by state and the age of the oldest owed message.
     async fn stats(&self) -> Result<DeliveryStats, StoreError>;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use delivery::{
-    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Renderer, RunConfig,
-    SweepConfig,
+    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Renderer, Retention,
+    RunConfig, SweepConfig,
 };
 use mailer::{Mailer, Templates};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -56,6 +56,7 @@ pub fn delivery_engine(
         deliverer: Arc::new(deliverer),
         queue: services.queue.clone(),
         messages: services.store.clone(),
+        users: services.store.clone(),
         clock: services.clock.clone(),
         run: RunConfig {
             concurrency: delivery.concurrency,
@@ -70,6 +71,11 @@ pub fn delivery_engine(
                 TimeDelta::zero()
             } else {
                 TimeDelta::from_std(interval * 2).unwrap_or(TimeDelta::seconds(30))
+            },
+            retention: Retention {
+                sent: delivery.sent_retention,
+                dead: delivery.dead_retention,
+                unconfirmed: delivery.unconfirmed_ttl,
             },
             ..SweepConfig::default()
         },

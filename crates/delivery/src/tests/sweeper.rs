@@ -17,6 +17,7 @@ async fn sweep_publishes_due_messages_and_stops_at_a_full_queue() {
         interval: Duration::from_secs(15),
         grace: TimeDelta::seconds(30),
         batch: 100,
+        ..SweepConfig::default()
     };
     assert_eq!(sweep_once(&messages, &queue, now, config).await.unwrap(), 2);
     assert_eq!(queue.depth().await.unwrap(), 2);
@@ -35,4 +36,74 @@ async fn sweep_waits_while_jobs_are_waiting_in_the_queue() {
             .unwrap(),
         0
     );
+}
+
+/// Retention runs each kind's delete with its own cut-off, repeats while a batch comes back
+/// full, stops at the bound, and skips what is kept for ever.
+#[tokio::test]
+async fn retention_deletes_in_bounded_batches_with_each_cut_off() {
+    use domain::MessageStatus;
+    use store::MockUserStore;
+
+    use crate::{Purged, Retention, retain_once};
+
+    let now = DateTime::from_timestamp(NOW, 0).unwrap();
+    let mut messages = MockMessageStore::new();
+    // Sent: full, full, then short (3 calls); cancelled: empty at once.
+    let mut sent_answers = vec![10, 10, 4].into_iter();
+    messages
+        .expect_purge_finished()
+        .withf(move |status, before, limit| {
+            *status == MessageStatus::Sent && *before == now - TimeDelta::days(30) && *limit == 10
+        })
+        .times(3)
+        .returning(move |_, _, _| Ok(sent_answers.next().unwrap()));
+    messages
+        .expect_purge_finished()
+        .withf(|status, _, _| *status == MessageStatus::Cancelled)
+        .times(1)
+        .returning(|_, _, _| Ok(0));
+    // Dead: always full, so the bound (4 batches) stops it.
+    messages
+        .expect_purge_finished()
+        .withf(move |status, before, _| {
+            *status == MessageStatus::Dead && *before == now - TimeDelta::days(90)
+        })
+        .times(4)
+        .returning(|_, _, _| Ok(10));
+    let users = MockUserStore::new();
+    let retention = Retention {
+        sent: Some(TimeDelta::days(30)),
+        dead: Some(TimeDelta::days(90)),
+        unconfirmed: None,
+    };
+    let purged = retain_once(&messages, &users, now, retention, 10, 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            sent: 24,
+            dead: 40,
+            unconfirmed: 0
+        }
+    );
+
+    // Unconfirmed accounts only: the messages are not touched.
+    let mut messages = MockMessageStore::new();
+    messages.expect_purge_finished().never();
+    let mut users = MockUserStore::new();
+    users
+        .expect_purge_unconfirmed()
+        .withf(move |before, limit| *before == now - TimeDelta::days(7) && *limit == 10)
+        .times(1)
+        .returning(|_, _| Ok(2));
+    let retention = Retention {
+        unconfirmed: Some(TimeDelta::days(7)),
+        ..Retention::default()
+    };
+    let purged = retain_once(&messages, &users, now, retention, 10, 4)
+        .await
+        .unwrap();
+    assert_eq!(purged.unconfirmed, 2);
 }

@@ -689,3 +689,28 @@ fn webhooks_need_urls_and_secrets_and_never_show_them() {
         );
     }
 }
+
+#[test]
+fn retention_has_defaults_and_zero_keeps_for_ever() {
+    let delivery = load(&[]).unwrap().delivery;
+    assert_eq!(delivery.sent_retention, Some(TimeDelta::days(30)));
+    assert_eq!(delivery.dead_retention, Some(TimeDelta::days(90)));
+    assert_eq!(delivery.unconfirmed_ttl, Some(TimeDelta::days(7)));
+    let delivery = load(&[
+        ("SENT_RETENTION", "0"),
+        ("DEAD_RETENTION", "12h"),
+        ("UNCONFIRMED_TTL", "0"),
+    ])
+    .unwrap()
+    .delivery;
+    assert_eq!(delivery.sent_retention, None);
+    assert_eq!(delivery.dead_retention, Some(TimeDelta::hours(12)));
+    assert_eq!(delivery.unconfirmed_ttl, None);
+    for (name, value) in [("SENT_RETENTION", "30"), ("UNCONFIRMED_TTL", "10m")] {
+        let error = load(&[(name, value)]).unwrap_err().to_string();
+        assert!(
+            error.contains(name) && error.contains("at least 1h"),
+            "{error}"
+        );
+    }
+}

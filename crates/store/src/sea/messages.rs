@@ -8,7 +8,7 @@ use domain::{MessageId, MessageKind, MessageRecord, MessageStatus, WebhookDelive
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, NotSet,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::postgres::SentRow;
@@ -554,6 +554,35 @@ impl MessageStore for SeaStore {
             .await
             .db()?;
         Ok(result.rows_affected)
+    }
+
+    async fn purge_finished(
+        &self,
+        status: MessageStatus,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        use email_message::Column;
+        if !matches!(
+            status,
+            MessageStatus::Sent | MessageStatus::Dead | MessageStatus::Cancelled
+        ) || limit == 0
+        {
+            return Ok(0);
+        }
+        let oldest = email_message::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Status.eq(status.as_str()))
+            .filter(Column::UpdatedAt.lt(ts(before)))
+            .limit(limit)
+            .into_query();
+        let deleted = email_message::Entity::delete_many()
+            .filter(Column::Id.in_subquery(oldest))
+            .exec(&self.db)
+            .await
+            .db()?;
+        Ok(deleted.rows_affected)
     }
 
     async fn stats(&self) -> Result<DeliveryStats, StoreError> {

@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{EmailAddress, MessageId, MessageKind, ResendPolicy, UserSummary, WebhookEvent};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use super::mailbox::{self, Limit};
@@ -514,6 +514,46 @@ impl UserStore for SeaStore {
             Box::pin(async move { resend_in(txn, &email, policy, now, sqlite).await })
         })
         .await
+    }
+
+    async fn purge_unconfirmed(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        use user::Column as C;
+        if limit == 0 {
+            return Ok(0);
+        }
+        let owed = email_message::Entity::find()
+            .select_only()
+            .column(email_message::Column::UserId)
+            .filter(email_message::Column::Status.is_in(OWED))
+            .filter(
+                Expr::col((email_message::Entity, email_message::Column::UserId))
+                    .equals((user::Entity, C::Id)),
+            )
+            .into_query();
+        let expired = user::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(C::Confirmed.eq(false))
+            .filter(C::RegisteredOn.lt(ts(before)))
+            .filter(Expr::exists(owed).not())
+            .limit(limit)
+            .into_query();
+        let deleted = user::Entity::delete_many()
+            .filter(C::Id.in_subquery(expired))
+            .exec(&self.db)
+            .await
+            .db()?;
+        if deleted.rows_affected > 0 {
+            tracing::info!(
+                accounts = deleted.rows_affected,
+                "unconfirmed accounts expired"
+            );
+        }
+        Ok(deleted.rows_affected)
     }
 
     async fn recent_users(&self, limit: u64) -> Result<Vec<UserSummary>, StoreError> {
