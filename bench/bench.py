@@ -51,6 +51,10 @@ WORKER_CONCURRENCY = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "256"))
 PG = urllib.parse.urlparse(os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
 REDIS = urllib.parse.urlparse(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379"))
 THREADS = 2  # wrk -t2 / pgbench -j2: one per core of the target machine
+# Figure 8: users, sent emails and attempts filled in by SQL (each this many).
+HISTORY_ROWS = int(os.environ.get("BENCH_HISTORY_ROWS", "2000000"))
+# The server's scrape-time gauges are cached this long (web::ops::GAUGES_TTL).
+GAUGES_TTL_S = 5.0
 OWED = "('queued','sending','retrying')"
 # How long the worker may take to send what a registration load owed before it is discarded.
 DRAIN_WAIT = float(os.environ.get("BENCH_DRAIN_WAIT", str(max(30, 2 * DURATION))))
@@ -953,6 +957,133 @@ class Harness:
                 self.stop_server()
             self.db, self.http_port = main_db, main_port
 
+    # -- 8. history: costs that do not grow with it ------------------------------------------------
+
+    def history(self) -> None:
+        """Two databases, one empty and one holding HISTORY_ROWS users with as many sent emails
+        and attempts (filled by SQL), a server on each (ADMIN_TOKEN, OPS_ADDR) and no worker:
+        first /metrics (each scrape after the gauges' 5 s cache), the dashboard's first page, an
+        address search and `worker stats` (the whole command, process start included) on each,
+        then registrations/s interleaved in four slices as for GET /."""
+        self.stop_server()
+        self.stop_worker()
+        main_db, main_port = self.db, self.http_port
+        admin = secrets.token_hex(24)
+        self.last_stats_sent = ""
+        servers = {}
+        fill = (
+            "INSERT INTO users (email, email_key, confirmed, email_sent, registered_on, confirmed_on, "
+            "mailbox_key) SELECT 'hist-' || g || '@example.com', 'hist-' || g || '@example.com', true, "
+            "true, now() - make_interval(secs => {n} - g), now() - make_interval(secs => {n} - g), "
+            "'hist-' || g || '@example.com' FROM generate_series(1, {n}) g; "
+            "INSERT INTO email_messages (user_id, kind, recipient, status, attempts, next_attempt_at, "
+            "created_at, updated_at, sent_at, provider_message_id) SELECT id, 'confirm', email, 'sent', "
+            "1, registered_on, registered_on, registered_on, registered_on, '<' || id || '@bench>' "
+            "FROM users; "
+            "INSERT INTO email_attempts (message_id, attempt, outcome, provider_message_id, finished_at) "
+            "SELECT id, 1, 'sent', provider_message_id, sent_at FROM email_messages"
+        )
+        try:
+            for rows, db in ((0, f"{self.home_db}hist0"), (HISTORY_ROWS, f"{self.home_db}hist")):
+                self.reg.add_db(db)
+                psql("postgres", f'CREATE DATABASE "{db}"')
+                self.db, self.http_port = db, free_port()
+                done = subprocess.run([self.bin("server"), "migrate"], env=self.app_env(),
+                                      cwd=self.run_dir, capture_output=True, text=True,
+                                      check=False)
+                if done.returncode != 0:
+                    raise BenchError(f"server migrate failed: {done.stderr[-2000:]}")
+                if rows:
+                    t0 = time.time()
+                    psql(db, fill.format(n=rows), timeout=3600)
+                    psql(db, "VACUUM ANALYZE", timeout=3600)
+                    log(f"history: {rows:,} users, sent emails and attempts filled in "
+                        f"{time.time() - t0:.0f}s")
+                name = f"server ({rows:,} rows of history)"
+                self.start_server(name, ADMIN_TOKEN=admin)
+                servers[rows] = (db, self.http_port, self.server, name, self.ops_port)
+            # The reads first, on the history alone: the registration load below leaves its
+            # emails owed (no worker runs), and owed rows are counted exactly, as they must be.
+            out = {}
+            for rows in (0, HISTORY_ROWS):
+                db, port, _, _, ops_port = servers[rows]
+                self.db = db
+                probe = "hist-1@example.com" if rows else "nobody@example.com"
+                out[rows] = {
+                    "metrics_ms": self.timed_gets(f"http://127.0.0.1:{ops_port}/metrics", 5,
+                                                  wait=GAUGES_TTL_S + 0.2),
+                    "admin_ms": self.timed_gets(f"http://127.0.0.1:{port}/admin", 20,
+                                                token=admin),
+                    "search_ms": self.timed_gets(
+                        f"http://127.0.0.1:{port}/admin?email={urllib.parse.quote(probe)}", 20,
+                        token=admin),
+                    "stats_s": self.timed_worker_stats(5),
+                    "sent_line": self.last_stats_sent,
+                }
+            slices: dict[int, list] = {0: [], HISTORY_ROWS: []}
+            half = max(1, DURATION // 2)
+            for turn in range(2):
+                for rows in (0, HISTORY_ROWS):
+                    self.db, self.http_port, self.server, self.server_name, _ = servers[rows]
+                    self.checkpoint()
+                    prefix = f"h{self.run_id}r{rows}t{turn}"
+                    slices[rows].append(self.wrk(f"register-history-{rows}", 32, half, "register",
+                                                 prefix, *self.get_csrf()))
+            for rows in (0, HISTORY_ROWS):
+                runs = slices[rows]
+                requests = sum(r["requests"] for r in runs)
+                seconds = sum(r["seconds"] for r in runs)
+                o = out[rows]
+                o["register_rate"] = requests / seconds
+                o["register_slices"] = [round(r["rate"]) for r in runs]
+                log(f"history {rows:,}: {o['register_rate']:.0f} registrations/s "
+                    f"{o['register_slices']}, /metrics {o['metrics_ms']['p50']:.1f} ms, /admin "
+                    f"{o['admin_ms']['p50']:.1f} ms, search {o['search_ms']['p50']:.1f} ms, "
+                    f"worker stats {o['stats_s']['p50']:.2f} s ({o['sent_line']})")
+                merge_cpu(self.results["cpu"], f"register-history-{rows}")
+            self.results["history"] = {"rows": HISTORY_ROWS, "empty": out[0],
+                                       "full": out[HISTORY_ROWS]}
+        finally:
+            for db, port, server, name, _ in servers.values():
+                self.server, self.server_name = server, name
+                self.stop_server()
+            self.db, self.http_port = main_db, main_port
+
+    def timed_gets(self, url: str, n: int, token: str | None = None, wait: float = 0.0) -> dict:
+        """`n` GETs of `url` one after the other (after `wait` seconds each): median and
+        worst, in ms. Each must answer 200."""
+        times = []
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        for _ in range(n):
+            if wait:
+                time.sleep(wait)
+            request = urllib.request.Request(url, headers=headers)
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                answer.read()
+                if answer.status != 200:
+                    raise BenchError(f"GET {url} answered {answer.status}")
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        return {"p50": pct(times, 50), "max": times[-1], "n": n}
+
+    def timed_worker_stats(self, n: int) -> dict:
+        """`worker stats` on the current database, `n` times: median and worst, in seconds."""
+        times = []
+        env = self.app_env()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            done = subprocess.run([self.bin("worker"), "stats"], env=env, cwd=self.run_dir,
+                                  capture_output=True, text=True, check=False, timeout=120)
+            times.append(time.perf_counter() - t0)
+            if done.returncode != 0:
+                raise BenchError(f"worker stats failed: {done.stderr[-1000:]}")
+            sent = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+            self.last_stats_sent = (f"sent {sent.get('sent')}, estimate "
+                                    f"{sent.get('sent_is_estimate')}")
+        times.sort()
+        return {"p50": pct(times, 50), "max": times[-1], "n": n}
+
     # -- 7. token sign / verify -----------------------------------------------------------------
 
     def token_bench(self) -> None:
@@ -986,7 +1117,8 @@ class Harness:
             # the last full run).
             steps = {"register": self.registrations, "confirm": self.confirmations,
                      "e2e": self.end_to_end, "drain": self.drain,
-                     "drain_default": self.drain_at_default, "home": self.home_page}
+                     "drain_default": self.drain_at_default, "home": self.home_page,
+                     "history": self.history}
             for name in only:
                 if name not in steps:
                     raise BenchError(f"BENCH_ONLY: unknown load {name!r} (one of {', '.join(steps)})")
@@ -1001,6 +1133,7 @@ class Harness:
         self.drain()
         self.drain_at_default()
         self.home_page()
+        self.history()
         self.results["server_hwm"] = self.server_hwm
         self.results["worker_hwm"] = self.worker_hwm
         self.cleanup()
@@ -1350,6 +1483,20 @@ def report(res: dict, args) -> None:
                      "—", "—", "—", "—", ORIGINAL["home10"]))
         ratio_row("6. GET / with 10,000 users, 8 conns", h10k["rate"], h10["rate"],
                   "GET / with 10 users", 0.8, ORIGINAL["home10k"])
+    if "history" in res:
+        h = res["history"]
+        empty, full, n = h["empty"], h["full"], h["rows"]
+        ratio_row(f"8. registrations/s, 32 conns, with {n:,} users and sent emails (and attempts)",
+                  full["register_rate"], empty["register_rate"],
+                  "the same on an empty database", 0.8)
+        bound_row(f"8. GET /metrics after its 5 s cache, {n:,} rows (empty: "
+                  f"{empty['metrics_ms']['p50']:.1f} ms)", full["metrics_ms"]["p50"], "ms", 50)
+        bound_row(f"8. GET /admin first page, {n:,} rows (empty: {empty['admin_ms']['p50']:.1f} ms)",
+                  full["admin_ms"]["p50"], "ms", 100)
+        bound_row(f"8. GET /admin address search, {n:,} rows (empty: "
+                  f"{empty['search_ms']['p50']:.1f} ms)", full["search_ms"]["p50"], "ms", 100)
+        bound_row(f"8. `worker stats` (the whole command), {n:,} rows (empty: "
+                  f"{empty['stats_s']['p50']:.2f} s)", full["stats_s"]["p50"], "s", 0.5)
     if "tokens" in res:
         py = res.get("tokens_python", {})
         for name, rate in sorted(res["tokens"].items()):

@@ -50,8 +50,14 @@ pub async fn stats_report(
         .map(|oldest| (now - oldest).num_seconds().max(0))
         .unwrap_or(0);
     let mut out = format!(
-        "queued {}\nsending {}\nretrying {}\nsent {}\ndead {}\ncancelled {}\noldest_owed_age_seconds {age}\n",
-        stats.queued, stats.sending, stats.retrying, stats.sent, stats.dead, stats.cancelled
+        "queued {}\nsending {}\nretrying {}\nsent {}\nsent_is_estimate {}\ndead {}\ncancelled {}\noldest_owed_age_seconds {age}\n",
+        stats.queued,
+        stats.sending,
+        stats.retrying,
+        stats.sent,
+        stats.sent_is_estimate,
+        stats.dead,
+        stats.cancelled
     );
     if let Some(queue) = queue {
         let _ = writeln!(out, "queue_depth {}", queue.depth().await?);

@@ -208,7 +208,12 @@ pub struct DeliveryStats {
     pub queued: u64,
     pub sending: u64,
     pub retrying: u64,
+    /// Exact while the outbox is small; on a large PostgreSQL outbox, an estimate from the
+    /// planner's row count ([`Self::sent_is_estimate`]), so reading it does not count millions
+    /// of rows.
     pub sent: u64,
+    /// Whether [`Self::sent`] is an estimate.
+    pub sent_is_estimate: bool,
     pub dead: u64,
     /// Not sent because the recipient's mailbox was suppressed.
     pub cancelled: u64,
@@ -345,7 +350,10 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
         limit: u64,
     ) -> Result<u64, StoreError>;
 
-    /// Counts by state and the age of the oldest owed message.
+    /// Counts by state and the age of the oldest owed message. Its cost does not grow with the
+    /// history: every state but `sent` is counted through the `(status, …)` indexes (owed, dead
+    /// and cancelled rows are few, and retention bounds them), and `sent` is estimated on a
+    /// large outbox (see [`DeliveryStats::sent`]).
     async fn stats(&self) -> Result<DeliveryStats, StoreError>;
 
     /// Messages newest first (by id), filtered and paged by `query`.

@@ -241,3 +241,27 @@ pub(super) async fn mark_sent_many(
 pub(super) fn without_waiting_for_the_disk() -> Expr {
     Expr::cust("(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL")
 }
+
+/// The planner's estimate of the rows of `table` (`pg_class.reltuples`, kept by ANALYZE and
+/// autovacuum): `None` before the table was ever analyzed. Costs one catalogue lookup.
+pub(super) async fn estimated_rows(
+    db: &impl ConnectionTrait,
+    table: &str,
+) -> Result<Option<u64>, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass($1)",
+        [table.into()],
+    );
+    let Some(row) = db.query_one_raw(statement).await.db()? else {
+        return Ok(None);
+    };
+    let rows: f64 = row.try_get("", "n").db()?;
+    // -1: never analyzed. Rounded: an estimate has no fraction worth keeping.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a non-negative row estimate far below u64::MAX"
+    )]
+    Ok((rows >= 0.0).then(|| rows.round() as u64))
+}

@@ -71,6 +71,7 @@ pub(super) async fn dashboard(
             sending: stats.sending,
             retrying: stats.retrying,
             sent: stats.sent,
+            sent_is_estimate: stats.sent_is_estimate,
             dead: stats.dead,
             cancelled: stats.cancelled,
         },

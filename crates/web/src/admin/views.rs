@@ -19,6 +19,8 @@ pub(super) struct Counts {
     pub(super) sending: u64,
     pub(super) retrying: u64,
     pub(super) sent: u64,
+    /// Whether `sent` is the database's estimate (a large outbox).
+    pub(super) sent_is_estimate: bool,
     pub(super) dead: u64,
     pub(super) cancelled: u64,
 }

@@ -58,6 +58,7 @@ fn dashboard_store() -> MockMessageStore {
             sending: 1,
             retrying: 2,
             sent: 40,
+            sent_is_estimate: false,
             dead: 3,
             cancelled: 0,
             oldest_owed: DateTime::from_timestamp(NOW - 125, 0),
@@ -134,6 +135,23 @@ async fn the_dashboard_needs_the_token() {
     );
     let reply = send(state, post_to("/admin/messages/9/requeue", "")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_estimated_sent_count_is_labelled_as_such() {
+    let mut messages = MockMessageStore::new();
+    messages.expect_stats().returning(|| {
+        Ok(DeliveryStats {
+            sent: 2_000_000,
+            sent_is_estimate: true,
+            ..DeliveryStats::default()
+        })
+    });
+    messages.expect_list().returning(|_| Ok(Vec::new()));
+    let state = state_full(no_users(), messages, depth_queue(0), admin_config());
+    let reply = send(state, authed(get("/admin"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body.contains("about 2000000</abbr>"), "{}", reply.body);
 }
 
 #[tokio::test]

@@ -176,6 +176,7 @@ fn sample_stats() -> Result<DeliveryStats, StoreError> {
         sending: 1,
         retrying: 4,
         sent: 50,
+        sent_is_estimate: false,
         dead: 3,
         cancelled: 0,
         oldest_owed: DateTime::from_timestamp(NOW - 90, 0),
