@@ -151,7 +151,11 @@ async fn an_estimated_sent_count_is_labelled_as_such() {
     let state = state_full(no_users(), messages, depth_queue(0), admin_config());
     let reply = send(state, authed(get("/admin"))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert!(reply.body.contains("about 2000000</abbr>"), "{}", reply.body);
+    assert!(
+        reply.body.contains("about 2000000</abbr>"),
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test]
