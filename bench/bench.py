@@ -898,6 +898,17 @@ class Harness:
 
     # -- 6. GET / with 10 and 10,000 users -------------------------------------------------------
 
+    def new_database(self, db: str) -> None:
+        """Creates and migrates database `db` (removed at the end) and makes it, on a free
+        port of its own, the one the next server started uses."""
+        self.reg.add_db(db)
+        psql("postgres", f'CREATE DATABASE "{db}"')
+        self.db, self.http_port = db, free_port()
+        done = subprocess.run([self.bin("server"), "migrate"], env=self.app_env(),
+                              cwd=self.run_dir, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"server migrate failed: {done.stderr[-2000:]}")
+
     def home_page(self) -> None:
         """Two databases (10 and 10,000 users), a server with SHOW_USERS=true on each, and the
         two loads interleaved in four slices (10, 10k, 10, 10k; DURATION/2 each) so that a
@@ -911,14 +922,7 @@ class Harness:
         servers = {}
         try:
             for users, db in ((10, self.home_db), (10000, f"{self.home_db}10k")):
-                self.reg.add_db(db)
-                psql("postgres", f'CREATE DATABASE "{db}"')
-                self.db, self.http_port = db, free_port()
-                done = subprocess.run([self.bin("server"), "migrate"], env=self.app_env(),
-                                      cwd=self.run_dir, capture_output=True, text=True,
-                                      check=False)
-                if done.returncode != 0:
-                    raise BenchError(f"server migrate failed: {done.stderr[-2000:]}")
+                self.new_database(db)
                 psql(db, insert.format(total=users))
                 psql(db, "VACUUM ANALYZE users")
                 name = f"server (SHOW_USERS=true, {users:,} users)"
@@ -985,14 +989,7 @@ class Harness:
         )
         try:
             for rows, db in ((0, f"{self.home_db}hist0"), (HISTORY_ROWS, f"{self.home_db}hist")):
-                self.reg.add_db(db)
-                psql("postgres", f'CREATE DATABASE "{db}"')
-                self.db, self.http_port = db, free_port()
-                done = subprocess.run([self.bin("server"), "migrate"], env=self.app_env(),
-                                      cwd=self.run_dir, capture_output=True, text=True,
-                                      check=False)
-                if done.returncode != 0:
-                    raise BenchError(f"server migrate failed: {done.stderr[-2000:]}")
+                self.new_database(db)
                 if rows:
                     t0 = time.time()
                     psql(db, fill.format(n=rows), timeout=3600)

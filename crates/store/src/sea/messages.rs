@@ -291,7 +291,7 @@ fn warn_unrecorded(sent: &[(MessageId, Option<String>)], recorded: &[SentRow]) {
 
 /// Above this many rows in the outbox (by PostgreSQL's estimate), the sent messages are
 /// estimated rather than counted.
-pub(super) const EXACT_COUNT_BELOW: u64 = 100_000;
+const EXACT_COUNT_BELOW: u64 = 100_000;
 
 impl SeaStore {
     /// The number of sent messages, and whether it is an estimate: on PostgreSQL with an outbox
