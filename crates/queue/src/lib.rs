@@ -7,11 +7,15 @@ use domain::{MessageId, RequestId};
 use serde::{Deserialize, Deserializer, Serialize};
 
 mod embedded;
+mod limit;
 mod redis;
 mod tls;
 
 pub use embedded::EmbeddedQueue;
-pub use redis::{RedisQueue, RedisQueueConfig, is_tls_url};
+#[cfg(feature = "mock")]
+pub use limit::MockSharedRateLimit;
+pub use limit::{Quota, RedisRateLimit, SharedRateLimit};
+pub use redis::{LIMIT_PREFIX, RedisQueue, RedisQueueConfig, is_tls_url};
 
 /// One unit of work: "send owed message N". The message row in the database says what to send;
 /// the job only points at it, so a lost job loses nothing (the sweeper republishes the row).

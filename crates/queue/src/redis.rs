@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ const RECONNECT_MIN_DELAY_MS: u32 = 100;
 const RECONNECT_MAX_DELAY_MS: u32 = 2_000;
 /// An XAUTOCLAIM cursor meaning "from the start of the pending entries list".
 const CURSOR_START: &str = "0-0";
+
+/// The prefix of the shared rate limits' keys (`confirm:limit:<limit>:<client>`).
+pub const LIMIT_PREFIX: &str = "confirm:limit:";
 
 /// Where the Redis queue keeps its jobs and who this consumer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +272,17 @@ impl RedisQueue {
             .await
             .map_err(|e| transport("PING", &e))?;
         Ok(())
+    }
+
+    /// A [`crate::SharedRateLimit`] on this queue's Redis and connection, its keys under
+    /// [`LIMIT_PREFIX`]. It keeps the queue (and so the connection) open.
+    pub fn rate_limit(self: &Arc<Self>) -> crate::RedisRateLimit {
+        crate::RedisRateLimit::new(Arc::clone(self), LIMIT_PREFIX)
+    }
+
+    /// The client for ordinary commands.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The configuration this queue runs with.

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! With a `rediss://` URL (a TLS-only Redis) the same tests run over TLS, trusting the CA in
-//! `TEST_REDIS_CA_FILE` (`.ci/run` runs them both ways).
+//! `TEST_REDIS_CA_FILE`; with a `redis-cluster://` URL they run against a Redis Cluster (ACL
+//! users are then made on every primary). `.ci/run` runs them all three ways.
 //!
 //! Without it each test says so and passes; with it set but Redis unreachable they fail. Every
 //! test works on a stream and group of its own and deletes them at the end. Two tests create a
@@ -150,14 +151,10 @@ impl Env {
         let _: i64 = self.admin.del(self.stream.as_str()).await.unwrap();
     }
 
-    async fn command(&self, name: &'static str, args: Vec<String>) -> Result<Value, String> {
-        self.admin
-            .custom(
-                CustomCommand::new_static(name, ClusterHash::Random, false),
-                args,
-            )
-            .await
-            .map_err(|e| e.to_string())
+    /// Runs a server command (ACL, CLIENT) on every node: the one server, or each primary of
+    /// a Redis Cluster (ACL users and client lists are per node there).
+    async fn command(&self, name: &'static str, args: Vec<String>) -> Result<Vec<Value>, String> {
+        on_every_node(&self.admin, name, args).await
     }
 
     /// A throw-away ACL user, and the test URL rewritten to log in as that user.
@@ -193,18 +190,19 @@ impl Env {
             .command("CLIENT", vec!["KILL".into(), "USER".into(), user.into()])
             .await
             .unwrap();
-        killed.as_i64().unwrap()
+        killed.iter().map(|n| n.as_i64().unwrap()).sum()
     }
 
     /// Waits (bounded) until a connection of `user` is blocked in XREADGROUP.
     async fn wait_until_blocked(&self, user: &str) {
         for _ in 0..200 {
-            let list = self
+            let list: String = self
                 .command("CLIENT", vec!["LIST".into()])
                 .await
                 .unwrap()
-                .as_string()
-                .unwrap();
+                .iter()
+                .map(|node| node.as_string().unwrap())
+                .collect();
             let blocked = list.lines().any(|line| {
                 line.contains(&format!(" user={user} "))
                     && line.contains(" cmd=xreadgroup")
@@ -238,12 +236,9 @@ impl Drop for Env {
                 admin.init().await?;
                 let _: i64 = admin.del(stream.as_str()).await?;
                 for user in users {
-                    let _: Value = admin
-                        .custom(
-                            CustomCommand::new_static("ACL", ClusterHash::Random, false),
-                            vec!["DELUSER".to_owned(), user],
-                        )
-                        .await?;
+                    on_every_node(&admin, "ACL", vec!["DELUSER".to_owned(), user])
+                        .await
+                        .map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Unknown, e))?;
                 }
                 admin.quit().await
             })
@@ -254,6 +249,30 @@ impl Drop for Env {
             Err(_) => eprintln!("could not clean up after a Redis test: the thread panicked"),
         }
     }
+}
+
+/// `name args` on every node `client` is connected to: one server, or every primary of a Redis
+/// Cluster.
+async fn on_every_node(
+    client: &Client,
+    name: &'static str,
+    args: Vec<String>,
+) -> Result<Vec<Value>, String> {
+    let command = || CustomCommand::new_static(name, ClusterHash::Random, false);
+    if !client.is_clustered() {
+        let one = client.custom(command(), args).await;
+        return one.map(|value| vec![value]).map_err(|e| e.to_string());
+    }
+    let mut replies = Vec::new();
+    for node in client.active_connections() {
+        let reply = client
+            .with_cluster_node(node)
+            .custom(command(), args.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        replies.push(reply);
+    }
+    Ok(replies)
 }
 
 /// Receives until a delivery arrives, retrying after errors like the worker does; bounded.
@@ -783,4 +802,61 @@ async fn publish_eventually(queue: &RedisQueue, job: Job, tries: u32) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("publish never worked again");
+}
+
+#[tokio::test]
+async fn the_shared_rate_limit_is_one_allowance_for_every_connection() {
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use queue::{LIMIT_PREFIX, Quota, SharedRateLimit};
+
+    let Some(env) = Env::start("the_shared_rate_limit_is_one_allowance_for_every_connection").await
+    else {
+        return;
+    };
+    // Two servers' connections.
+    let a = std::sync::Arc::new(env.queue().await).rate_limit();
+    let b = std::sync::Arc::new(env.queue().await).rate_limit();
+    let key = format!("test:{}", env.group);
+    let other = format!("{key}:other");
+    let quota = Quota::per_minute(4).unwrap();
+    let t0 = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+    let interval = Duration::from_secs(15);
+
+    for (i, limit) in [&a, &b, &a, &b].into_iter().enumerate() {
+        assert_eq!(
+            limit.check(&key, quota, t0).await.unwrap(),
+            Ok(()),
+            "post {i}"
+        );
+    }
+    // The fifth is refused on either connection: one allowance, not two.
+    assert_eq!(limit_of(&a, &key, quota, t0).await, Err(interval));
+    assert_eq!(limit_of(&b, &key, quota, t0).await, Err(interval));
+    // Another client has its own.
+    assert_eq!(a.check(&other, quota, t0).await.unwrap(), Ok(()));
+    // The key lives until the client is back to a full burst, no longer.
+    let ttl: i64 = env
+        .admin
+        .pttl(format!("{LIMIT_PREFIX}{key}"))
+        .await
+        .unwrap();
+    assert!(ttl > 55_000 && ttl <= 60_000, "PTTL {ttl}");
+    // One interval later exactly one more is allowed.
+    let t1 = t0 + TimeDelta::from_std(interval).unwrap();
+    assert_eq!(limit_of(&b, &key, quota, t1).await, Ok(()));
+    let wait = limit_of(&a, &key, quota, t1).await.unwrap_err();
+    assert_eq!(wait, interval);
+    // One key per DEL: on a Redis Cluster the two may live on different nodes.
+    for k in [&key, &other] {
+        let _: i64 = env.admin.del(format!("{LIMIT_PREFIX}{k}")).await.unwrap();
+    }
+
+    async fn limit_of(
+        limit: &queue::RedisRateLimit,
+        key: &str,
+        quota: Quota,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), Duration> {
+        limit.check(key, quota, now).await.unwrap()
+    }
 }

@@ -264,6 +264,21 @@ impl AppState {
         self
     }
 
+    /// The same state with the per-IP form and link limits counted in `store`, shared by every
+    /// server using it (REDIS_URL set), instead of in this process alone.
+    #[must_use]
+    pub fn with_shared_limits(mut self, store: Arc<dyn queue::SharedRateLimit>) -> Self {
+        self.ip_limiter = Arc::new(
+            IpRateLimiter::new(self.config.rate_limit_per_ip, Arc::clone(&self.clock))
+                .shared(Arc::clone(&store), "form"),
+        );
+        self.link_limiter = Arc::new(
+            IpRateLimiter::new(self.config.link_rate_limit_per_ip, Arc::clone(&self.clock))
+                .shared(store, "link"),
+        );
+        self
+    }
+
     /// What `/readyz` and `/metrics` look at: one set of cached answers for the public port
     /// and the ops listener.
     pub fn probes(&self) -> ops::Probes {

@@ -8,8 +8,13 @@
 //! counted by their /64 network (one host usually owns a whole /64). The state is one
 //! timestamp per client in a sharded map (no global lock); clients whose state is back to
 //! "never seen" are dropped every [`PRUNE_EVERY`], so memory follows the clients of the last
-//! minute. Every client is checked, however many there are: the limit never fails open. With
-//! several server processes each counts on its own.
+//! minute. Every client is checked, however many there are: the limit never fails open.
+//!
+//! With several server processes, each counts on its own unless the limiter is shared
+//! ([`IpRateLimiter::shared`], wired when REDIS_URL is set): the same GCRA then runs in Redis,
+//! one key per client, so N servers allow one allowance, not N. When Redis does not answer
+//! within [`SHARED_TIMEOUT`], the process falls back to its own count for [`SHARED_PAUSE`]
+//! (still limited, never open) and tries Redis again after it.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -27,11 +32,16 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
+use queue::SharedRateLimit;
 
 use crate::AppState;
 
 /// How often clients back at a full burst are dropped from the map.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
+/// The longest a post waits for the shared limit's answer before the local count decides.
+pub const SHARED_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the local count stands in after the shared limit failed to answer.
+pub const SHARED_PAUSE: Duration = Duration::from_secs(5);
 
 /// The service's clock as governor's: Unix time in nanoseconds.
 #[derive(Debug, Clone)]
@@ -59,6 +69,20 @@ pub struct IpRateLimiter {
     clock: UnixNanos,
     /// When the map was last pruned (Unix nanoseconds).
     pruned_at: AtomicU64,
+    /// The posts per minute allowed (`0`: no limit).
+    per_minute: u32,
+    /// The count shared with the other servers, when there is one.
+    shared: Option<Shared>,
+}
+
+/// A limit counted in a [`SharedRateLimit`] under a name of its own.
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn SharedRateLimit>,
+    name: &'static str,
+    quota: queue::Quota,
+    /// Until then (Unix nanoseconds) the local count decides: the store failed to answer.
+    off_until: AtomicU64,
 }
 
 impl IpRateLimiter {
@@ -72,7 +96,57 @@ impl IpRateLimiter {
             pruned_at: AtomicU64::new(clock.now().as_u64()),
             limiter,
             clock,
+            per_minute,
+            shared: None,
         }
+    }
+
+    /// The same limiter, counting in `store` (under `name`, e.g. `form`) so that every process
+    /// using the same store shares one allowance per client. No effect when the limit is off.
+    #[must_use]
+    pub fn shared(mut self, store: Arc<dyn SharedRateLimit>, name: &'static str) -> Self {
+        self.shared = queue::Quota::per_minute(self.per_minute).map(|quota| Shared {
+            store,
+            name,
+            quota,
+            off_until: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// Whether the count is shared with other processes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Counts one post from `ip` now, in the shared count when there is one (else, or while it
+    /// does not answer, in this process), or says how long to wait.
+    pub async fn admit(&self, ip: IpAddr) -> Result<(), Duration> {
+        let Some(shared) = &self.shared else {
+            return self.check(ip);
+        };
+        let now = self.clock.now().as_u64();
+        if now < shared.off_until.load(Ordering::Relaxed) {
+            return self.check(ip);
+        }
+        let key = format!("{}:{}", shared.name, client_key(ip));
+        let answer = tokio::time::timeout(
+            SHARED_TIMEOUT,
+            shared.store.check(&key, shared.quota, self.clock.0.now()),
+        )
+        .await;
+        let error = match answer {
+            Ok(Ok(decision)) => return decision,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {SHARED_TIMEOUT:?}"),
+        };
+        let pause = u64::try_from(SHARED_PAUSE.as_nanos()).unwrap_or(u64::MAX);
+        shared
+            .off_until
+            .store(now.saturating_add(pause), Ordering::Relaxed);
+        metrics::counter!("rate_limit_fallback_total", "limit" => shared.name).increment(1);
+        tracing::warn!(limit = shared.name, %error, pause = ?SHARED_PAUSE, "shared rate limit unavailable: counting in this process meanwhile");
+        self.check(ip)
     }
 
     /// Whether the limit is on.
@@ -236,7 +310,7 @@ pub async fn limit_posts(State(state): State<AppState>, request: Request, next: 
     let Some(ip) = request_ip(&state, &request) else {
         return next.run(request).await;
     };
-    match limiter.check(ip) {
+    match limiter.admit(ip).await {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             // The request span names the route; the path itself may hold a token.
@@ -366,6 +440,112 @@ mod tests {
         clock.advance(ms(120_000));
         limiter.check("203.0.113.1".parse().unwrap()).unwrap();
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    /// A shared store answering from a script: `None` is a failure, and every key asked is
+    /// kept.
+    #[derive(Debug, Default)]
+    struct FakeShared {
+        refuse: Option<(&'static str, Duration)>,
+        fail: bool,
+        hang: bool,
+        keys: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl SharedRateLimit for FakeShared {
+        async fn check(
+            &self,
+            key: &str,
+            quota: queue::Quota,
+            _now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Result<(), Duration>, queue::QueueError> {
+            assert_eq!(quota, queue::Quota::per_minute(2).unwrap());
+            self.keys.lock().unwrap().push(key.to_owned());
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            if self.fail {
+                return Err(queue::QueueError::Transport("connection refused".into()));
+            }
+            Ok(match self.refuse {
+                Some((refused, wait)) if refused == key => Err(wait),
+                _ => Ok(()),
+            })
+        }
+    }
+
+    fn shared(store: FakeShared) -> (IpRateLimiter, Arc<FakeShared>, Arc<ManualClock>) {
+        let (limiter, clock) = limiter(2);
+        let store = Arc::new(store);
+        let shared: Arc<dyn SharedRateLimit> = store.clone();
+        (limiter.shared(shared, "form"), store, clock)
+    }
+
+    #[tokio::test]
+    async fn a_shared_count_decides_keyed_by_client() {
+        let wait = Duration::from_secs(7);
+        let (limiter, store, _) = shared(FakeShared {
+            refuse: Some(("form:192.0.2.1", wait)),
+            ..FakeShared::default()
+        });
+        assert!(limiter.is_shared());
+        // Refused by the shared count although this process has never seen the client.
+        assert_eq!(limiter.admit("192.0.2.1".parse().unwrap()).await, Err(wait));
+        // Allowed by it beyond this process's own allowance of 2.
+        for _ in 0..5 {
+            assert_eq!(limiter.admit("2001:db8::1".parse().unwrap()).await, Ok(()));
+        }
+        assert_eq!(limiter.tracked(), 0, "nothing counted locally");
+        let keys = store.keys.lock().unwrap().clone();
+        assert_eq!(keys[0], "form:192.0.2.1");
+        assert!(keys[1..].iter().all(|k| k == "form:2001:db8::"), "{keys:?}");
+    }
+
+    #[tokio::test]
+    async fn without_an_answer_the_process_counts_alone_for_a_while() {
+        let (limiter, store, clock) = shared(FakeShared {
+            fail: true,
+            ..FakeShared::default()
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        // Still limited (by this process's count), never open.
+        assert!(limiter.admit(ip).await.is_ok());
+        assert!(limiter.admit(ip).await.is_ok());
+        assert!(limiter.admit(ip).await.is_err());
+        assert_eq!(
+            store.keys.lock().unwrap().len(),
+            1,
+            "not asked again during the pause"
+        );
+        clock.advance(TimeDelta::from_std(SHARED_PAUSE).unwrap() + ms(1));
+        let _ = limiter.admit(ip).await;
+        assert_eq!(
+            store.keys.lock().unwrap().len(),
+            2,
+            "asked again after the pause"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_count_that_hangs_is_not_waited_for() {
+        let (limiter, store, _) = shared(FakeShared {
+            hang: true,
+            ..FakeShared::default()
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(limiter.admit(ip).await.is_ok());
+        assert_eq!(started.elapsed(), SHARED_TIMEOUT);
+        assert_eq!(limiter.tracked(), 1, "counted locally instead");
+        assert_eq!(store.keys.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_off_limit_is_not_shared() {
+        let (limiter, _) = limiter(0);
+        let store: Arc<dyn SharedRateLimit> = Arc::new(FakeShared::default());
+        assert!(!limiter.shared(store, "form").is_shared());
     }
 
     #[test]

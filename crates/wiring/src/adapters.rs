@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use domain::{Clock, ConfirmationTokens, MessageId, SystemClock};
 use mailer::{FileMailer, Mailer, SesMailer, SmtpMailer};
-use queue::{EmbeddedQueue, Job, JobQueue, RedisQueue, RedisQueueConfig};
+use queue::{EmbeddedQueue, Job, JobQueue, RedisQueue, RedisQueueConfig, SharedRateLimit};
 use secrecy::ExposeSecret;
 use settings::{MailerKind, Settings};
 use store::{SeaStore, StoreError};
@@ -44,6 +44,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Signs and posts webhooks (WEBHOOK_URL and WEBHOOK_SECRET set); `None`: no webhooks.
     pub webhooks: Option<Webhooks>,
+    /// Where the servers share their per-IP limits (Redis, when REDIS_URL is set); `None`: each
+    /// process counts on its own.
+    pub shared_limits: Option<Arc<dyn SharedRateLimit>>,
 }
 
 impl WiringError {
@@ -109,7 +112,7 @@ impl Services {
             );
         }
         let mut store = connect_store(settings).await?;
-        let queue = build_queue(settings).await?;
+        let (queue, shared_limits) = connect_queue(settings).await?;
         let webhooks = match &settings.webhooks {
             Some(hooks) => {
                 store = store.with_webhooks(
@@ -128,6 +131,7 @@ impl Services {
             tokens: settings.tokens.clone(),
             clock: Arc::new(SystemClock),
             webhooks,
+            shared_limits,
         })
     }
 }
@@ -181,8 +185,15 @@ pub async fn connect_store_unchecked(settings: &Settings) -> Result<SeaStore, Wi
 
 /// The queue REDIS_URL selects: Redis Streams, or the embedded queue when unset.
 pub async fn build_queue(settings: &Settings) -> Result<Arc<dyn JobQueue>, WiringError> {
+    Ok(connect_queue(settings).await?.0)
+}
+
+/// The queue REDIS_URL selects, and with Redis the shared rate limits on the same connection.
+async fn connect_queue(
+    settings: &Settings,
+) -> Result<(Arc<dyn JobQueue>, Option<Arc<dyn SharedRateLimit>>), WiringError> {
     let Some(url) = &settings.redis_url else {
-        return Ok(Arc::new(EmbeddedQueue::new()));
+        return Ok((Arc::new(EmbeddedQueue::new()), None));
     };
     let config = RedisQueueConfig {
         // A job handed out and never acknowledged goes to another worker when the message's
@@ -195,10 +206,13 @@ pub async fn build_queue(settings: &Settings) -> Result<Arc<dyn JobQueue>, Wirin
         tls_ca_file: settings.redis_tls_ca_file.clone(),
         ..RedisQueueConfig::default()
     };
-    let queue = RedisQueue::connect(url.expose_secret(), config)
-        .await
-        .map_err(WiringError::Queue)?;
-    Ok(Arc::new(queue))
+    let queue = Arc::new(
+        RedisQueue::connect(url.expose_secret(), config)
+            .await
+            .map_err(WiringError::Queue)?,
+    );
+    let limits: Arc<dyn SharedRateLimit> = Arc::new(queue.rate_limit());
+    Ok((queue, Some(limits)))
 }
 
 /// The mailer MAILER selects.

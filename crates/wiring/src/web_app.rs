@@ -38,7 +38,7 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
     };
     // Concurrent registrations and confirmations share statements and commits.
     let users = Arc::new(BatchedUsers::new(services.store.clone(), DEFAULT_BATCH_MAX));
-    Ok(AppState::new(
+    let state = AppState::new(
         users,
         services.store.clone(),
         services.queue.clone(),
@@ -49,7 +49,11 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         config,
     )
     .with_metrics(settings::metrics::install())
-    .with_suppressions(services.store.clone()))
+    .with_suppressions(services.store.clone());
+    Ok(match &services.shared_limits {
+        Some(limits) => state.with_shared_limits(Arc::clone(limits)),
+        None => state,
+    })
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true, with these connected `services`.

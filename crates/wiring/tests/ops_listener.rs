@@ -40,6 +40,7 @@ async fn sqlite_services(dir: &Path) -> Services {
         tokens: ConfirmationTokens::new(&["test-secret"]).unwrap(),
         clock: Arc::new(domain::SystemClock),
         webhooks: None,
+        shared_limits: None,
     }
 }
 

@@ -70,6 +70,7 @@ pub async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
             let transport = webhooks::HttpTransport::new(hooks.timeout).unwrap();
             webhooks::Webhooks::new(hooks.signer.clone(), Arc::new(transport))
         }),
+        shared_limits: None,
     };
     let state = wiring::app_state(&settings, &services).unwrap();
     let background = state.background.clone();
