@@ -91,9 +91,21 @@ impl StoreError {
         if unavailable {
             Self::Unavailable(err.to_string())
         } else {
-            Self::Database(err.to_string())
+            Self::Database(with_pooler_hint(err.to_string()))
         }
     }
+}
+
+/// The hint for a prepared statement lost or doubled between server connections: what a
+/// connection pooler in transaction mode does to prepared statements it does not track.
+const POOLER_HINT: &str = " (a connection pooler in transaction mode between this service and \
+     PostgreSQL? PgBouncer needs max_prepared_statements > 0, from version 1.21, and \
+     ignore_startup_parameters = extra_float_digits; see docs/scaling.md)";
+
+fn with_pooler_hint(message: String) -> String {
+    let lost = message.contains("prepared statement \"sqlx_s_")
+        && (message.contains("already exists") || message.contains("does not exist"));
+    if lost { message + POOLER_HINT } else { message }
 }
 
 /// PostgreSQL's "the server is shutting down / restarting" errors (class 57P: operator
@@ -385,6 +397,16 @@ mod tests {
             sqlite_target("sqlite:app.db"),
             Some(SqliteTarget::File(PathBuf::from("app.db")))
         );
+    }
+
+    #[test]
+    fn prepared_statements_lost_to_a_pooler_get_a_hint() {
+        let doubled = r#"Query Error: error returned from database: prepared statement "sqlx_s_1" already exists"#;
+        assert!(with_pooler_hint(doubled.to_owned()).ends_with(POOLER_HINT));
+        let missing = r#"prepared statement "sqlx_s_12" does not exist"#;
+        assert!(with_pooler_hint(missing.to_owned()).contains("max_prepared_statements"));
+        let other = "duplicate key value violates unique constraint";
+        assert_eq!(with_pooler_hint(other.to_owned()), other);
     }
 
     #[tokio::test]
