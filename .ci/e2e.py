@@ -25,6 +25,11 @@ confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fa
 
 Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,json,kill,redis,ses]
                           [--redis-tls-dir DIR] [--dkim rsa|ed25519]
+                          [--redis-url redis-cluster://...] [--db-port PGBOUNCER_PORT]
+
+With --redis-url the run uses that Redis (a Cluster, a Sentinel set) instead of starting its own
+(the `redis` scenario, which restarts it, is then refused); with --db-port the binaries reach
+PostgreSQL through a PgBouncer on that port (`server migrate` goes straight to PostgreSQL).
 Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), TEST_SES_ENDPOINT (moto), the
 `redis-server` binary, Python packages aiosmtpd and boto3 (with --dkim: dkimpy, pynacl, and
 `openssl`). Exits non-zero on any failure.
@@ -256,7 +261,11 @@ def main():
     ap.add_argument("--scenarios", default="smtp,json,kill,redis,ses")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
+    ap.add_argument("--redis-url", help="use this Redis (a redis-cluster:// or redis-sentinel:// URL) instead of one of our own")
+    ap.add_argument("--db-port", type=int, help="the binaries reach PostgreSQL through 127.0.0.1:PORT (a PgBouncer)")
     args = ap.parse_args()
+    if args.redis_url and "redis" in args.scenarios.split(","):
+        fail("the redis scenario restarts a Redis of our own: leave it out with --redis-url")
     for var in ("TEST_DATABASE_URL", "TEST_SES_ENDPOINT"):
         if not os.environ.get(var):
             fail(f"{var} is not set")
@@ -264,7 +273,8 @@ def main():
         env = {}
         if args.dkim:
             env = {"DKIM_SELECTOR": f"e2e-{args.dkim}", "DKIM_PRIVATE_KEY_FILE": make_dkim_key(tmp, args.dkim)}
-        top = Topology(args.bin_dir, tmp, env=env, redis_tls_dir=args.redis_tls_dir)
+        top = Topology(args.bin_dir, tmp, env=env, redis_tls_dir=args.redis_tls_dir,
+                       redis_url=args.redis_url, db_port=args.db_port)
         try:
             top.start_worker()
             for name in args.scenarios.split(","):

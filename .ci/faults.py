@@ -78,8 +78,8 @@ import uuid
 sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    STREAM, Load, MailIndex, PrivatePostgres, Topology, check_logs, fail, log, read_attempts,
-    register, set_tag, utc_now, wait_until,
+    STREAM, Load, MailIndex, PrivatePostgres, Topology, addresses, check_logs, fail, log,
+    read_attempts, register, set_tag, tally, utc_now, wait_settled, wait_until,
 )
 
 set_tag("faults")
@@ -106,11 +106,6 @@ def seconds(text):
 def check(condition, message):
     if not condition:
         fail(message)
-
-
-def addresses(prefix, n):
-    tag = uuid.uuid4().hex[:6]
-    return [f"{prefix}-{i}-{tag}@example.com" for i in range(n)]
 
 
 class Run:
@@ -158,35 +153,6 @@ class Run:
 def register_all(top, addrs):
     for a in addrs:
         register(top.web_port, a)
-
-
-def wait_settled(top, index, addrs, timeout, extra=1.0):
-    """Waits until every address has at least one copy and no message is owed any more (all rows
-    `sent`), then `extra` seconds for sends still in flight; returns address -> copies."""
-    wanted = [a.lower() for a in addrs]
-
-    def done():
-        copies = index.copies(wanted)
-        if any(v == 0 for v in copies.values()):
-            return None
-        return top.sql("select count(*) from email_messages where status <> 'sent'") == "0"
-
-    try:
-        wait_until(f"{len(wanted)} emails delivered and recorded sent", done, timeout, interval=0.2)
-    except SystemExit:
-        copies = index.copies(wanted)
-        missing = [a for a, v in copies.items() if v == 0]
-        states = top.sql("select status, count(*), max(attempts) from email_messages group by status")
-        log(f"missing {len(missing)} of {len(wanted)} (e.g. {missing[:3]}); rows by status: {states!r}")
-        raise
-    time.sleep(extra)
-    return index.copies(wanted)
-
-
-def tally(copies):
-    delivered = sum(1 for v in copies.values() if v > 0)
-    dupes = sum(v - 1 for v in copies.values() if v > 1)
-    return delivered, dupes
 
 
 def attempts_of(top, like):

@@ -314,6 +314,41 @@ def first_accepted(maildir):
     return first
 
 
+def addresses(prefix, n):
+    """`n` fresh addresses `prefix-i-tag@example.com` (the tag differs on every call)."""
+    tag = uuid.uuid4().hex[:6]
+    return [f"{prefix}-{i}-{tag}@example.com" for i in range(n)]
+
+
+def wait_settled(top, index, addrs, timeout, extra=1.0):
+    """Waits until every address has at least one copy and no message is owed any more (all rows
+    `sent`), then `extra` seconds for sends still in flight; returns address -> copies."""
+    wanted = [a.lower() for a in addrs]
+
+    def done():
+        copies = index.copies(wanted)
+        if any(v == 0 for v in copies.values()):
+            return None
+        return top.sql("select count(*) from email_messages where status <> 'sent'") == "0"
+
+    try:
+        wait_until(f"{len(wanted)} emails delivered and recorded sent", done, timeout, interval=0.2)
+    except SystemExit:
+        copies = index.copies(wanted)
+        missing = [a for a, v in copies.items() if v == 0]
+        states = top.sql("select status, count(*), max(attempts) from email_messages group by status")
+        log(f"missing {len(missing)} of {len(wanted)} (e.g. {missing[:3]}); rows by status: {states!r}")
+        raise
+    time.sleep(extra)
+    return index.copies(wanted)
+
+
+def tally(copies):
+    delivered = sum(1 for v in copies.values() if v > 0)
+    dupes = sum(v - 1 for v in copies.values() if v > 1)
+    return delivered, dupes
+
+
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 def db_url(admin_url, db):
@@ -408,10 +443,13 @@ class Topology:
     `env` overrides the settings both binaries get; `smtp_args` are extra arguments for the SMTP
     server; `admin_url` is the PostgreSQL admin URL (default TEST_DATABASE_URL); `redis_tls_dir`
     (a directory made by .ci/make-test-ca) makes the Redis TLS-only, reached as
-    rediss://localhost with REDIS_TLS_CA_FILE."""
+    rediss://localhost with REDIS_TLS_CA_FILE. `redis_url` uses a Redis started elsewhere (a
+    Cluster, a Sentinel set) instead of one of its own. `db_port` sends the binaries' database
+    connections through that port on 127.0.0.1 (a PgBouncer in front of the admin URL's server);
+    `server migrate` still goes straight to PostgreSQL, as migrations should."""
 
     def __init__(self, bin_dir, tmp, env=None, smtp_args=(), admin_url=None, db_prefix="e2e",
-                 start_server=True, redis_tls_dir=None):
+                 start_server=True, redis_tls_dir=None, redis_url=None, db_port=None):
         self.bin_dir = bin_dir
         self.tmp = tmp
         self.admin = admin_url or os.environ["TEST_DATABASE_URL"]
@@ -421,6 +459,7 @@ class Topology:
         self.servers = []  # every server started, for the log checks
         self.db_created = False
         self.redis_tls_dir = redis_tls_dir
+        self.redis_url = redis_url
         self.redis_port = free_port()
         self.smtp_port = free_port()
         self.web_port = free_port()
@@ -431,10 +470,14 @@ class Topology:
                            capture_output=True)
             self.db_created = True
             self.db_url = db_url(self.admin, self.db)
+            direct_url = self.db_url
+            if db_port is not None:
+                self.db_url = re.sub(r"@[^/]*/", f"@127.0.0.1:{db_port}/", self.db_url, count=1)
             self.smtp = Proc("smtp", [sys.executable, SMTP_SERVER, "--host", "127.0.0.1",
                                       "--port", str(self.smtp_port), "--maildir", self.maildir,
                                       *smtp_args], os.environ.copy(), tmp)
-            self.start_redis()
+            if redis_url is None:
+                self.start_redis()
             self.base_env = {
                 **os.environ,
                 "APP_ENV": "production",
@@ -456,7 +499,8 @@ class Topology:
             # Only the worker sends; the server keeps its default mailer.
             self.worker_env = {"MAILER": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{self.smtp_port}"}
             wait_until("the SMTP server", lambda: self._port_open(self.smtp_port), 20)
-            r = subprocess.run([self.bin("server"), "migrate"], env=self.base_env,
+            r = subprocess.run([self.bin("server"), "migrate"],
+                               env={**self.base_env, "DATABASE_URL": direct_url},
                                capture_output=True, text=True)
             if r.returncode != 0:
                 fail(f"server migrate: {r.stdout}{r.stderr}")
@@ -482,6 +526,25 @@ class Topology:
         self.servers.append(self.server)
         wait_until("the server", lambda: self.web_ok(), 60)
 
+    def add_server(self, **extra):
+        """Another server process on ports of its own, sharing everything else; returns its
+        port. (`self.server` stays the first one.)"""
+        port, ops = free_port(), free_port()
+        proc = Proc(f"server{len(self.servers) + 1}", [self.bin("server")],
+                    {**self.base_env, "LISTEN_ADDR": f"127.0.0.1:{port}", "OPS_ADDR": f"127.0.0.1:{ops}",
+                     **extra}, self.tmp)
+        self.servers.append(proc)
+
+        def ready():
+            if not proc.alive():
+                fail(f"{proc.name} exited:\n" + proc.tail())
+            try:
+                return http(port, "GET", "/readyz")[0] == 200
+            except OSError:
+                return False
+        wait_until(proc.name, ready, 60)
+        return port
+
     def web_ok(self):
         """The server serves its pages: /readyz answers 200 (a server still waiting for its
         database or queue answers /healthz 200 already, but everything else 503)."""
@@ -493,6 +556,8 @@ class Topology:
             return False
 
     def _redis_settings(self):
+        if self.redis_url is not None:
+            return {"REDIS_URL": self.redis_url}
         if self.redis_tls_dir is None:
             return {"REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
         return {"REDIS_URL": f"rediss://localhost:{self.redis_port}/0",
@@ -550,7 +615,7 @@ class Topology:
         return "\n".join(out)
 
     def close(self):
-        for p in [*self.workers, self.server, self.redis, self.smtp]:
+        for p in [*self.workers, *self.servers, self.redis, self.smtp]:
             if p is not None:
                 p.stop()
         if self.db_created:
