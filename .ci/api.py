@@ -25,6 +25,7 @@ Needs: TEST_DATABASE_URL, the `redis-server` binary, aiosmtpd, schemathesis.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import uuid
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    Topology, check_logs, csrf, fail, log, maildir_messages, request, set_tag, wait_until,
+    Topology, check_logs, csrf, fail, log, maildir_messages, request, set_tag, text_of, wait_until,
 )
 
 set_tag("api")
@@ -145,6 +146,37 @@ def scenario_redirect(top):
     return a
 
 
+def scenario_code(top):
+    """An application confirms with the six-digit code its user read in the email:
+    `{"email", "code"}` at POST /api/v1/confirmations. A wrong code and a malformed one are 422."""
+    a = f"api-code-{uuid.uuid4().hex[:6]}@example.com"
+    status, _, doc = call(top, "POST", "/api/v1/registrations", {"email": a})
+    if status != 202:
+        fail(f"registration: {status} {doc}")
+
+    def code():
+        for name in os.listdir(os.path.join(top.maildir, "new")):
+            with open(os.path.join(top.maildir, "new", name), "rb") as f:
+                msg, text = text_of(f.read())
+            if str(msg["To"]).strip().lower() == a:
+                m = re.search(r"/code instead:\r?\n(\d{6})\r?\n", text)
+                return m and m.group(1)
+        return None
+    right = wait_until("the email with its code", code, 60)
+    wrong = "000000" if right != "000000" else "000001"
+    expect_error(top, "a wrong code", 422, "invalid", "POST", "/api/v1/confirmations",
+                 {"email": a, "code": wrong})
+    expect_error(top, "a malformed code", 422, "invalid_request", "POST", "/api/v1/confirmations",
+                 {"email": a, "code": "12 345"})
+    expect_error(top, "a token and a code at once", 422, "invalid_request", "POST",
+                 "/api/v1/confirmations", {"email": a, "code": right, "token": "x"})
+    status, _, account = call(top, "POST", "/api/v1/confirmations", {"email": a, "code": right})
+    if status != 200 or account.get("confirmed") is not True:
+        fail(f"confirmation by code: {status} {account}")
+    log("code: {email, code} confirmed the account (200); wrong code 422 invalid, malformed 422, "
+        "token and code together 422")
+
+
 def scenario_schemathesis(top, max_examples, seed):
     st = shutil.which("schemathesis") or shutil.which("st")
     if not st:
@@ -188,6 +220,7 @@ def main():
             top.start_worker()
             addresses = scenario_flow(top, args.count)
             addresses.append(scenario_redirect(top))
+            scenario_code(top)
             scenario_schemathesis(top, args.max_examples, args.seed)
             check_logs([top], addresses=addresses, secrets=[API_KEY])
         except SystemExit:

@@ -6,6 +6,8 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
 
   smtp     N registrations through POST / reach the SMTP server; every link confirms its user
            (users.confirmed and users.email_sent true for all).
+  code     N/10 registrations confirmed by the six-digit code of their email, typed with the
+           address at /code on a client that never saw the registration (a wrong code: 422).
   kill     the worker is SIGKILLed while sending and started again: every email is still
            delivered, duplicates at most the sends in flight at the kill.
   redis    Redis is restarted (empty) under a running worker: it recovers by itself and later
@@ -23,7 +25,7 @@ must pass dkimpy's verification against the record `worker dkim-record` prints.
 At the end every server and worker log is scanned for the registered addresses, the
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
-Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,json,kill,redis,ses]
+Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,json,kill,redis,ses]
                           [--redis-tls-dir DIR] [--dkim rsa|ed25519]
                           [--redis-url redis-cluster://...] [--db-port PGBOUNCER_PORT]
 
@@ -38,11 +40,13 @@ Needs: TEST_DATABASE_URL (an admin URL of a PostgreSQL server), TEST_SES_ENDPOIN
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -50,7 +54,8 @@ sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
     LINK, Topology, check_logs, confirm, fail, json_lines_of_request, json_log_lines, log,
-    maildir_messages, psql, register, service_procs, set_tag, wait_until,
+    maildir_messages, psql, register, request, service_procs, set_tag, text_of,
+    wait_until,
 )
 
 set_tag("e2e")
@@ -83,6 +88,55 @@ def scenario_smtp(top, n):
     if not (confirmed == sent == total >= n):
         fail(f"users: confirmed={confirmed} email_sent={sent} total={total}")
     log(f"smtp: {n} emails delivered exactly once, {n} links confirmed; users confirmed={confirmed} email_sent={sent}")
+
+
+CODE = re.compile(r"/code instead:\r?\n(\d{6})\r?\n")
+
+
+def codes_at(maildir):
+    """recipient -> the code of each stored email to it."""
+    found = {}
+    new = os.path.join(maildir, "new")
+    for name in os.listdir(new) if os.path.isdir(new) else []:
+        with open(os.path.join(new, name), "rb") as f:
+            msg, text = text_of(f.read())
+        m = CODE.search(text)
+        if m:
+            found.setdefault(str(msg["To"]).strip().lower(), []).append(m.group(1))
+    return found
+
+
+def scenario_code(top, n):
+    """The six-digit code confirms on another client: a browser that never saw the
+    registration (no cookie but its own CSRF one) types the address and the code at /code."""
+    addresses = [f"code-{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(n)]
+    for a in addresses:
+        register(top.web_port, a)
+    got = wait_until(f"{n} emails with a code", lambda: (
+        lambda c: c if all(a in c for a in addresses) else None)(codes_at(top.maildir)), 60)
+    # A fresh client: its own CSRF cookie and token from the code page, nothing else.
+    status, headers, body = request(top.web_port, "GET", "/code")
+    cookie = re.search(r"(csrf=[A-Za-z0-9_-]+)", headers.get("set-cookie", "")).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', body).group(1)
+    if status != 200 or 'name="email"' not in body:
+        fail(f"/code answered {status} without the address field")
+    wrong = addresses[0]
+    bad = "000000" if got[wrong][0] != "000000" else "000001"
+    form = urllib.parse.urlencode({"email": wrong, "code": bad, "csrf_token": token})
+    status, _, body = request(top.web_port, "POST", "/code", form, cookie=cookie)
+    if status != 422 or "That code does not work." not in body:
+        fail(f"a wrong code answered {status}")
+    for a in addresses:
+        form = urllib.parse.urlencode({"email": a, "code": got[a][0], "csrf_token": token})
+        status, headers, _ = request(top.web_port, "POST", "/code", form, cookie=cookie)
+        if status != 303 or "flash=confirmed" not in headers.get("set-cookie", ""):
+            fail(f"the code answered {status} {headers.get('set-cookie')!r}")
+    quoted = ",".join("'" + a + "'" for a in addresses)
+    confirmed = top.sql(f"select count(*) from users where confirmed and email in ({quoted})")
+    if confirmed != str(n):
+        fail(f"{confirmed} of {n} accounts confirmed by their codes")
+    log(f"code: {n} accounts confirmed by the code from their email on a client without the "
+        f"registration's cookie; a wrong code answered 422")
 
 
 def scenario_kill(top, n):
@@ -258,7 +312,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--scenarios", default="smtp,json,kill,redis,ses")
+    ap.add_argument("--scenarios", default="smtp,code,json,kill,redis,ses")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
     ap.add_argument("--redis-url", help="use this Redis (a redis-cluster:// or redis-sentinel:// URL) instead of one of our own")

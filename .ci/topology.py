@@ -121,7 +121,12 @@ def request(port, method, path, body=None, timeout=30, cookie=None, headers=None
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         text = r.read().decode("utf-8", "replace")
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, text
+        got = {}
+        for k, v in r.getheaders():
+            k = k.lower()
+            # Several Set-Cookie headers (the flash and the pending address) are all kept.
+            got[k] = f"{got[k]}\n{v}" if k == "set-cookie" and k in got else v
+        return r.status, got, text
     finally:
         c.close()
 

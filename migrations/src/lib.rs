@@ -10,6 +10,7 @@ mod m20261207_000005_create_mailboxes;
 mod m20261207_000006_create_confirm_redirects;
 mod m20261207_000007_create_webhook_deliveries;
 mod m20261207_000008_add_retention_indexes;
+mod m20261207_000009_add_code_failures;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_create_confirm_redirects::Migration),
             Box::new(m20261207_000007_create_webhook_deliveries::Migration),
             Box::new(m20261207_000008_add_retention_indexes::Migration),
+            Box::new(m20261207_000009_add_code_failures::Migration),
         ]
     }
 }

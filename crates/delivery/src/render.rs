@@ -29,6 +29,9 @@ struct ConfirmContext<'a> {
     expires_in: String,
     /// "I did not sign up: stop emails to this address".
     stop_url: &'a str,
+    /// The six-digit code beside the link, and the page that takes it.
+    code: &'a str,
+    code_url: &'a str,
 }
 
 /// Turns an owed message into the email to send. The tokens are made here, at send time, so a
@@ -75,10 +78,14 @@ impl Renderer {
                 let confirm_url = format!("{}/confirm/{token}", self.base_url);
                 let stop = self.stop_tokens.issue(&message.recipient, now.timestamp());
                 let stop_url = format!("{}/stop/{stop}", self.base_url);
+                let code = self.tokens.codes().code(message.id);
+                let code_url = format!("{}/code", self.base_url);
                 let ctx = ConfirmContext {
                     confirm_url: &confirm_url,
                     expires_in: human_duration(self.token_max_age.as_secs()),
                     stop_url: &stop_url,
+                    code: &code,
+                    code_url: &code_url,
                 };
                 let rendered = self.templates.render_email("email/confirm", &ctx)?;
                 Ok(Message {
@@ -139,6 +146,8 @@ mod tests {
             confirm_url: hostile_url,
             expires_in: "<b>1 hour</b> & \"more\"".to_owned(),
             stop_url: hostile_stop,
+            code: "012345",
+            code_url: "http://e.example/code?<x>",
         };
         let rendered = Templates::new(EMAIL_TEMPLATES, None)
             .render_email("email/confirm", &ctx)
@@ -153,7 +162,15 @@ mod tests {
         assert_eq!(rendered.subject, "Confirm Your Account");
         // Text: the values verbatim (it is not HTML), with the lifetime and the "ignore" line.
         assert!(rendered.text.contains(hostile_url));
-        assert!(rendered.text.contains("The link works for <b>1 hour</b>"));
+        assert!(
+            rendered
+                .text
+                .contains("The link and the code work for <b>1 hour</b>")
+        );
+        // The code, leading zero kept, in both parts, and its page escaped in the HTML.
+        assert!(rendered.text.contains("\n012345\n"));
+        assert!(html.contains(">012345</p>"));
+        assert!(html.contains("http:&#x2f;&#x2f;e.example&#x2f;code?&lt;x&gt;"));
         assert!(
             rendered
                 .text
@@ -192,6 +209,8 @@ mod tests {
             confirm_url: url,
             expires_in: human_duration(3600),
             stop_url: stop,
+            code: "123456",
+            code_url: "https://example.com/code",
         };
         let rendered = Templates::new(EMAIL_TEMPLATES, None)
             .render_email("email/confirm", &ctx)
@@ -199,7 +218,11 @@ mod tests {
         let html = rendered.html.unwrap();
         assert!(html.contains(&format!("href=\"{}\"", url.replace('/', "&#x2f;"))));
         assert!(rendered.text.contains(&format!("{url}\n")));
-        assert!(rendered.text.contains("The link works for 1 hour."));
+        assert!(
+            rendered
+                .text
+                .contains("The link and the code work for 1 hour.")
+        );
         assert!(html.contains(&format!("href=\"{}\"", stop.replace('/', "&#x2f;"))));
         assert!(rendered.text.trim_end().ends_with(&format!("\n{stop}")));
     }
@@ -253,5 +276,9 @@ mod tests {
             email.action_url.as_deref(),
             Some(format!("https://example.com/app/confirm/{confirm}").as_str())
         );
+        // The message's code, and the page that takes it, on BASE_URL.
+        let code = link("https://example.com/app/code instead:\n");
+        assert_eq!(code, tokens.codes().code(message.id));
+        assert!(tokens.codes().matches(message.id, &code));
     }
 }

@@ -22,7 +22,8 @@ pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;
 pub use suppression::{Suppression, SuppressionId, SuppressionSource, UnknownSource};
 pub use token::{
-    ConfirmationTokens, NoSecretKey, StopTokens, TimedSerializer, TokenError, Verified,
+    ConfirmationCodes, ConfirmationTokens, MalformedCode, NoSecretKey, PendingTokens, StopTokens,
+    TimedSerializer, TokenError, Verified, normalize_code,
 };
 pub use user::{User, UserId, UserSummary};
 pub use webhook::{UnknownEvent, WebhookDelivery, WebhookEvent};

@@ -415,6 +415,18 @@ impl UserStore for BatchedUsers {
         self.inner.confirm_redirect(email).await
     }
 
+    async fn code_candidates(
+        &self,
+        email: &EmailAddress,
+        sent_since: DateTime<Utc>,
+    ) -> Result<Vec<crate::CodeCandidate>, StoreError> {
+        self.inner.code_candidates(email, sent_since).await
+    }
+
+    async fn code_failed(&self, messages: &[domain::MessageId]) -> Result<(), StoreError> {
+        self.inner.code_failed(messages).await
+    }
+
     async fn confirm(
         &self,
         email: &EmailAddress,
@@ -562,6 +574,16 @@ mod tests {
             unreachable!()
         }
         async fn confirm_redirect(&self, _: &EmailAddress) -> Result<Option<String>, StoreError> {
+            unreachable!()
+        }
+        async fn code_candidates(
+            &self,
+            _: &EmailAddress,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<crate::CodeCandidate>, StoreError> {
+            unreachable!()
+        }
+        async fn code_failed(&self, _: &[domain::MessageId]) -> Result<(), StoreError> {
             unreachable!()
         }
         async fn confirm(

@@ -93,6 +93,18 @@ pub enum ConfirmOutcome {
     Stale,
 }
 
+/// A confirmation email whose six-digit code may still be used (see
+/// [`UserStore::code_candidates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeCandidate {
+    pub message: MessageId,
+    /// When the email was sent: its code is valid as long as its link, counted from then.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// The most codes [`UserStore::code_candidates`] returns (the newest emails).
+pub const MAX_CODE_CANDIDATES: u64 = 20;
+
 /// Users: registration, lookup, confirmation.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -147,6 +159,20 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
         issued_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ConfirmOutcome, StoreError>;
+
+    /// The confirmation emails of the account with this address whose code may still be
+    /// used: sent at or after `sent_since`, with fewer than
+    /// [`domain::ConfirmationCodes::MAX_FAILURES`] wrong tries; the newest first, at most
+    /// [`MAX_CODE_CANDIDATES`]. Empty when there is no such account or email.
+    async fn code_candidates(
+        &self,
+        email: &EmailAddress,
+        sent_since: DateTime<Utc>,
+    ) -> Result<Vec<CodeCandidate>, StoreError>;
+
+    /// Counts one wrong code against each of these messages (a code that was tried and did
+    /// not match any of them).
+    async fn code_failed(&self, messages: &[MessageId]) -> Result<(), StoreError>;
 
     /// [`Self::confirm`] for several links at once (`(address, issued_at)` each): one statement
     /// on PostgreSQL. One answer per link, in order; links of the same account are answered as

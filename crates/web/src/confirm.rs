@@ -94,8 +94,9 @@ pub(crate) fn count_confirmation(outcome: &'static str) {
     metrics::counter!("confirmations_total", "outcome" => outcome).increment(1);
 }
 
-/// Confirms the account a verified link names, and redirects home with the outcome.
-async fn confirm_account(
+/// Confirms the account a verified link (or a matching code, sent at `issued_at`) names, and
+/// redirects home with the outcome.
+pub(crate) async fn confirm_account(
     state: &AppState,
     email: &EmailAddress,
     issued_at: DateTime<Utc>,

@@ -279,6 +279,9 @@ pub async fn register(
         Err(response) => return Ok(response),
     };
     let request_id = request_id.map(|Extension(id)| id);
+    // The code page asks only for the code on this browser (set whatever the outcome: the
+    // answer is the same for every address).
+    let pending = crate::code::pending_cookie(&state, &email);
     if let Registration::AlreadyRegistered = register_address(&state, &email, request_id).await? {
         tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
         // After the answer, so that it comes as fast as for a new address (the answer is
@@ -294,7 +297,11 @@ pub async fn register(
             }
         });
     }
-    Ok(redirect_home(&state, Flash::Registered))
+    let mut response = redirect_home(&state, Flash::Registered);
+    if let Some(cookie) = pending {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// `POST /resend`: a fresh confirmation email for an unconfirmed account (within the limits),

@@ -16,6 +16,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 mod admin;
 pub mod api;
+mod code;
 mod confirm;
 mod csrf;
 mod error;
@@ -69,6 +70,10 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     (
         "web/confirm.html",
         include_str!("../../../templates/web/confirm.html"),
+    ),
+    (
+        "web/code.html",
+        include_str!("../../../templates/web/code.html"),
     ),
     (
         "web/stop.html",
@@ -353,6 +358,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home).post(forms::register))
         .route("/resend", post(forms::resend))
         .route("/confirm/{token}", get(confirm::show).post(confirm::submit))
+        .route("/code", get(code::show).post(code::submit))
         .route("/stop/{token}", get(stop::show).post(stop::submit))
         .route("/static/main.css", get(pages::stylesheet))
         .merge(ops::public_router(state.probes()))

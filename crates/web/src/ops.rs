@@ -218,6 +218,9 @@ pub fn register_server_metrics() {
     for outcome in ["stopped", "already", "invalid"] {
         metrics::counter!("stop_links_total", "outcome" => outcome).increment(0);
     }
+    for outcome in ["matched", "wrong", "no_code"] {
+        metrics::counter!("confirmation_codes_total", "outcome" => outcome).increment(0);
+    }
     for limit in ["form", "link"] {
         metrics::counter!("rate_limit_fallback_total", "limit" => limit).increment(0);
     }

@@ -44,6 +44,8 @@ struct HomeView<'a> {
     show_users: bool,
     /// The rendered users table (HTML), empty when not shown.
     users_table: &'a str,
+    /// After a registration: the link to the page for the emailed code.
+    offer_code: bool,
 }
 
 /// What the home page shows besides the flash: a form's rejected input and its error.
@@ -108,6 +110,7 @@ pub(crate) async fn render_home(
         resend_error,
         show_users: state.config.show_users,
         users_table: users_table.as_deref().unwrap_or_default(),
+        offer_code: flash == Some(Flash::Registered),
     };
     let mut response = html(status, state.pages.render("web/home.html", &view)?);
     if flash.is_some() {

@@ -3,6 +3,10 @@
 
 use serde_json::Value;
 
+mod code;
+
+pub use code::{ConfirmationCodes, MalformedCode, normalize as normalize_code};
+
 pub use itsdangerous_compat::{
     MAX_JSON_DEPTH, MAX_PAYLOAD_LEN, NoSecretKey, TimedSerializer, TokenError, Verified,
     python_json,
@@ -17,6 +21,10 @@ pub struct ConfirmationTokens {
     serializer: TimedSerializer,
     /// The same keys with the stop-link salt, for [`Self::stop_tokens`].
     stop: TimedSerializer,
+    /// The same keys with the pending-address salt, for [`Self::pending_tokens`].
+    pending: TimedSerializer,
+    /// The six-digit codes beside the links, from the same keys.
+    codes: ConfirmationCodes,
 }
 
 impl ConfirmationTokens {
@@ -28,6 +36,8 @@ impl ConfirmationTokens {
         Ok(Self {
             serializer: TimedSerializer::new(secret_keys, Self::SALT)?,
             stop: TimedSerializer::new(secret_keys, StopTokens::SALT)?,
+            pending: TimedSerializer::new(secret_keys, PendingTokens::SALT)?,
+            codes: ConfirmationCodes::new(secret_keys),
         })
     }
 
@@ -53,6 +63,46 @@ impl ConfirmationTokens {
         StopTokens {
             serializer: self.stop.clone(),
         }
+    }
+
+    /// The pending-address cookies over the same secret keys (see [`PendingTokens`]).
+    pub fn pending_tokens(&self) -> PendingTokens {
+        PendingTokens {
+            serializer: self.pending.clone(),
+        }
+    }
+
+    /// The six-digit codes of confirmation emails, from the same secret keys.
+    pub fn codes(&self) -> &ConfirmationCodes {
+        &self.codes
+    }
+}
+
+/// The value of the cookie a registration sets so that the page for the emailed code knows
+/// the address without asking: the address as a JSON string, signed with the salt
+/// [`PendingTokens::SALT`] (never a confirmation or a stop token).
+#[derive(Debug, Clone)]
+pub struct PendingTokens {
+    serializer: TimedSerializer,
+}
+
+impl PendingTokens {
+    /// The salt of pending-address cookies.
+    pub const SALT: &'static str = "pending-address-salt";
+
+    /// A cookie value for `email`, issued at `now_unix`.
+    pub fn issue(&self, email: &crate::EmailAddress, now_unix: i64) -> String {
+        issue_address(&self.serializer, email, now_unix)
+    }
+
+    /// The address of a cookie value no older than `max_age` seconds.
+    pub fn check(
+        &self,
+        token: &str,
+        max_age: u64,
+        now_unix: i64,
+    ) -> Result<Verified<String>, TokenError> {
+        check_address(&self.serializer, token, Some(max_age), now_unix)
     }
 }
 

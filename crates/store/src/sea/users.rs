@@ -4,7 +4,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{EmailAddress, MessageId, MessageKind, ResendPolicy, UserSummary, WebhookEvent};
+use domain::{
+    ConfirmationCodes, EmailAddress, MessageId, MessageKind, MessageStatus, ResendPolicy,
+    UserSummary, WebhookEvent,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet,
@@ -19,7 +22,9 @@ use super::rows::{
 use super::webhooks::{self, Event, rfc3339};
 use super::{Db as _, Ending, SeaStore, detached, postgres};
 use crate::entities::{confirm_redirect, email_message, user};
-use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
+use crate::{
+    CodeCandidate, ConfirmOutcome, MAX_CODE_CANDIDATES, Registration, Resend, StoreError, UserStore,
+};
 
 /// How far the clock of the process that issued a confirmation token may lag behind the clock
 /// of the one that registered the account (see [`UserStore::confirm`]).
@@ -330,6 +335,13 @@ impl SeaStore {
     }
 }
 
+/// `email_messages.code_failures` (migration 9): wrong tries of the email's code. Only the two
+/// code queries touch it, by name: it is not in the entity, so the outbox's other statements
+/// (and their `RETURNING` lists) stay as they were.
+fn code_failures() -> sea_orm::sea_query::Alias {
+    sea_orm::sea_query::Alias::new("code_failures")
+}
+
 #[async_trait]
 impl UserStore for SeaStore {
     async fn register(
@@ -471,6 +483,62 @@ impl UserStore for SeaStore {
             .one(&self.db)
             .await
             .db()
+    }
+
+    async fn code_candidates(
+        &self,
+        email: &EmailAddress,
+        sent_since: DateTime<Utc>,
+    ) -> Result<Vec<CodeCandidate>, StoreError> {
+        let Some(user_id) = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::EmailKey.eq(email.key().as_str()))
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await
+            .db()?
+        else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(i64, Option<DateTime<Utc>>)> = email_message::Entity::find()
+            .select_only()
+            .column(email_message::Column::Id)
+            .column(email_message::Column::SentAt)
+            .filter(email_message::Column::UserId.eq(user_id))
+            .filter(email_message::Column::Kind.eq(MessageKind::Confirm.as_str()))
+            .filter(email_message::Column::Status.eq(MessageStatus::Sent.as_str()))
+            .filter(email_message::Column::SentAt.gte(ts(sent_since)))
+            .filter(Expr::col(code_failures()).lt(ConfirmationCodes::MAX_FAILURES))
+            .order_by_desc(email_message::Column::Id)
+            .limit(MAX_CODE_CANDIDATES)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .db()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, sent_at)| {
+                sent_at.map(|sent_at| CodeCandidate {
+                    message: MessageId(id),
+                    sent_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn code_failed(&self, messages: &[MessageId]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        email_message::Entity::update_many()
+            .col_expr(code_failures(), Expr::col(code_failures()).add(1))
+            .filter(email_message::Column::Id.is_in(messages.iter().map(|id| id.0)))
+            .filter(Expr::col(code_failures()).lt(ConfirmationCodes::MAX_FAILURES))
+            .exec(&self.db)
+            .await
+            .db()?;
+        Ok(())
     }
 
     async fn confirm(

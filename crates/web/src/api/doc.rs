@@ -14,13 +14,15 @@ use super::handlers;
 #[openapi(
     info(
         title = "Email confirmation service API",
-        description = "For applications' servers: register an address, ask for a fresh email, confirm with a token, read an account. Every call but this document needs `Authorization: Bearer <key>` with a key from `API_KEYS`. Errors are `{\"error\": code, \"message\": text}`."
+        description = "For applications' servers: register an address, ask for a fresh email, confirm with a token or a code, read an account. Every call but this document needs `Authorization: Bearer <key>` with a key from `API_KEYS`. Errors are `{\"error\": code, \"message\": text}`."
     ),
     paths(handlers::register, handlers::resend, handlers::confirm, handlers::account),
     components(schemas(
         handlers::EmailRequest,
         handlers::RegistrationRequest,
         handlers::ConfirmationRequest,
+        handlers::TokenConfirmation,
+        handlers::CodeConfirmation,
         handlers::RegistrationAccepted,
         handlers::ResendAccepted,
         handlers::Account,

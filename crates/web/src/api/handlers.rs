@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::AppState;
+use crate::code::{CodeCheck, check_code};
 use crate::confirm::{BadToken, check_token, count_confirmation};
 use crate::forms::{publish_job, register_address, resend_address};
 use crate::redirect::RedirectError;
@@ -43,13 +44,32 @@ pub struct RegistrationRequest {
     pub redirect: Option<String>,
 }
 
-/// `POST /api/v1/confirmations`: the token of a confirmation link (the last path segment of
-/// `/confirm/{token}`).
+/// `POST /api/v1/confirmations`: the token of a confirmation link, or the six-digit code of
+/// the email with the account's address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConfirmationRequest {
+    Token(TokenConfirmation),
+    Code(CodeConfirmation),
+}
+
+/// The token of a confirmation link (the last path segment of `/confirm/{token}`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConfirmationRequest {
+pub struct TokenConfirmation {
     #[schema(min_length = 1, max_length = 2048)]
     pub token: String,
+}
+
+/// The six-digit code printed beside the link, and the address it was sent to. Five wrong
+/// codes for an account's email stop that email's code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeConfirmation {
+    #[schema(example = "visitor@example.com", max_length = 254)]
+    pub email: String,
+    #[schema(example = "042917", pattern = "^[0-9]{6}$")]
+    pub code: String,
 }
 
 /// Where an account's confirmation email stands.
@@ -329,10 +349,12 @@ pub async fn resend(
         .into_response())
 }
 
-/// Confirm an account with the token of its link.
+/// Confirm an account with the token of its link, or with its email's code.
 ///
-/// What the confirmation page's button does, for an application that shows its own page: the
-/// token is checked (signature, `TOKEN_MAX_AGE`) and the account confirmed.
+/// What the confirmation page's button (or the code page) does, for an application that shows
+/// its own page: the token is checked (signature, `TOKEN_MAX_AGE`), or the code against the
+/// account's emails sent within `TOKEN_MAX_AGE`, and the account confirmed. A wrong code, an
+/// address without an account and a code spent by five wrong tries get the same 422.
 #[utoipa::path(
     post,
     path = "/api/v1/confirmations",
@@ -347,7 +369,7 @@ pub async fn resend(
         (status = 410, description = "`expired`: ask for a fresh email", body = ApiError),
         (status = 413, description = "`payload_too_large`", body = ApiError),
         (status = 415, description = "`unsupported_media_type`", body = ApiError),
-        (status = 422, description = "`invalid` token or `invalid_request`", body = ApiError),
+        (status = 422, description = "`invalid` token or code, or `invalid_request`", body = ApiError),
         (status = 429, description = "`too_many_requests` (wrong keys)", body = ApiError),
         (status = 503, description = "`unavailable`: nothing was saved", body = ApiError),
     ),
@@ -357,18 +379,45 @@ pub async fn confirm(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ConfirmationRequest>,
 ) -> Result<Response, ApiError> {
-    let (email, issued_at) = match check_token(&state, &body.token) {
-        Ok(checked) => checked,
-        Err(bad) => {
-            count_confirmation("invalid");
-            return Err(match bad {
-                BadToken::Expired => ApiError::new(
-                    StatusCode::GONE,
-                    ErrorCode::Expired,
-                    "The link has expired; ask for a fresh email.",
-                ),
-                BadToken::Invalid => invalid_token(),
-            });
+    let (email, issued_at) = match body {
+        ConfirmationRequest::Token(body) => match check_token(&state, &body.token) {
+            Ok(checked) => checked,
+            Err(bad) => {
+                count_confirmation("invalid");
+                return Err(match bad {
+                    BadToken::Expired => ApiError::new(
+                        StatusCode::GONE,
+                        ErrorCode::Expired,
+                        "The link has expired; ask for a fresh email.",
+                    ),
+                    BadToken::Invalid => invalid_token(),
+                });
+            }
+        },
+        ConfirmationRequest::Code(body) => {
+            let email = EmailAddress::parse(&body.email).map_err(|e| invalid_email(&e))?;
+            // Exactly six digits here (the page also takes spaces and dashes).
+            let Some(code) = domain::normalize_code(&body.code)
+                .ok()
+                .filter(|code| *code == body.code)
+            else {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::InvalidRequest,
+                    "`code` is the six digits of the email.",
+                ));
+            };
+            match check_code(&state, &email, &code).await? {
+                CodeCheck::Matched { sent_at } => (email, sent_at),
+                CodeCheck::Wrong => {
+                    count_confirmation("invalid");
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        ErrorCode::Invalid,
+                        "The code does not work (wrong, spent by five wrong tries, expired, or no such account).",
+                    ));
+                }
+            }
         }
     };
     let outcome = state
