@@ -195,7 +195,8 @@ class Sentinels:
         self.procs = []
         self.master_port, self.replica_port = free_port(), free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        # Their own directory: a replica writes the RDB of its full sync to its working directory.
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp]
         self.master = self._start("redis-master", ["redis-server", "--port", str(self.master_port), *common])
         self.replica = self._start("redis-replica", [
             "redis-server", "--port", str(self.replica_port), *common,

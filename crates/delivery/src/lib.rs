@@ -21,8 +21,9 @@ pub use metrics::register_delivery_metrics;
 pub use rate_limit::{RateLimiter, RatePermit};
 pub use render::{EMAIL_TEMPLATES, Renderer, human_duration};
 pub use sweeper::{
-    DEFAULT_SWEEP_INTERVAL, Purged, RETENTION_BATCH, RETENTION_BATCHES, RETENTION_EVERY, Retention,
-    SweepConfig, retain_once, run_sweeper, sweep_once,
+    DEFAULT_SWEEP_INTERVAL, Purged, REMINDER_BATCH, RETENTION_BATCH, RETENTION_BATCHES,
+    RETENTION_EVERY, Reminded, Reminders, Retention, SweepConfig, remind_once, retain_once,
+    run_sweeper, sweep_once,
 };
 
 /// Most calls one database or queue batch carries (see `store::batch`).

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{Clock, MessageStatus};
+use domain::{Clock, MessageStatus, ResendPolicy};
 use queue::{Job, JobQueue};
-use store::{MessageStore, StoreError, UserStore};
+use store::{MessageStore, Resend, StoreError, UserStore};
 use tokio::sync::watch;
 
 use crate::DeliveryError;
@@ -28,6 +28,31 @@ pub struct SweepConfig {
     pub batch: u64,
     /// What is deleted, and when.
     pub retention: Retention,
+    /// The one reminder to accounts still unconfirmed (REMINDER_AFTER); `None`: off.
+    pub reminders: Option<Reminders>,
+}
+
+/// REMINDER_AFTER: an account still unconfirmed this long after registering is owed one more
+/// confirmation email (a fresh link and code), within the resend limits of `policy`. Claimed
+/// at most once per account, on the retention's cadence ([`RETENTION_EVERY`]), at most
+/// [`REMINDER_BATCH`] accounts a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reminders {
+    pub after: TimeDelta,
+    pub policy: ResendPolicy,
+}
+
+/// Accounts one reminder pass claims at most.
+pub const REMINDER_BATCH: u64 = 200;
+
+/// What one reminder pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reminded {
+    /// Accounts claimed (each is never claimed again).
+    pub claimed: u64,
+    /// Reminder emails owed (the others were within a limit, already had an email on its way,
+    /// were suppressed or confirmed meanwhile: they count as reminded).
+    pub owed: u64,
 }
 
 /// How long finished messages and unconfirmed accounts are kept (`None`: for ever). A sweep
@@ -69,8 +94,40 @@ impl Default for SweepConfig {
             grace: TimeDelta::zero(),
             batch: 1000,
             retention: Retention::default(),
+            reminders: None,
         }
     }
+}
+
+/// Owes the reminders due at `now` (at most `batch` accounts) and publishes them (a publish that
+/// fails is left to the sweep: the email is owed in the outbox either way).
+pub async fn remind_once(
+    users: &dyn UserStore,
+    queue: &dyn JobQueue,
+    now: DateTime<Utc>,
+    reminders: Reminders,
+    batch: u64,
+) -> Result<Reminded, StoreError> {
+    let due = users
+        .claim_reminders(now - reminders.after, now, batch)
+        .await?;
+    let mut done = Reminded {
+        claimed: u64::try_from(due.len()).unwrap_or(u64::MAX),
+        owed: 0,
+    };
+    for email in due {
+        let outcome = users.resend(&email, reminders.policy, now).await?;
+        let Resend::Queued(message_id) = outcome else {
+            tracing::info!(to = %email.masked(), ?outcome, "reminder not sent: a limit or state holds it back");
+            continue;
+        };
+        done.owed += 1;
+        tracing::info!(%message_id, to = %email.masked(), "reminder owed");
+        if let Err(error) = queue.publish(Job::new(message_id)).await {
+            tracing::debug!(%message_id, %error, "reminder not published; the sweep will");
+        }
+    }
+    Ok(done)
 }
 
 /// Publishes messages that are due (at most `batch`), but only when no job is waiting in the
@@ -173,12 +230,36 @@ pub async fn run_sweeper(
             Ok(n) => tracing::info!(published = n, "sweeper republished due messages"),
             Err(error) => tracing::warn!(%error, "sweep failed; will try again"),
         }
-        if config.retention == Retention::default()
+        if (config.retention == Retention::default() && config.reminders.is_none())
             || retained_at.is_some_and(|at| at.elapsed() < RETENTION_EVERY)
         {
             continue;
         }
         retained_at = Some(tokio::time::Instant::now());
+        if let Some(reminders) = config.reminders {
+            match remind_once(
+                users.as_ref(),
+                queue.as_ref(),
+                clock.now(),
+                reminders,
+                REMINDER_BATCH,
+            )
+            .await
+            {
+                Ok(done) => {
+                    metrics::counter!("reminders_total", "outcome" => "owed").increment(done.owed);
+                    metrics::counter!("reminders_total", "outcome" => "held_back")
+                        .increment(done.claimed - done.owed);
+                    if done.claimed > 0 {
+                        tracing::info!(claimed = done.claimed, owed = done.owed, "reminders");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "reminders failed; will try again"),
+            }
+        }
+        if config.retention == Retention::default() {
+            continue;
+        }
         let retained = retain_once(
             messages.as_ref(),
             users.as_ref(),

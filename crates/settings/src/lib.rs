@@ -161,6 +161,9 @@ pub struct DeliverySettings {
     pub dead_retention: Option<TimeDelta>,
     /// UNCONFIRMED_TTL: how long an unconfirmed account is kept; `None` (`0`): for ever.
     pub unconfirmed_ttl: Option<TimeDelta>,
+    /// REMINDER_AFTER: when an unconfirmed account gets its one reminder; `None` (`0`): never.
+    /// Shorter than UNCONFIRMED_TTL.
+    pub reminder_after: Option<TimeDelta>,
 }
 
 /// What the web pages do.

@@ -62,6 +62,7 @@ pub(crate) struct Raw {
     sent_retention: String,
     dead_retention: String,
     unconfirmed_ttl: String,
+    reminder_after: String,
     resend_cooldown: String,
     resend_daily_cap: u32,
     rate_limit_per_ip: u32,
@@ -104,6 +105,28 @@ fn retention(name: &str, value: &str) -> Result<Option<TimeDelta>, SettingsError
         ));
     }
     time_delta(name, keep).map(Some)
+}
+
+/// REMINDER_AFTER: `0` is off; else at least a minute and shorter than the account lives.
+fn reminder(
+    name: &str,
+    value: &str,
+    ttl: Option<TimeDelta>,
+) -> Result<Option<TimeDelta>, SettingsError> {
+    let after = duration(name, value)?;
+    if after.is_zero() {
+        return Ok(None);
+    }
+    if after < Duration::from_secs(60) {
+        return invalid(format!("{name} must be 0 (no reminder) or at least 1m, like 24h"));
+    }
+    let after = time_delta(name, after)?;
+    if ttl.is_some_and(|ttl| after >= ttl) {
+        return invalid(format!(
+            "{name} must be shorter than UNCONFIRMED_TTL: the account is deleted before its reminder"
+        ));
+    }
+    Ok(Some(after))
 }
 
 fn time_delta(name: &str, value: Duration) -> Result<TimeDelta, SettingsError> {
@@ -196,6 +219,8 @@ impl Raw {
         }
         let smtp_timeout = duration("SMTP_TIMEOUT", &self.smtp_timeout)?;
         let account_pause = duration("ACCOUNT_PAUSE", &self.account_pause)?;
+        let unconfirmed_ttl = retention("UNCONFIRMED_TTL", &self.unconfirmed_ttl)?;
+        let reminder_after = reminder("REMINDER_AFTER", &self.reminder_after, unconfirmed_ttl)?;
         let cooldown = duration("RESEND_COOLDOWN", &self.resend_cooldown)?;
         if self.resend_daily_cap == 0 {
             return invalid(
@@ -329,7 +354,8 @@ impl Raw {
                 account_pause: time_delta("ACCOUNT_PAUSE", account_pause)?,
                 sent_retention: retention("SENT_RETENTION", &self.sent_retention)?,
                 dead_retention: retention("DEAD_RETENTION", &self.dead_retention)?,
-                unconfirmed_ttl: retention("UNCONFIRMED_TTL", &self.unconfirmed_ttl)?,
+                unconfirmed_ttl,
+                reminder_after,
             },
             web: WebSettings {
                 show_users,

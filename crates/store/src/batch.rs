@@ -427,6 +427,25 @@ impl UserStore for BatchedUsers {
         self.inner.code_failed(messages).await
     }
 
+    async fn skip_reminder(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.skip_reminder(email, now).await
+    }
+
+    async fn claim_reminders(
+        &self,
+        registered_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EmailAddress>, StoreError> {
+        self.inner
+            .claim_reminders(registered_before, now, limit)
+            .await
+    }
+
     async fn confirm(
         &self,
         email: &EmailAddress,
@@ -584,6 +603,17 @@ mod tests {
             unreachable!()
         }
         async fn code_failed(&self, _: &[domain::MessageId]) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        async fn skip_reminder(&self, _: &EmailAddress, _: DateTime<Utc>) -> Result<bool, StoreError> {
+            unreachable!()
+        }
+        async fn claim_reminders(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+            _: u64,
+        ) -> Result<Vec<EmailAddress>, StoreError> {
             unreachable!()
         }
         async fn confirm(

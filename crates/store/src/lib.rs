@@ -174,6 +174,27 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// not match any of them).
     async fn code_failed(&self, messages: &[MessageId]) -> Result<(), StoreError>;
 
+    /// Claims the accounts due for their one reminder: unconfirmed, registered before
+    /// `registered_before`, never reminded; at most `limit`, the oldest first. Each is marked
+    /// reminded at `now` by this call, so two sweepers never claim the same account (the
+    /// reminder itself is then owed through [`Self::resend`], within its limits). Their
+    /// addresses.
+    async fn claim_reminders(
+        &self,
+        registered_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EmailAddress>, StoreError>;
+
+    /// Marks the unconfirmed account with this address as reminded at `now` without a reminder
+    /// (its address was mistyped and has been corrected): `false` when there was nothing to
+    /// mark (no such account, confirmed, or already reminded).
+    async fn skip_reminder(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// [`Self::confirm`] for several links at once (`(address, issued_at)` each): one statement
     /// on PostgreSQL. One answer per link, in order; links of the same account are answered as
     /// if they came one after the other (one `Confirmed`, then `AlreadyConfirmed`).

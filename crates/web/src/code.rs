@@ -119,7 +119,7 @@ pub(crate) fn pending_cookie(state: &AppState, email: &EmailAddress) -> Option<H
 }
 
 /// The address the request's pending cookie names, if it is genuine and fresh.
-fn pending_address(state: &AppState, headers: &HeaderMap) -> Option<EmailAddress> {
+pub(crate) fn pending_address(state: &AppState, headers: &HeaderMap) -> Option<EmailAddress> {
     let name = if state.config.secure_cookies {
         PENDING_COOKIE_HTTPS
     } else {

@@ -46,6 +46,9 @@ struct HomeView<'a> {
     users_table: &'a str,
     /// After a registration: the link to the page for the emailed code.
     offer_code: bool,
+    /// After a registration on this browser: the registration form holds the address just
+    /// registered, to be corrected if it was mistyped.
+    correcting: bool,
 }
 
 /// What the home page shows besides the flash: a form's rejected input and its error.
@@ -95,6 +98,17 @@ pub(crate) async fn render_home(
             FormKind::Resend => (resend_email, resend_error) = (problem.input, Some(problem.error)),
         }
     }
+    // Right after a registration, the form holds the address registered (from the pending
+    // cookie), so a typo can be fixed and registered again; the mistyped account is never
+    // confirmed and expires with UNCONFIRMED_TTL.
+    let registered = flash == Some(Flash::Registered);
+    let correcting = registered && email.is_empty() && error.is_none();
+    let correcting = correcting
+        .then(|| crate::code::pending_address(state, headers))
+        .flatten();
+    if let Some(address) = &correcting {
+        address.as_str().clone_into(&mut email);
+    }
     let view = HomeView {
         flashes: flash
             .map(|f| FlashView {
@@ -110,7 +124,8 @@ pub(crate) async fn render_home(
         resend_error,
         show_users: state.config.show_users,
         users_table: users_table.as_deref().unwrap_or_default(),
-        offer_code: flash == Some(Flash::Registered),
+        offer_code: registered,
+        correcting: correcting.is_some(),
     };
     let mut response = html(status, state.pages.render("web/home.html", &view)?);
     if flash.is_some() {

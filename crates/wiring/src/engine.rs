@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use delivery::{
-    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Renderer, Retention,
+    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Reminders, Renderer, Retention,
     RunConfig, SweepConfig,
 };
 use mailer::{Mailer, Templates};
@@ -77,6 +77,10 @@ pub fn delivery_engine(
                 dead: delivery.dead_retention,
                 unconfirmed: delivery.unconfirmed_ttl,
             },
+            reminders: delivery.reminder_after.map(|after| Reminders {
+                after,
+                policy: settings.web.resend,
+            }),
             ..SweepConfig::default()
         },
     }

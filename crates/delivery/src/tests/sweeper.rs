@@ -107,3 +107,48 @@ async fn retention_deletes_in_bounded_batches_with_each_cut_off() {
         .unwrap();
     assert_eq!(purged.unconfirmed, 2);
 }
+
+/// A reminder pass claims the due accounts (registered before now − REMINDER_AFTER), owes each a
+/// fresh email within the resend policy, publishes what is owed, and counts the rest as held
+/// back.
+#[tokio::test]
+async fn reminders_are_claimed_then_owed_within_the_limits_and_published() {
+    use domain::{EmailAddress, ResendPolicy};
+    use store::{MockUserStore, Resend};
+
+    use crate::{Reminded, Reminders, remind_once};
+
+    let now = DateTime::from_timestamp(NOW, 0).unwrap();
+    let after = TimeDelta::hours(24);
+    let policy = ResendPolicy::default();
+    let mut users = MockUserStore::new();
+    users
+        .expect_claim_reminders()
+        .withf(move |before, at, limit| *before == now - after && *at == now && *limit == 50)
+        .times(1)
+        .returning(|_, _, _| {
+            Ok(vec![
+                EmailAddress::parse("due@example.com").unwrap(),
+                EmailAddress::parse("limited@example.com").unwrap(),
+            ])
+        });
+    users
+        .expect_resend()
+        .withf(move |_, p, at| *p == policy && *at == now)
+        .times(2)
+        .returning(|email, _, _| {
+            Ok(if email.as_str() == "due@example.com" {
+                Resend::Queued(MessageId(41))
+            } else {
+                Resend::CoolingDown
+            })
+        });
+    let queue = EmbeddedQueue::new();
+    let done = remind_once(&users, &queue, now, Reminders { after, policy }, 50)
+        .await
+        .unwrap();
+    assert_eq!(done, Reminded { claimed: 2, owed: 1 });
+    let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
+    assert_eq!(job.message_id, MessageId(41));
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}

@@ -714,3 +714,29 @@ fn retention_has_defaults_and_zero_keeps_for_ever() {
         );
     }
 }
+
+#[test]
+fn one_reminder_after_a_day_by_default_and_before_the_account_expires() {
+    let delivery = load(&[]).unwrap().delivery;
+    assert_eq!(delivery.reminder_after, Some(TimeDelta::hours(24)));
+    let off = load(&[("REMINDER_AFTER", "0")]).unwrap().delivery;
+    assert_eq!(off.reminder_after, None);
+    let soon = load(&[("REMINDER_AFTER", "90m")]).unwrap().delivery;
+    assert_eq!(soon.reminder_after, Some(TimeDelta::minutes(90)));
+    // Kept for ever: any reminder time works.
+    let kept = load(&[("UNCONFIRMED_TTL", "0"), ("REMINDER_AFTER", "30d")])
+        .unwrap()
+        .delivery;
+    assert_eq!(kept.reminder_after, Some(TimeDelta::days(30)));
+    for (vars, expected) in [
+        (vec![("REMINDER_AFTER", "10s")], "at least 1m"),
+        (vec![("REMINDER_AFTER", "soon")], "REMINDER_AFTER"),
+        (
+            vec![("REMINDER_AFTER", "7d"), ("UNCONFIRMED_TTL", "7d")],
+            "shorter than UNCONFIRMED_TTL",
+        ),
+    ] {
+        let error = load(&vars).unwrap_err().to_string();
+        assert!(error.contains(expected), "{vars:?}: {error}");
+    }
+}

@@ -342,6 +342,12 @@ fn code_failures() -> sea_orm::sea_query::Alias {
     sea_orm::sea_query::Alias::new("code_failures")
 }
 
+/// `users.reminded_at` (migration 10): when the account's reminder was claimed. Out of the
+/// entity for the same reason as [`code_failures`].
+fn reminded_at() -> sea_orm::sea_query::Alias {
+    sea_orm::sea_query::Alias::new("reminded_at")
+}
+
 #[async_trait]
 impl UserStore for SeaStore {
     async fn register(
@@ -525,6 +531,59 @@ impl UserStore for SeaStore {
                 })
             })
             .collect())
+    }
+
+    async fn claim_reminders(
+        &self,
+        registered_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EmailAddress>, StoreError> {
+        let due: Vec<i64> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::Confirmed.eq(false))
+            .filter(user::Column::RegisteredOn.lt(ts(registered_before)))
+            .filter(Expr::col(reminded_at()).is_null())
+            .order_by_asc(user::Column::RegisteredOn)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .db()?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only the rows this statement changed come back: a sweeper that got there first
+        // keeps its own.
+        let claimed = user::Entity::update_many()
+            .col_expr(reminded_at(), Expr::value(ts(now)))
+            .filter(user::Column::Id.is_in(due))
+            .filter(Expr::col(reminded_at()).is_null())
+            .filter(user::Column::Confirmed.eq(false))
+            .exec_with_returning(&self.db)
+            .await
+            .db()?;
+        Ok(claimed
+            .into_iter()
+            .filter_map(|user| EmailAddress::parse(&user.email).ok())
+            .collect())
+    }
+
+    async fn skip_reminder(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = user::Entity::update_many()
+            .col_expr(reminded_at(), Expr::value(ts(now)))
+            .filter(user::Column::EmailKey.eq(email.key().as_str()))
+            .filter(user::Column::Confirmed.eq(false))
+            .filter(Expr::col(reminded_at()).is_null())
+            .exec(&self.db)
+            .await
+            .db()?;
+        Ok(result.rows_affected > 0)
     }
 
     async fn code_failed(&self, messages: &[MessageId]) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
     "m20261201_000003_add_users_mailbox_key",
@@ -16,6 +16,7 @@ const MIGRATIONS: [&str; 9] = [
     "m20261207_000007_create_webhook_deliveries",
     "m20261207_000008_add_retention_indexes",
     "m20261207_000009_add_code_failures",
+    "m20261207_000010_add_users_reminded_at",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.
