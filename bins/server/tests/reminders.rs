@@ -12,11 +12,20 @@ mod common;
 
 use common::{InProcess, flash, in_process};
 
+/// One reminder pass of the sweeper as `worker run` configures it from the settings
+/// (REMINDER_AFTER's default), at the clock's now.
 async fn pass(app: &InProcess) -> Reminded {
-    let reminders = Reminders {
-        after: TimeDelta::hours(24),
-        policy: ResendPolicy::default(),
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings_for(dir.path(), &[]);
+    let engine = wiring::delivery_engine(&settings, &app.services, app.mailer.clone());
+    let reminders = engine.sweep.reminders.expect("reminders are on by default");
+    assert_eq!(
+        reminders,
+        Reminders {
+            after: TimeDelta::hours(24),
+            policy: ResendPolicy::default(),
+        }
+    );
     let users = app.services.store.as_ref();
     remind_once(users, app.queue.as_ref(), app.clock.now(), reminders, 200)
         .await
@@ -45,7 +54,13 @@ async fn one_reminder_with_a_working_link_to_accounts_unconfirmed_after_a_day() 
 
     // A day later: the unconfirmed account (only) gets its reminder.
     app.clock.advance(TimeDelta::hours(2));
-    assert_eq!(pass(&app).await, Reminded { claimed: 1, owed: 1 });
+    assert_eq!(
+        pass(&app).await,
+        Reminded {
+            claimed: 1,
+            owed: 1
+        }
+    );
     assert!(matches!(
         app.deliver_next().await,
         delivery::Outcome::Sent { .. }
@@ -64,10 +79,20 @@ async fn one_reminder_with_a_working_link_to_accounts_unconfirmed_after_a_day() 
     assert_eq!(pass(&app).await, Reminded::default());
     // A day on, the young account is due, once; never again after that.
     app.clock.advance(TimeDelta::hours(30));
-    assert_eq!(pass(&app).await, Reminded { claimed: 1, owed: 1 });
+    assert_eq!(
+        pass(&app).await,
+        Reminded {
+            claimed: 1,
+            owed: 1
+        }
+    );
     app.clock.advance(TimeDelta::hours(30));
     assert_eq!(pass(&app).await, Reminded::default());
-    assert_eq!(app.queue.depth().await.unwrap(), 1, "the young account's reminder");
+    assert_eq!(
+        app.queue.depth().await.unwrap(),
+        1,
+        "the young account's reminder"
+    );
 }
 
 /// `POST /` with `address` from a browser holding `cookie` (the pending cookie of an earlier
@@ -125,9 +150,19 @@ async fn a_corrected_address_is_registered_and_the_mistyped_one_gets_no_reminder
     assert_eq!(app.mailer.messages().len(), 2);
 
     app.clock.advance(TimeDelta::hours(25));
-    assert_eq!(pass(&app).await, Reminded { claimed: 1, owed: 1 });
+    assert_eq!(
+        pass(&app).await,
+        Reminded {
+            claimed: 1,
+            owed: 1
+        }
+    );
     app.deliver_next().await;
     let sent = app.mailer.messages();
     assert_eq!(sent.len(), 3);
-    assert_eq!(sent[2].to.as_str(), "visitor@example.com", "only the corrected address");
+    assert_eq!(
+        sent[2].to.as_str(),
+        "visitor@example.com",
+        "only the corrected address"
+    );
 }

@@ -118,7 +118,9 @@ fn reminder(
         return Ok(None);
     }
     if after < Duration::from_secs(60) {
-        return invalid(format!("{name} must be 0 (no reminder) or at least 1m, like 24h"));
+        return invalid(format!(
+            "{name} must be 0 (no reminder) or at least 1m, like 24h"
+        ));
     }
     let after = time_delta(name, after)?;
     if ttl.is_some_and(|ttl| after >= ttl) {

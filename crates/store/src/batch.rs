@@ -605,7 +605,11 @@ mod tests {
         async fn code_failed(&self, _: &[domain::MessageId]) -> Result<(), StoreError> {
             unreachable!()
         }
-        async fn skip_reminder(&self, _: &EmailAddress, _: DateTime<Utc>) -> Result<bool, StoreError> {
+        async fn skip_reminder(
+            &self,
+            _: &EmailAddress,
+            _: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
             unreachable!()
         }
         async fn claim_reminders(

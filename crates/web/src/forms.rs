@@ -284,8 +284,14 @@ pub async fn register(
     if let Some(mistyped) = crate::code::pending_address(&state, &headers)
         .filter(|previous| previous.key() != email.key())
     {
-        match state.users.skip_reminder(&mistyped, state.clock.now()).await {
-            Ok(true) => tracing::info!(to = %mistyped.masked(), "address corrected: no reminder to the mistyped one"),
+        match state
+            .users
+            .skip_reminder(&mistyped, state.clock.now())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(to = %mistyped.masked(), "address corrected: no reminder to the mistyped one")
+            }
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "could not skip the mistyped address's reminder"),
         }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use delivery::{
-    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Reminders, Renderer, Retention,
-    RunConfig, SweepConfig,
+    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Reminders, Renderer,
+    Retention, RunConfig, SweepConfig,
 };
 use mailer::{Mailer, Templates};
 use metrics_exporter_prometheus::PrometheusHandle;

@@ -147,7 +147,13 @@ async fn reminders_are_claimed_then_owed_within_the_limits_and_published() {
     let done = remind_once(&users, &queue, now, Reminders { after, policy }, 50)
         .await
         .unwrap();
-    assert_eq!(done, Reminded { claimed: 2, owed: 1 });
+    assert_eq!(
+        done,
+        Reminded {
+            claimed: 2,
+            owed: 1
+        }
+    );
     let job = queue.receive(Duration::ZERO).await.unwrap().unwrap().job;
     assert_eq!(job.message_id, MessageId(41));
     assert_eq!(queue.depth().await.unwrap(), 0);

@@ -18,9 +18,24 @@ async fn due_accounts_are_claimed_once_oldest_first(store: &SeaStore) {
         )
         .await
         .unwrap();
-    assert!(store.skip_reminder(&email("mistyped@exmaple.com"), t0()).await.unwrap());
-    assert!(!store.skip_reminder(&email("mistyped@exmaple.com"), t0()).await.unwrap());
-    assert!(!store.skip_reminder(&email("nobody@example.com"), t0()).await.unwrap());
+    assert!(
+        store
+            .skip_reminder(&email("mistyped@exmaple.com"), t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .skip_reminder(&email("mistyped@exmaple.com"), t0())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .skip_reminder(&email("nobody@example.com"), t0())
+            .await
+            .unwrap()
+    );
 
     let now = t0() + secs(86_400.0);
     let before = t0() + secs(600.0);
@@ -29,7 +44,13 @@ async fn due_accounts_are_claimed_once_oldest_first(store: &SeaStore) {
         first.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
         vec!["old@example.com"]
     );
-    assert!(store.claim_reminders(before, now, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_reminders(before, now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Later the young one is due, alone; the limit holds.
     let later = t0() + secs(7200.0);
     assert_eq!(store.claim_reminders(later, now, 0).await.unwrap(), vec![]);
