@@ -22,7 +22,8 @@ Everything below holds in every mode.
     --no-pipelining is given: the mailer then sends a message's content in the same write as
     the next message's MAIL, RCPT and DATA, and aiosmtpd reads them in order.
   * Every accepted message is stored in the Maildir DIR (created if missing), one file per
-    message in DIR/new/, holding the raw RFC 5322 message exactly as received after DATA
+    message in DIR/new/, holding a `Return-Path: <envelope sender>` line (as a final-delivery
+    MTA adds it) and then the raw RFC 5322 message exactly as received after DATA
     (CRLF line endings; no header is added).
   * Failures are scripted per recipient (checked at RCPT TO, case-insensitive), first by a list:
       DIR/reject.txt  ->  a recipient listed there (one address per line, lower-case; blank lines
@@ -160,8 +161,12 @@ class Handler:
                 if local.startswith("hang") and r.lower() not in self.hung]
         if any(local.startswith("slow") for local in locals_):
             await asyncio.sleep(0.25)
-        # Maildir.add writes under tmp/ and renames into new/: readers never see half a file.
-        self.maildir.add(envelope.original_content or envelope.content)
+        # As a final-delivery MTA does (RFC 5321 section 4.4), the envelope sender becomes the
+        # Return-Path header on top. Maildir.add writes under tmp/ and renames into new/:
+        # readers never see half a file.
+        content = envelope.original_content or envelope.content
+        return_path = f"Return-Path: <{envelope.mail_from or ''}>\r\n".encode()
+        self.maildir.add(return_path + content)
         reply = "250 2.0.0 Message accepted for delivery"
         for rcpt in envelope.rcpt_tos:
             self.record("DATA", reply, rcpt, f"hang={self.hang_seconds:g}s" if rcpt in hang else "")

@@ -29,7 +29,7 @@ pub use dkim::{DkimError, DkimSigner};
 #[cfg(feature = "file")]
 pub use file::FileMailer;
 pub use memory::MemoryMailer;
-pub use mime::{Sender, SenderError};
+pub use mime::{ReturnPathError, Sender, SenderError};
 #[cfg(feature = "ses")]
 pub use ses::SesMailer;
 #[cfg(feature = "smtp")]

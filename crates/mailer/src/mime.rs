@@ -14,6 +14,9 @@ use crate::{MailError, Message};
 pub struct Sender {
     mailbox: Mailbox,
     dkim: Option<Arc<DkimSigner>>,
+    /// The envelope sender (SMTP `MAIL FROM`, where bounces go), when it is not the From
+    /// address.
+    return_path: Option<lettre::Address>,
 }
 
 /// A From address that cannot be used.
@@ -24,6 +27,11 @@ pub struct Sender {
 )]
 pub struct SenderError;
 
+/// A return path that [`Sender::with_return_path`] refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid return path (MAIL_RETURN_PATH): expected a bare address, `bounces@example.com`")]
+pub struct ReturnPathError;
+
 impl Sender {
     /// Parses `name@example.com` or `Display Name <name@example.com>`.
     pub fn parse(from: &str) -> Result<Self, SenderError> {
@@ -31,7 +39,24 @@ impl Sender {
         Ok(Self {
             mailbox,
             dkim: None,
+            return_path: None,
         })
+    }
+
+    /// Sends with `address` as the envelope sender (SMTP `MAIL FROM`, which receivers write
+    /// into `Return-Path` and send bounces to) instead of the From address; with SES it is the
+    /// `FeedbackForwardingEmailAddress`. A bare address: `bounces@example.com`.
+    pub fn with_return_path(self, address: &str) -> Result<Self, ReturnPathError> {
+        let address: lettre::Address = address.trim().parse().map_err(|_| ReturnPathError)?;
+        Ok(Self {
+            return_path: Some(address),
+            ..self
+        })
+    }
+
+    /// The envelope sender, if it is not the From address.
+    pub fn return_path(&self) -> Option<String> {
+        self.return_path.as_ref().map(ToString::to_string)
     }
 
     /// Signs every message with DKIM. Refused when the signer's domain does not cover the
@@ -84,7 +109,11 @@ fn build_mime(
     let to = lettre::Address::new(message.to.local_part(), message.to.domain()).map_err(|e| {
         MailError::Permanent(format!("recipient rejected by the MIME builder: {e}"))
     })?;
-    let envelope = Envelope::new(Some(sender.mailbox.email.clone()), vec![to.clone()])
+    let envelope_from = sender
+        .return_path
+        .clone()
+        .unwrap_or_else(|| sender.mailbox.email.clone());
+    let envelope = Envelope::new(Some(envelope_from), vec![to.clone()])
         .map_err(|e| MailError::Permanent(format!("invalid envelope: {e}")))?;
     let builder = lettre::Message::builder()
         .envelope(envelope)
@@ -226,17 +255,25 @@ mod tests {
         assert!(!bytes.contains("Grüße"), "non-ASCII is transfer-encoded");
     }
 
+    /// A text-only message to `to`.
+    fn message_to(to: &str) -> Message {
+        Message {
+            to: EmailAddress::parse(to).unwrap(),
+            subject: String::new(),
+            text: "Hi\n".into(),
+            html: None,
+            action_url: None,
+        }
+    }
+
     /// The envelope goes from the sender's address to the recipient's, and the bytes are the
     /// message as built, non-ASCII subjects encoded.
     #[test]
     fn formats_the_message_with_its_envelope() {
         let sender = Sender::parse("Confirm Bot <no-reply@example.com>").unwrap();
         let msg = Message {
-            to: EmailAddress::parse("User@Example.com").unwrap(),
             subject: "Grüße".into(),
-            text: "Hi\n".into(),
-            html: None,
-            action_url: None,
+            ..message_to("User@Example.com")
         };
         let (envelope, bytes) = format_mime(&sender, &msg, "<i@example.com>").unwrap();
         assert_eq!(
@@ -252,6 +289,45 @@ mod tests {
             "encoded by lettre: {text}"
         );
         assert!(text.contains("Content-Transfer-Encoding: 7bit"), "{text}");
+    }
+
+    /// MAIL_RETURN_PATH: the envelope sender (where bounces go) changes; the From header does
+    /// not.
+    #[test]
+    fn a_return_path_is_the_envelope_sender_only() {
+        let sender = Sender::parse("Confirm Bot <no-reply@example.com>")
+            .unwrap()
+            .with_return_path(" bounces+confirm@mail.example.com ")
+            .unwrap();
+        assert_eq!(
+            sender.return_path().as_deref(),
+            Some("bounces+confirm@mail.example.com")
+        );
+        let msg = Message {
+            subject: "S".into(),
+            ..message_to("u@example.com")
+        };
+        let (envelope, bytes) = format_mime(&sender, &msg, "<i@example.com>").unwrap();
+        assert_eq!(
+            envelope.from().map(ToString::to_string).as_deref(),
+            Some("bounces+confirm@mail.example.com")
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.contains("From: \"Confirm Bot\" <no-reply@example.com>\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("bounces+confirm"), "{text}");
+        for bad in ["", "Name <b@example.com>", "no at sign"] {
+            assert!(
+                Sender::parse("a@example.com")
+                    .unwrap()
+                    .with_return_path(bad)
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Sender::parse("a@example.com").unwrap().return_path(), None);
     }
 
     #[test]

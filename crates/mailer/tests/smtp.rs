@@ -153,6 +153,12 @@ async fn delivers_a_multipart_message_with_our_message_id() {
         ["\"Confirm Bot\" <no-reply@example.com>"],
         "{raw}"
     );
+    // The envelope sender is the From address (no MAIL_RETURN_PATH).
+    assert_eq!(
+        header(headers, "Return-Path"),
+        ["<no-reply@example.com>"],
+        "{raw}"
+    );
     assert_eq!(header(headers, "To"), [to.as_str()], "{raw}");
     assert_eq!(
         header(headers, "Subject"),
@@ -200,6 +206,36 @@ async fn delivers_a_multipart_message_with_our_message_id() {
     let second_id = second.provider_message_id.unwrap();
     assert_ne!(second_id, message_id);
     find_message(&env.maildir, &second_id).await;
+}
+
+/// MAIL_RETURN_PATH: the server sees it as the envelope sender (it writes `Return-Path` from
+/// it); the From header is unchanged.
+#[tokio::test]
+async fn a_return_path_is_the_envelope_sender() {
+    let Some(env) = env("a_return_path_is_the_envelope_sender") else {
+        return;
+    };
+    let sender = sender()
+        .with_return_path("bounces@mail.example.com")
+        .unwrap();
+    let mailer = SmtpMailer::from_url(&env.url, sender).unwrap();
+    let to = format!("{}@example.org", unique("rp"));
+    let sent = mailer
+        .send(&message(&to, "http://127.0.0.1:5003/confirm/x"))
+        .await
+        .unwrap();
+    let raw = find_message(&env.maildir, &sent.provider_message_id.unwrap()).await;
+    let (headers, _) = split(&raw);
+    assert_eq!(
+        header(headers, "Return-Path"),
+        ["<bounces@mail.example.com>"],
+        "{raw}"
+    );
+    assert_eq!(
+        header(headers, "From"),
+        ["\"Confirm Bot\" <no-reply@example.com>"],
+        "{raw}"
+    );
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ pub(crate) struct Raw {
     token_max_age: u64,
     mailer: MailerKind,
     mail_from: Option<String>,
+    mail_return_path: Option<String>,
     ses_email_source: Option<String>,
     ses_region: Option<String>,
     mail_file_dir: PathBuf,
@@ -199,6 +200,12 @@ impl Raw {
             .or(self.ses_email_source.as_deref())
             .unwrap_or(DEFAULT_MAIL_FROM);
         let from = Sender::parse(from).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        let from = match &self.mail_return_path {
+            Some(path) => from
+                .with_return_path(path)
+                .map_err(|e| SettingsError::Invalid(e.to_string()))?,
+            None => from,
+        };
         let from = self.dkim(from)?;
         let (secret_keys, using_development_key) = self.secret_keys()?;
         let tokens = ConfirmationTokens::new(&secret_keys_strs(&secret_keys))

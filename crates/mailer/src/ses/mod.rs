@@ -139,6 +139,7 @@ impl Mailer for SesMailer {
             )
             .content(EmailContent::builder().raw(content).build())
             .set_configuration_set_name(self.configuration_set.clone())
+            .set_feedback_forwarding_email_address(self.sender.return_path())
             .send()
             .await
             .map_err(|error| {

@@ -67,6 +67,20 @@ fn tutorial_variable_names_work() {
     ])
     .unwrap();
     assert_eq!(s.mail.from.email(), "b@example.org");
+    assert_eq!(s.mail.from.return_path(), None);
+}
+
+#[test]
+fn mail_return_path_is_the_envelope_sender() {
+    let s = load(&[("MAIL_RETURN_PATH", "bounces@mail.example.org")]).unwrap();
+    assert_eq!(
+        s.mail.from.return_path().as_deref(),
+        Some("bounces@mail.example.org")
+    );
+    let error = load(&[("MAIL_RETURN_PATH", "Bounces <b@example.org>")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("MAIL_RETURN_PATH"), "{error}");
 }
 
 #[test]
