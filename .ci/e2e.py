@@ -8,6 +8,8 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
            (users.confirmed and users.email_sent true for all).
   code     N/10 registrations confirmed by the six-digit code of their email, typed with the
            address at /code on a client that never saw the registration (a wrong code: 422).
+  correct  a mistyped address corrected on the thank-you page (its form holds the address just
+           registered): the right one is registered, the mistyped one gets no reminder.
   kill     the worker is SIGKILLed while sending and started again: every email is still
            delivered, duplicates at most the sends in flight at the kill.
   redis    Redis is restarted (empty) under a running worker: it recovers by itself and later
@@ -25,7 +27,7 @@ must pass dkimpy's verification against the record `worker dkim-record` prints.
 At the end every server and worker log is scanned for the registered addresses, the
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
-Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,json,kill,redis,ses]
+Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,json,kill,redis,ses]
                           [--redis-tls-dir DIR] [--dkim rsa|ed25519]
                           [--redis-url redis-cluster://...] [--db-port PGBOUNCER_PORT]
 
@@ -53,8 +55,8 @@ import uuid
 sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    LINK, Topology, check_logs, confirm, fail, json_lines_of_request, json_log_lines, log,
-    maildir_messages, psql, register, request, service_procs, set_tag, text_of,
+    LINK, Topology, check_logs, confirm, csrf, fail, json_lines_of_request, json_log_lines, log,
+    maildir_messages, post_form, psql, register, request, service_procs, set_tag, text_of,
     wait_until,
 )
 
@@ -137,6 +139,34 @@ def scenario_code(top, n):
         fail(f"{confirmed} of {n} accounts confirmed by their codes")
     log(f"code: {n} accounts confirmed by the code from their email on a client without the "
         f"registration's cookie; a wrong code answered 422")
+
+
+def scenario_correct(top, n):
+    """A mistyped address corrected on the thank-you page: the form holds the address just
+    registered (from the pending cookie); registering the right one from the same browser
+    leaves the mistyped account unconfirmed and marked so that it gets no reminder."""
+    tag = uuid.uuid4().hex[:6]
+    mistyped, right = f"correct-{tag}@exmaple.com", f"correct-{tag}@example.com"
+    status, headers, _ = post_form(top.web_port, "/", mistyped)
+    pending = re.search(r"(pending=[^;\s]+)", headers.get("set-cookie", ""))
+    if status != 303 or not pending:
+        fail(f"registration answered {status} without the pending cookie")
+    cookie, token = csrf(top.web_port)
+    both = f"{cookie}; {pending.group(1)}"
+    status, _, body = request(top.web_port, "GET", "/", cookie=f"{both}; flash=registered")
+    if status != 200 or f'value="{mistyped}"' not in body or 'id="correct-hint"' not in body:
+        fail(f"the thank-you page does not offer to correct the address ({status})")
+    form = urllib.parse.urlencode({"email": right, "csrf_token": token})
+    status, headers, _ = request(top.web_port, "POST", "/", form, cookie=both)
+    if status != 303 or "flash=registered" not in headers.get("set-cookie", ""):
+        fail(f"the corrected registration answered {status}")
+    rows = top.sql(f"select email, confirmed, reminded_at is not null from users "
+                   f"where email in ('{mistyped}', '{right}') order by email")
+    want = f"{right}|f|f\n{mistyped}|f|t"
+    if rows != want:
+        fail(f"after the correction the accounts are {rows!r}, expected {want!r}")
+    log("correct: the thank-you page held the mistyped address; the corrected one registered, "
+        "the mistyped one left unconfirmed with no reminder to come")
 
 
 def scenario_kill(top, n):
@@ -312,7 +342,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--scenarios", default="smtp,code,json,kill,redis,ses")
+    ap.add_argument("--scenarios", default="smtp,code,correct,json,kill,redis,ses")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
     ap.add_argument("--redis-url", help="use this Redis (a redis-cluster:// or redis-sentinel:// URL) instead of one of our own")
