@@ -25,7 +25,6 @@ Needs: TEST_DATABASE_URL, the `redis-server` binary, aiosmtpd, schemathesis.
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import uuid
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
-    Topology, check_logs, csrf, fail, log, maildir_messages, request, set_tag, text_of, wait_until,
+    Topology, check_logs, codes_at, csrf, fail, log, maildir_messages, request, set_tag, wait_until,
 )
 
 set_tag("api")
@@ -154,15 +153,7 @@ def scenario_code(top):
     if status != 202:
         fail(f"registration: {status} {doc}")
 
-    def code():
-        for name in os.listdir(os.path.join(top.maildir, "new")):
-            with open(os.path.join(top.maildir, "new", name), "rb") as f:
-                msg, text = text_of(f.read())
-            if str(msg["To"]).strip().lower() == a:
-                m = re.search(r"/code instead:\r?\n(\d{6})\r?\n", text)
-                return m and m.group(1)
-        return None
-    right = wait_until("the email with its code", code, 60)
+    right = wait_until("the email with its code", lambda: codes_at(top.maildir).get(a, [None])[0], 60)
     wrong = "000000" if right != "000000" else "000001"
     expect_error(top, "a wrong code", 422, "invalid", "POST", "/api/v1/confirmations",
                  {"email": a, "code": wrong})

@@ -56,7 +56,7 @@ sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
     LINK, Topology, check_logs, confirm, csrf, fail, json_lines_of_request, json_log_lines, log,
-    maildir_messages, post_form, psql, register, request, service_procs, set_tag, text_of,
+    codes_at, maildir_messages, post_form, psql, register, request, service_procs, set_tag,
     wait_until,
 )
 
@@ -90,22 +90,6 @@ def scenario_smtp(top, n):
     if not (confirmed == sent == total >= n):
         fail(f"users: confirmed={confirmed} email_sent={sent} total={total}")
     log(f"smtp: {n} emails delivered exactly once, {n} links confirmed; users confirmed={confirmed} email_sent={sent}")
-
-
-CODE = re.compile(r"/code instead:\r?\n(\d{6})\r?\n")
-
-
-def codes_at(maildir):
-    """recipient -> the code of each stored email to it."""
-    found = {}
-    new = os.path.join(maildir, "new")
-    for name in os.listdir(new) if os.path.isdir(new) else []:
-        with open(os.path.join(new, name), "rb") as f:
-            msg, text = text_of(f.read())
-        m = CODE.search(text)
-        if m:
-            found.setdefault(str(msg["To"]).strip().lower(), []).append(m.group(1))
-    return found
 
 
 def scenario_code(top, n):

@@ -283,6 +283,22 @@ class MailIndex:
         return {a.lower(): len(got.get(a.lower(), [])) for a in addresses}
 
 
+CODE = re.compile(r"/code instead:\r?\n(\d{6})\r?\n")
+
+
+def codes_at(maildir):
+    """recipient (lower-case) -> the six-digit code of each stored email to it."""
+    found = {}
+    new = os.path.join(maildir, "new")
+    for name in os.listdir(new) if os.path.isdir(new) else []:
+        with open(os.path.join(new, name), "rb") as f:
+            msg, text = text_of(f.read())
+        m = CODE.search(text)
+        if m:
+            found.setdefault(str(msg["To"]).strip().lower(), []).append(m.group(1))
+    return found
+
+
 def maildir_messages(maildir):
     """recipient -> list of links, from every message the SMTP server accepted."""
     found = {}

@@ -116,7 +116,14 @@ pub async fn remind_once(
         owed: 0,
     };
     for email in due {
-        let outcome = users.resend(&email, reminders.policy, now).await?;
+        // A failure costs that account its reminder (it is claimed), not the others'.
+        let outcome = match users.resend(&email, reminders.policy, now).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(to = %email.masked(), %error, "reminder not owed: the store failed");
+                continue;
+            }
+        };
         let Resend::Queued(message_id) = outcome else {
             tracing::info!(to = %email.masked(), ?outcome, "reminder not sent: a limit or state holds it back");
             continue;

@@ -106,10 +106,11 @@ pub(crate) fn pending_cookie(state: &AppState, email: &EmailAddress) -> Option<H
         .tokens
         .pending_tokens()
         .issue(email, state.clock.now().timestamp());
-    let (name, secure) = if state.config.secure_cookies {
-        (PENDING_COOKIE_HTTPS, "; Secure")
+    let name = pending_cookie_name(state);
+    let secure = if state.config.secure_cookies {
+        "; Secure"
     } else {
-        (PENDING_COOKIE, "")
+        ""
     };
     let max_age = state.config.token_max_age;
     HeaderValue::from_str(&format!(
@@ -118,15 +119,19 @@ pub(crate) fn pending_cookie(state: &AppState, email: &EmailAddress) -> Option<H
     .ok()
 }
 
-/// The address the request's pending cookie names, if it is genuine and fresh.
-pub(crate) fn pending_address(state: &AppState, headers: &HeaderMap) -> Option<EmailAddress> {
-    let name = if state.config.secure_cookies {
+/// The pending cookie's name: `__Host-pending` over https, `pending` otherwise.
+fn pending_cookie_name(state: &AppState) -> &'static str {
+    if state.config.secure_cookies {
         PENDING_COOKIE_HTTPS
     } else {
         PENDING_COOKIE
-    };
+    }
+}
+
+/// The address the request's pending cookie names, if it is genuine and fresh.
+pub(crate) fn pending_address(state: &AppState, headers: &HeaderMap) -> Option<EmailAddress> {
     let jar = CookieJar::from_headers(headers);
-    let value = jar.get(name)?.value();
+    let value = jar.get(pending_cookie_name(state))?.value();
     let verified = state
         .tokens
         .pending_tokens()

@@ -280,21 +280,23 @@ pub async fn register(
     };
     let request_id = request_id.map(|Extension(id)| id);
     // A correction of the address this browser registered just before (see the home page):
-    // the mistyped one gets no reminder.
+    // the mistyped one gets no reminder. After the answer: it is not the visitor's wait.
     if let Some(mistyped) = crate::code::pending_address(&state, &headers)
         .filter(|previous| previous.key() != email.key())
     {
-        match state
-            .users
-            .skip_reminder(&mistyped, state.clock.now())
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(to = %mistyped.masked(), "address corrected: no reminder to the mistyped one")
+        let later = state.clone();
+        state.background.spawn(async move {
+            let now = later.clock.now();
+            match later.users.skip_reminder(&mistyped, now).await {
+                Ok(true) => {
+                    tracing::info!(to = %mistyped.masked(), "address corrected: no reminder to the mistyped one")
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not skip the mistyped address's reminder")
+                }
             }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "could not skip the mistyped address's reminder"),
-        }
+        });
     }
     // The code page asks only for the code on this browser (set whatever the outcome: the
     // answer is the same for every address).

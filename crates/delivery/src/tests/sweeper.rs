@@ -128,6 +128,7 @@ async fn reminders_are_claimed_then_owed_within_the_limits_and_published() {
         .times(1)
         .returning(|_, _, _| {
             Ok(vec![
+                EmailAddress::parse("failing@example.com").unwrap(),
                 EmailAddress::parse("due@example.com").unwrap(),
                 EmailAddress::parse("limited@example.com").unwrap(),
             ])
@@ -135,13 +136,12 @@ async fn reminders_are_claimed_then_owed_within_the_limits_and_published() {
     users
         .expect_resend()
         .withf(move |_, p, at| *p == policy && *at == now)
-        .times(2)
-        .returning(|email, _, _| {
-            Ok(if email.as_str() == "due@example.com" {
-                Resend::Queued(MessageId(41))
-            } else {
-                Resend::CoolingDown
-            })
+        .times(3)
+        .returning(|email, _, _| match email.as_str() {
+            // One account's failure does not cost the others their reminders.
+            "failing@example.com" => Err(store::StoreError::Database("deadlock".into())),
+            "due@example.com" => Ok(Resend::Queued(MessageId(41))),
+            _ => Ok(Resend::CoolingDown),
         });
     let queue = EmbeddedQueue::new();
     let done = remind_once(&users, &queue, now, Reminders { after, policy }, 50)
@@ -150,7 +150,7 @@ async fn reminders_are_claimed_then_owed_within_the_limits_and_published() {
     assert_eq!(
         done,
         Reminded {
-            claimed: 2,
+            claimed: 3,
             owed: 1
         }
     );

@@ -21,8 +21,8 @@ pub struct ConfirmationTokens {
     serializer: TimedSerializer,
     /// The same keys with the stop-link salt, for [`Self::stop_tokens`].
     stop: TimedSerializer,
-    /// The same keys with the pending-address salt, for [`Self::pending_tokens`].
-    pending: TimedSerializer,
+    /// The same keys with the pending-address salt.
+    pending: PendingTokens,
     /// The six-digit codes beside the links, from the same keys.
     codes: ConfirmationCodes,
 }
@@ -36,7 +36,9 @@ impl ConfirmationTokens {
         Ok(Self {
             serializer: TimedSerializer::new(secret_keys, Self::SALT)?,
             stop: TimedSerializer::new(secret_keys, StopTokens::SALT)?,
-            pending: TimedSerializer::new(secret_keys, PendingTokens::SALT)?,
+            pending: PendingTokens {
+                serializer: TimedSerializer::new(secret_keys, PendingTokens::SALT)?,
+            },
             codes: ConfirmationCodes::new(secret_keys),
         })
     }
@@ -66,10 +68,8 @@ impl ConfirmationTokens {
     }
 
     /// The pending-address cookies over the same secret keys (see [`PendingTokens`]).
-    pub fn pending_tokens(&self) -> PendingTokens {
-        PendingTokens {
-            serializer: self.pending.clone(),
-        }
+    pub fn pending_tokens(&self) -> &PendingTokens {
+        &self.pending
     }
 
     /// The six-digit codes of confirmation emails, from the same secret keys.

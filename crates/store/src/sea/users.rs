@@ -348,6 +348,14 @@ fn reminded_at() -> sea_orm::sea_query::Alias {
     sea_orm::sea_query::Alias::new("reminded_at")
 }
 
+/// Marks unconfirmed accounts never reminded as reminded at `now`; the caller narrows which.
+fn mark_reminded(now: DateTime<Utc>) -> sea_orm::UpdateMany<user::Entity> {
+    user::Entity::update_many()
+        .col_expr(reminded_at(), Expr::value(ts(now)))
+        .filter(user::Column::Confirmed.eq(false))
+        .filter(Expr::col(reminded_at()).is_null())
+}
+
 #[async_trait]
 impl UserStore for SeaStore {
     async fn register(
@@ -496,22 +504,17 @@ impl UserStore for SeaStore {
         email: &EmailAddress,
         sent_since: DateTime<Utc>,
     ) -> Result<Vec<CodeCandidate>, StoreError> {
-        let Some(user_id) = user::Entity::find()
+        // One statement whether or not the address has an account: the account by a subquery.
+        let account = user::Entity::find()
             .select_only()
             .column(user::Column::Id)
             .filter(user::Column::EmailKey.eq(email.key().as_str()))
-            .into_tuple::<i64>()
-            .one(&self.db)
-            .await
-            .db()?
-        else {
-            return Ok(Vec::new());
-        };
+            .into_query();
         let rows: Vec<(i64, Option<DateTime<Utc>>)> = email_message::Entity::find()
             .select_only()
             .column(email_message::Column::Id)
             .column(email_message::Column::SentAt)
-            .filter(email_message::Column::UserId.eq(user_id))
+            .filter(email_message::Column::UserId.in_subquery(account))
             .filter(email_message::Column::Kind.eq(MessageKind::Confirm.as_str()))
             .filter(email_message::Column::Status.eq(MessageStatus::Sent.as_str()))
             .filter(email_message::Column::SentAt.gte(ts(sent_since)))
@@ -556,11 +559,8 @@ impl UserStore for SeaStore {
         }
         // Only the rows this statement changed come back: a sweeper that got there first
         // keeps its own.
-        let claimed = user::Entity::update_many()
-            .col_expr(reminded_at(), Expr::value(ts(now)))
+        let claimed = mark_reminded(now)
             .filter(user::Column::Id.is_in(due))
-            .filter(Expr::col(reminded_at()).is_null())
-            .filter(user::Column::Confirmed.eq(false))
             .exec_with_returning(&self.db)
             .await
             .db()?;
@@ -575,11 +575,8 @@ impl UserStore for SeaStore {
         email: &EmailAddress,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let result = user::Entity::update_many()
-            .col_expr(reminded_at(), Expr::value(ts(now)))
+        let result = mark_reminded(now)
             .filter(user::Column::EmailKey.eq(email.key().as_str()))
-            .filter(user::Column::Confirmed.eq(false))
-            .filter(Expr::col(reminded_at()).is_null())
             .exec(&self.db)
             .await
             .db()?;
