@@ -15,6 +15,13 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
   redis    Redis is restarted (empty) under a running worker: it recovers by itself and later
            registrations are delivered.
   ses      the same flow with MAILER=ses against moto: moto records the emails, their links work.
+  feedback SES bounce and complaint notifications (SNS-wrapped, SES's documented format) put on
+           moto's SQS queue (SES_FEEDBACK_QUEUE_URL) for emails the worker sent through moto's
+           SES: a permanent bounce and a complaint mark their messages and suppress the
+           mailboxes (a later registration owes nothing), a transient bounce is only recorded,
+           a duplicate changes nothing, a malformed body goes to the dead-letter queue by the
+           redrive policy while the loop goes on; the dashboard shows the feedback and the
+           suppressions, the worker's /metrics counts feedback_total{type}.
   json     server and worker restarted with LOG_FORMAT=json (they stay so for the scenarios
            after it): every log line is a JSON object, and a registration's request id (one
            passed in X-Request-Id, one made by the server) is on the server's registration line
@@ -27,7 +34,7 @@ must pass dkimpy's verification against the record `worker dkim-record` prints.
 At the end every server and worker log is scanned for the registered addresses, the
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
-Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,json,kill,redis,ses]
+Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,json,kill,redis,ses,feedback]
                           [--redis-tls-dir DIR] [--dkim rsa|ed25519]
                           [--redis-url redis-cluster://...] [--db-port PGBOUNCER_PORT]
 
@@ -56,8 +63,8 @@ sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
     LINK, Topology, check_logs, confirm, csrf, fail, json_lines_of_request, json_log_lines, log,
-    codes_at, maildir_messages, post_form, psql, register, request, service_procs, set_tag,
-    wait_until,
+    codes_at, free_port, maildir_messages, post_form, psql, register, remember, request,
+    service_procs, set_tag, utc_now, wait_until,
 )
 
 set_tag("e2e")
@@ -284,6 +291,143 @@ def scenario_ses(top, n):
     log(f"ses: {n} emails recorded by moto's SES v2, {n} links confirmed, SES message ids recorded")
 
 
+ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
+
+
+def ses_notification(kind, feedback_id, message_id, address, sub=None):
+    """One SES notification in its documented JSON format, wrapped by SNS as an SQS subscription
+    delivers it."""
+    def now():
+        return utc_now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    mail = {"timestamp": now(), "messageId": message_id, "source": "sender@example.com",
+            "sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com",
+            "sendingAccountId": "123456789012", "destination": [address]}
+    if kind == "Complaint":
+        body = {"notificationType": "Complaint", "mail": mail, "complaint": {
+            "userAgent": "e2e Feedback Loop", "complainedRecipients": [{"emailAddress": address}],
+            "complaintFeedbackType": "abuse", "arrivalDate": now(), "timestamp": now(),
+            "feedbackId": feedback_id}}
+    else:
+        body = {"notificationType": "Bounce", "mail": mail, "bounce": {
+            "bounceType": kind, "bounceSubType": sub or "General",
+            "bouncedRecipients": [{"emailAddress": address, "action": "failed",
+                                   "status": "5.1.1" if kind == "Permanent" else "4.2.2",
+                                   "diagnosticCode": f"smtp; 550 5.1.1 <{address}>... User unknown"}],
+            "timestamp": now(), "feedbackId": feedback_id,
+            "reportingMTA": "dsn; a8-70.smtp-out.amazonses.com"}}
+    return json.dumps({
+        "Type": "Notification", "MessageId": str(uuid.uuid4()),
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+        "Message": json.dumps(body), "Timestamp": now(), "SignatureVersion": "1",
+        "Signature": "EXAMPLE", "SigningCertURL": "https://sns.us-east-1.amazonaws.com/x.pem",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"})
+
+
+def scenario_feedback(top, n):
+    import boto3
+
+    endpoint = os.environ["TEST_SES_ENDPOINT"].rstrip("/")
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    tag = uuid.uuid4().hex[:6]
+    sender = f"sender-{tag}@example.com"
+    boto3.client("sesv2", endpoint_url=endpoint, **creds).create_email_identity(EmailIdentity=sender)
+    sqs = boto3.client("sqs", endpoint_url=endpoint, **creds)
+    dlq = sqs.create_queue(QueueName=f"ses-feedback-dlq-{tag}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=f"ses-feedback-{tag}", Attributes={
+        "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})["QueueUrl"]
+    metrics_port = free_port()
+    top.worker.stop(signal.SIGTERM)
+    top.start_worker(MAILER="ses", SES_REGION="us-east-1", SES_EMAIL_SOURCE=sender,
+                     SES_FEEDBACK_QUEUE_URL=queue, WORKER_METRICS_ADDR=f"127.0.0.1:{metrics_port}",
+                     AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    top.server.stop(signal.SIGTERM)
+    top.start_server(ADMIN_TOKEN=ADMIN_TOKEN)
+    names = ("permanent", "transient", "complaint", "quiet")
+    address = {k: f"fb-{k}-{tag}@example.com" for k in names}
+    for a in address.values():
+        register(top.web_port, a)
+
+    def sent():
+        rows = top.sql("select recipient, id, provider_message_id from email_messages "
+                       f"where recipient like 'fb-%-{tag}@example.com' and status = 'sent' "
+                       "and provider_message_id is not null")
+        found = {r.split("|")[0]: r.split("|")[1:] for r in rows.splitlines() if r}
+        return found if len(found) == len(names) else None
+
+    ids = wait_until("the feedback scenario's emails sent through moto's SES", sent, 60)
+    msg = {k: ids[address[k]] for k in names}  # name -> [message id, SES message id]
+    bodies = [
+        ses_notification("Permanent", f"fb-perm-{tag}", msg["permanent"][1], address["permanent"]),
+        ses_notification("Transient", f"fb-trans-{tag}", msg["transient"][1], address["transient"], "MailboxFull"),
+        ses_notification("Complaint", f"fb-compl-{tag}", msg["complaint"][1], address["complaint"]),
+        "{this is not a notification " + address["quiet"],
+        # The permanent bounce again (SNS and SQS deliver at least once).
+        ses_notification("Permanent", f"fb-perm-{tag}", msg["permanent"][1], address["permanent"]),
+    ]
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    def statuses():
+        rows = top.sql("select recipient, status from email_messages "
+                       f"where recipient like 'fb-%-{tag}@example.com'")
+        return dict(r.split("|") for r in rows.splitlines() if r)
+
+    want = {address["permanent"]: "bounced", address["transient"]: "sent",
+            address["complaint"]: "complained", address["quiet"]: "sent"}
+
+    def settled():
+        rows = int(top.sql("select count(*) from email_feedback"))
+        depth = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+        left = int(depth["ApproximateNumberOfMessages"]) + int(depth["ApproximateNumberOfMessagesNotVisible"])
+        dead = int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+                   ["ApproximateNumberOfMessages"])
+        return (statuses() == want and rows == 3 and left == 0 and dead == 1) or None
+
+    wait_until("the feedback recorded, the queue drained and the malformed body dead-lettered", settled, 60)
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    if len(dead) != 1 or not dead[0]["Body"].startswith("{this is not"):
+        fail(f"the dead-letter queue holds {len(dead)} messages, not the malformed one")
+    sources = dict(r.split("|") for r in top.sql("select source, count(*) from suppressions group by source").splitlines())
+    if sources.get("bounce") != "1" or sources.get("complaint") != "1":
+        fail(f"suppressions by source: {sources}")
+    kinds = top.sql("select kind from email_feedback order by kind").split()
+    if kinds != ["complaint", "permanent_bounce", "transient_bounce"]:
+        fail(f"feedback recorded: {kinds}")
+    # A later registration of a bounced mailbox is answered as usual and owes nothing.
+    before = int(top.sql("select count(*) from email_messages"))
+    # (The registration commits before its answer: nothing can appear later.)
+    register(top.web_port, address["permanent"].replace("@", "+again@"))
+    after = int(top.sql("select count(*) from email_messages"))
+    if after != before:
+        fail(f"a registration of a bounced mailbox owed an email ({before} -> {after} messages)")
+
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    status, _, page = request(top.web_port, "GET", f"/admin/messages/{msg['permanent'][0]}", headers=auth)
+    if status != 200 or 'id="state">bounced<' not in page or 'data-kind="permanent_bounce"' not in page \
+            or "General 5.1.1" not in page:
+        fail(f"the dashboard's page of the bounced message: {status}")
+    status, _, page = request(top.web_port, "GET", f"/admin/messages/{msg['complaint'][0]}", headers=auth)
+    if status != 200 or 'id="state">complained<' not in page or 'data-kind="complaint"' not in page:
+        fail(f"the dashboard's page of the complained message: {status}")
+    status, _, page = request(top.web_port, "GET", "/admin/suppressions", headers=auth)
+    if status != 200 or "<td>bounce</td>" not in page or "<td>complaint</td>" not in page:
+        fail(f"the dashboard's suppressions page: {status}")
+    status, _, page = request(top.web_port, "GET", "/admin", headers=auth)
+    if 'data-state="bounced">1<' not in page or 'data-state="complained">1<' not in page:
+        fail("the dashboard does not count one bounced and one complained message")
+    _, _, metrics = request(metrics_port, "GET", "/metrics")
+    counted = dict(re.findall(r'^feedback_total\{type="(\w+)"\} (\d+)', metrics, re.M))
+    if counted.get("permanent_bounce") != "2" or counted.get("transient_bounce") != "1" \
+            or counted.get("complaint") != "1" or int(counted.get("malformed", "0")) < 2:
+        fail(f"feedback_total: {counted}")
+    remember([*address.values()])
+    log(f"feedback: permanent bounce -> bounced + suppressed (bounce), complaint -> complained + "
+        f"suppressed (complaint), transient recorded only, duplicate ignored (3 rows), malformed "
+        f"dead-lettered after {counted['malformed']} receives; dashboard and feedback_total {counted}")
+
+
 def make_dkim_key(tmp, kind):
     """A private key of `kind` (rsa: 2048 bits; ed25519) in PEM, made for this run."""
     path = os.path.join(tmp, f"dkim-{kind}.pem")
@@ -326,7 +470,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--scenarios", default="smtp,code,correct,json,kill,redis,ses")
+    ap.add_argument("--scenarios", default="smtp,code,correct,json,kill,redis,ses,feedback")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
     ap.add_argument("--redis-url", help="use this Redis (a redis-cluster:// or redis-sentinel:// URL) instead of one of our own")

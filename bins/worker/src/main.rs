@@ -275,9 +275,9 @@ async fn run() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    wiring::delivery_engine(&settings, &services, mailer)
-        .run(stopped)
-        .await;
+    let mut engine = wiring::delivery_engine(&settings, &services, mailer);
+    engine.feedback = wiring::feedback_loop(&settings, &services).await;
+    engine.run(stopped).await;
     if let Some((_, listener)) = listener {
         listener.await??;
     }

@@ -136,7 +136,7 @@ fn the_cli_prints_stats_from_the_database() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "queued 0\nsending 0\nretrying 0\nsent 0\nsent_is_estimate false\ndead 0\ncancelled 0\noldest_owed_age_seconds 0\n"
+        "queued 0\nsending 0\nretrying 0\nsent 0\nsent_is_estimate false\ndead 0\ncancelled 0\nbounced 0\ncomplained 0\noldest_owed_age_seconds 0\n"
     );
 }
 

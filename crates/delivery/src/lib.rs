@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 mod consumer;
 mod deliverer;
+mod feedback;
 mod metrics;
 pub mod operator;
 mod rate_limit;
@@ -17,6 +18,7 @@ mod sweeper;
 
 pub use consumer::{RunConfig, run};
 pub use deliverer::{Deliverer, DeliveryConfig, DeliveryError, Outcome, job_span};
+pub use feedback::{FEEDBACK_TYPES, FeedbackLoop, Handled, QUEUE_PAUSE, register_feedback_metrics};
 pub use metrics::register_delivery_metrics;
 pub use rate_limit::{RateLimiter, RatePermit};
 pub use render::{EMAIL_TEMPLATES, Renderer, human_duration};
@@ -40,6 +42,8 @@ pub struct Engine {
     pub clock: Arc<dyn Clock>,
     pub run: RunConfig,
     pub sweep: SweepConfig,
+    /// The SES feedback loop, when a feedback queue is configured.
+    pub feedback: Option<FeedbackLoop>,
 }
 
 impl Engine {
@@ -61,8 +65,13 @@ impl Engine {
                 self.queue,
                 self.clock,
                 self.sweep,
-                shutdown
+                shutdown.clone()
             ),
+            async move {
+                if let Some(feedback) = self.feedback {
+                    feedback.run(shutdown).await;
+                }
+            },
         );
     }
 }

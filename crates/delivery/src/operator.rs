@@ -50,14 +50,16 @@ pub async fn stats_report(
         .map(|oldest| (now - oldest).num_seconds().max(0))
         .unwrap_or(0);
     let mut out = format!(
-        "queued {}\nsending {}\nretrying {}\nsent {}\nsent_is_estimate {}\ndead {}\ncancelled {}\noldest_owed_age_seconds {age}\n",
+        "queued {}\nsending {}\nretrying {}\nsent {}\nsent_is_estimate {}\ndead {}\ncancelled {}\nbounced {}\ncomplained {}\noldest_owed_age_seconds {age}\n",
         stats.queued,
         stats.sending,
         stats.retrying,
         stats.sent,
         stats.sent_is_estimate,
         stats.dead,
-        stats.cancelled
+        stats.cancelled,
+        stats.bounced,
+        stats.complained
     );
     if let Some(queue) = queue {
         let _ = writeln!(out, "queue_depth {}", queue.depth().await?);

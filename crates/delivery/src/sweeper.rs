@@ -175,7 +175,12 @@ pub async fn retain_once(
 ) -> Result<Purged, StoreError> {
     let mut purged = Purged::default();
     if let Some(keep) = retention.sent {
-        for status in [MessageStatus::Sent, MessageStatus::Cancelled] {
+        for status in [
+            MessageStatus::Sent,
+            MessageStatus::Cancelled,
+            MessageStatus::Bounced,
+            MessageStatus::Complained,
+        ] {
             purged.sent += repeat(batches, batch, || {
                 messages.purge_finished(status, now - keep, batch)
             })

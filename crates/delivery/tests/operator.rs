@@ -46,6 +46,8 @@ async fn stats_prints_one_name_value_line_per_figure() {
             sent_is_estimate: true,
             dead: 5,
             cancelled: 6,
+            bounced: 7,
+            complained: 8,
             oldest_owed: Some(at(NOW - 125)),
         })
     });
@@ -56,7 +58,7 @@ async fn stats_prints_one_name_value_line_per_figure() {
         .unwrap();
     assert_eq!(
         report,
-        "queued 3\nsending 1\nretrying 2\nsent 40\nsent_is_estimate true\ndead 5\ncancelled 6\noldest_owed_age_seconds 125\nqueue_depth 1\n"
+        "queued 3\nsending 1\nretrying 2\nsent 40\nsent_is_estimate true\ndead 5\ncancelled 6\nbounced 7\ncomplained 8\noldest_owed_age_seconds 125\nqueue_depth 1\n"
     );
     let report = operator::stats_report(&messages, None, at(NOW))
         .await

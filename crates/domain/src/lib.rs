@@ -3,6 +3,7 @@
 pub mod admin_token;
 pub mod api_key;
 pub mod clock;
+pub mod feedback;
 pub mod message;
 pub mod policy;
 pub mod request_id;
@@ -17,6 +18,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use confirm_email_address::{
     EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN, MailboxKey,
 };
+pub use feedback::{Feedback, FeedbackKind, FeedbackOutcome, FeedbackRecord, UnknownFeedback};
 pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
 pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;

@@ -56,8 +56,10 @@ impl From<&str> for UnknownKind {
 ///
 /// `queued` → `sending` (claimed with a lease) → `sent`; a transient failure goes to `retrying`
 /// with a next attempt time, a permanent one (or too many attempts) to `dead`. A message whose
-/// recipient's mailbox is suppressed before it is sent goes to `cancelled`. `sent`, `dead` and
-/// `cancelled` are final (an operator may requeue a dead one).
+/// recipient's mailbox is suppressed before it is sent goes to `cancelled`. A sent email that
+/// the recipient's side later reports as a permanent bounce becomes `bounced`, one reported as
+/// spam `complained` (see `crate::FeedbackKind`). `sent`, `dead`, `cancelled`, `bounced` and
+/// `complained` are final (an operator may requeue a dead one).
 #[derive(
     Debug,
     Clone,
@@ -83,10 +85,19 @@ pub enum MessageStatus {
     Dead,
     /// Not sent, and never will be: its recipient's mailbox was suppressed.
     Cancelled,
+    /// Sent, then reported by the provider as a permanent bounce.
+    Bounced,
+    /// Sent, then reported as spam by its recipient.
+    Complained,
 }
 
 impl MessageStatus {
     pub const ALL: &[Self] = <Self as strum::VariantArray>::VARIANTS;
+
+    /// The provider accepted it: `sent`, or sent and later reported `bounced` or `complained`.
+    pub fn was_sent(self) -> bool {
+        matches!(self, Self::Sent | Self::Bounced | Self::Complained)
+    }
 
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -149,6 +160,9 @@ mod tests {
         );
         assert!("lost".parse::<MessageStatus>().is_err());
         assert_eq!(MessageStatus::Cancelled.as_str(), "cancelled");
+        assert_eq!(MessageStatus::Bounced.as_str(), "bounced");
+        assert_eq!(MessageStatus::Complained.as_str(), "complained");
+        assert!(MessageStatus::Bounced.was_sent() && !MessageStatus::Dead.was_sent());
         assert_eq!("confirm".parse::<MessageKind>(), Ok(MessageKind::Confirm));
         assert_eq!("webhook".parse::<MessageKind>(), Ok(MessageKind::Webhook));
         assert!("reset".parse::<MessageKind>().is_err());

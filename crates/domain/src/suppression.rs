@@ -16,7 +16,8 @@ impl fmt::Display for SuppressionId {
     }
 }
 
-/// Why a mailbox is suppressed. Stored by its snake-case name (`stop_link`, `operator`).
+/// Why a mailbox is suppressed. Stored by its snake-case name (`stop_link`, `operator`,
+/// `bounce`, `complaint`).
 #[derive(
     Debug,
     Clone,
@@ -40,6 +41,10 @@ pub enum SuppressionSource {
     StopLink,
     /// An operator added it (`worker suppressions add`).
     Operator,
+    /// The provider reported a permanent bounce for it (SES feedback).
+    Bounce,
+    /// Its owner marked an email as spam (SES feedback: a complaint).
+    Complaint,
 }
 
 impl SuppressionSource {
@@ -84,9 +89,11 @@ mod tests {
         }
         assert_eq!(SuppressionSource::StopLink.as_str(), "stop_link");
         assert_eq!(SuppressionSource::Operator.as_str(), "operator");
+        assert_eq!(SuppressionSource::Bounce.as_str(), "bounce");
+        assert_eq!(SuppressionSource::Complaint.as_str(), "complaint");
         assert_eq!(
-            "bounce".parse::<SuppressionSource>(),
-            Err(UnknownSource("bounce".into()))
+            "bounced".parse::<SuppressionSource>(),
+            Err(UnknownSource("bounced".into()))
         );
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 pub use confirm_email_address::EmailAddress;
 
 mod dkim;
+pub mod feedback;
 #[cfg(feature = "file")]
 mod file;
 mod memory;
@@ -31,7 +32,7 @@ pub use file::FileMailer;
 pub use memory::MemoryMailer;
 pub use mime::{ReturnPathError, Sender, SenderError};
 #[cfg(feature = "ses")]
-pub use ses::SesMailer;
+pub use ses::{SesMailer, SqsFeedbackQueue};
 #[cfg(feature = "smtp")]
 pub use smtp::{SmtpConfigError, SmtpMailer, SmtpSecurity, SmtpUrl};
 pub use templates::{RenderedEmail, TemplateError, Templates};

@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use serde_json::Value;
 
-use crate::{Sender, SesMailer};
+use crate::{Sender, SesMailer, SqsFeedbackQueue};
 
 /// The request id every [`SesReply`] carries (`x-amzn-RequestId`).
 pub const FAKE_SES_REQUEST_ID: &str = "0f6b1c2d-3e4f-4a5b-8c9d-0e1f2a3b4c5d";
@@ -170,6 +170,25 @@ pub struct Moto {
     client: aws_sdk_sesv2::Client,
 }
 
+/// An SQS client for moto at `endpoint`, with the same fake credentials as the SES one.
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing-secret",
+            None,
+            None,
+            "mailer-test-util",
+        ))
+        .retry_config(RetryConfig::disabled())
+        .http_client(crate::ses::http_client())
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
 impl Moto {
     /// The variable naming moto's endpoint, e.g. `http://127.0.0.1:5055`.
     pub const ENDPOINT_VAR: &str = "TEST_SES_ENDPOINT";
@@ -232,6 +251,90 @@ impl Moto {
             sender,
             configuration_set.map(str::to_owned),
         )
+    }
+
+    /// Creates an SQS queue named `name` (visibility timeout `visibility` seconds; with
+    /// `dead_letter`, a redrive policy sending a message there after `max_receives` receives)
+    /// and returns its URL.
+    pub async fn create_queue(
+        &self,
+        name: &str,
+        visibility: u32,
+        dead_letter: Option<(&str, u32)>,
+    ) -> String {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let sqs = sqs_client(&self.endpoint);
+        let mut create = sqs.create_queue().queue_name(name).attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.to_string(),
+        );
+        if let Some((url, max_receives)) = dead_letter {
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GetQueueAttributes: {}", DisplayErrorContext(e)))
+                .attributes
+                .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+                .unwrap_or_else(|| panic!("moto gave {url} no QueueArn"));
+            create = create.attributes(
+                QueueAttributeName::RedrivePolicy,
+                serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives})
+                    .to_string(),
+            );
+        }
+        create
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} is set but CreateQueue failed: {}",
+                    Self::ENDPOINT_VAR,
+                    DisplayErrorContext(e)
+                )
+            })
+            .queue_url
+            .unwrap_or_else(|| panic!("CreateQueue answered no QueueUrl"))
+    }
+
+    /// Puts one message with `body` on the queue at `url`.
+    pub async fn send_to_queue(&self, url: &str, body: &str) {
+        sqs_client(&self.endpoint)
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("SendMessage: {}", DisplayErrorContext(e)));
+    }
+
+    /// How many messages the queue at `url` holds, visible or in flight.
+    pub async fn queue_depth(&self, url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let attributes = sqs_client(&self.endpoint)
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetQueueAttributes: {}", DisplayErrorContext(e)))
+            .attributes
+            .unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .filter_map(|name| attributes.get(name)?.parse::<u64>().ok())
+        .sum()
+    }
+
+    /// The feedback queue at `url` as the worker reads it, through moto (receives wait 1 s).
+    pub fn feedback_queue(&self, url: &str) -> SqsFeedbackQueue {
+        SqsFeedbackQueue::with_client(sqs_client(&self.endpoint), url)
+            .with_wait(Duration::from_secs(1))
     }
 
     /// Creates (and so verifies: moto verifies every new identity) an email identity.

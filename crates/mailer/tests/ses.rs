@@ -240,3 +240,63 @@ async fn from_env_child() {
         .unwrap_or_else(|e| panic!("from_env send failed: {e}"));
     assert_recorded(&moto, &sent.provider_message_id.unwrap(), &from, &to, link);
 }
+
+/// `SqsFeedbackQueue` against moto's SQS: it receives what was sent (with the receive count),
+/// deletes what it is told to, and a notification received but not deleted comes back and
+/// then moves to the dead-letter queue by the redrive policy.
+#[tokio::test]
+async fn feedback_queue_receives_deletes_and_leaves_to_the_redrive_policy() {
+    use confirm_mailer::feedback::{FeedbackQueue, SesNotification, parse_notification};
+
+    let Some(moto) =
+        Moto::from_env("feedback_queue_receives_deletes_and_leaves_to_the_redrive_policy")
+    else {
+        return;
+    };
+    let dead = moto.create_queue(&unique("feedback-dlq"), 30, None).await;
+    let url = moto
+        .create_queue(&unique("feedback"), 0, Some((&dead, 1)))
+        .await;
+    let bounce = serde_json::json!({
+        "notificationType": "Bounce",
+        "bounce": {"feedbackId": "fb-1", "bounceType": "Permanent", "bounceSubType": "General",
+                   "bouncedRecipients": [{"emailAddress": "gone@example.com"}],
+                   "timestamp": "2026-12-07T10:00:00.000Z"},
+        "mail": {"messageId": "ses-1"}
+    });
+    let wrapped = serde_json::json!({"Type": "Notification", "Message": bounce.to_string()});
+    moto.send_to_queue(&url, &wrapped.to_string()).await;
+    moto.send_to_queue(&url, "{malformed").await;
+    let queue = moto.feedback_queue(&url);
+
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        received.extend(queue.receive().await.unwrap());
+        if received.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(received.len(), 2, "{received:?}");
+    let (good, bad): (Vec<_>, Vec<_>) = received
+        .iter()
+        .partition(|n| parse_notification(&n.body).is_ok());
+    assert_eq!((good.len(), bad.len()), (1, 1));
+    assert!(matches!(
+        parse_notification(&good[0].body).unwrap(),
+        SesNotification::Bounce(_)
+    ));
+    assert_eq!(good[0].receive_count, Some(1));
+    queue.delete(&good[0].receipt).await.unwrap();
+    // The malformed one, not deleted, is received once (maxReceiveCount 1), then moto moves it
+    // to the dead-letter queue on the next receive.
+    for _ in 0..5 {
+        queue.receive().await.unwrap();
+        if moto.queue_depth(&dead).await == 1 {
+            break;
+        }
+    }
+    assert_eq!(moto.queue_depth(&dead).await, 1);
+    assert_eq!(moto.queue_depth(&url).await, 0);
+    // A wrong receipt is the queue's error, not a panic.
+    assert!(queue.delete("no-such-receipt").await.is_err());
+}

@@ -123,6 +123,9 @@ pub struct MailSettings {
     pub ses_region: Option<String>,
     /// SES_CONFIGURATION_SET.
     pub ses_configuration_set: Option<String>,
+    /// SES_FEEDBACK_QUEUE_URL: the SQS queue SES's bounce and complaint notifications arrive on
+    /// (through SNS); the process that delivers reads it. `None`: no feedback loop.
+    pub ses_feedback_queue_url: Option<String>,
     /// MAIL_FILE_DIR.
     pub file_dir: PathBuf,
     /// MAIL_MAX_RATE in messages per second; `None`: no limit.

@@ -48,6 +48,7 @@ pub(crate) struct Raw {
     smtp_tls_ca_file: Option<PathBuf>,
     smtp_max_connections: usize,
     ses_configuration_set: Option<String>,
+    ses_feedback_queue_url: Option<String>,
     dkim_domain: Option<String>,
     dkim_selector: Option<String>,
     dkim_private_key_file: Option<PathBuf>,
@@ -351,6 +352,7 @@ impl Raw {
                 smtp_timeout,
                 ses_region: self.ses_region,
                 ses_configuration_set: self.ses_configuration_set,
+                ses_feedback_queue_url: feedback_queue_url(self.ses_feedback_queue_url.as_deref())?,
                 file_dir: self.mail_file_dir,
                 max_rate: (rate > 0.0).then_some(rate),
             },
@@ -655,4 +657,21 @@ fn parse_header_name(name: &str) -> Result<HeaderName, SettingsError> {
                 "TRUSTED_PROXY_HEADER {name:?} is not a header name like X-Forwarded-For"
             ))
         })
+}
+
+/// SES_FEEDBACK_QUEUE_URL: empty is unset; otherwise an http(s) URL (an SQS queue URL,
+/// `https://sqs.<region>.amazonaws.com/<account>/<name>`), kept as given.
+fn feedback_queue_url(text: Option<&str>) -> Result<Option<String>, SettingsError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(Some(text.to_owned()))
+        }
+        _ => invalid(
+            "SES_FEEDBACK_QUEUE_URL must be the URL of an SQS queue, \
+             like https://sqs.us-east-1.amazonaws.com/123456789012/ses-feedback",
+        ),
+    }
 }

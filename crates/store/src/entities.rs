@@ -3,6 +3,7 @@
 
 pub(crate) mod confirm_redirect;
 pub(crate) mod email_attempt;
+pub(crate) mod email_feedback;
 pub(crate) mod email_message;
 pub(crate) mod mailbox;
 pub(crate) mod suppression;

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    EmailAddress, MailboxKey, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage,
-    ResendPolicy, Suppression, SuppressionId, SuppressionSource, User, UserSummary,
-    WebhookDelivery,
+    EmailAddress, Feedback, FeedbackOutcome, FeedbackRecord, MailboxKey, MessageId, MessageKind,
+    MessageRecord, MessageStatus, OwedMessage, ResendPolicy, Suppression, SuppressionId,
+    SuppressionSource, User, UserSummary, WebhookDelivery,
 };
 
 pub mod batch;
@@ -264,6 +264,10 @@ pub struct DeliveryStats {
     pub dead: u64,
     /// Not sent because the recipient's mailbox was suppressed.
     pub cancelled: u64,
+    /// Sent, then reported as a permanent bounce.
+    pub bounced: u64,
+    /// Sent, then reported as spam.
+    pub complained: u64,
     /// Creation time of the oldest message still owed (queued, sending or retrying).
     pub oldest_owed: Option<DateTime<Utc>>,
 }
@@ -440,4 +444,26 @@ pub trait SuppressionStore: Send + Sync + std::fmt::Debug {
 
     /// Whether `mailbox` is on the list.
     async fn is_suppressed(&self, mailbox: &MailboxKey) -> Result<bool, StoreError>;
+}
+
+/// Bounces and complaints the provider reported about sent messages (SES feedback).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait FeedbackStore: Send + Sync + std::fmt::Debug {
+    /// Records `feedback` once, by its feedback id and mailbox: a report received again (a queue
+    /// redelivers) is [`FeedbackOutcome::Duplicate`] and changes nothing. The first time, in one
+    /// transaction: the row, tied to the message whose provider message id it names (if this
+    /// service sent it); and for a permanent bounce or a complaint, that message becomes
+    /// `bounced` or `complained` (if it was sent; a complaint also overrides `bounced`) and the
+    /// mailbox goes on the suppression list with the source `bounce` or `complaint`, exactly as
+    /// [`SuppressionStore::suppress`] does (what is still owed to it is cancelled; an existing
+    /// suppression keeps its source).
+    async fn record_feedback(
+        &self,
+        feedback: &Feedback,
+        now: DateTime<Utc>,
+    ) -> Result<FeedbackOutcome, StoreError>;
+
+    /// The feedback recorded about one message, oldest first.
+    async fn feedback(&self, message: MessageId) -> Result<Vec<FeedbackRecord>, StoreError>;
 }

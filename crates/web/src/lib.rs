@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use domain::{AdminToken, ApiKeys, Clock, ConfirmationTokens, ResendPolicy};
 use mailer::Templates;
 use queue::JobQueue;
-use store::{MessageStore, SuppressionStore, UserStore};
+use store::{FeedbackStore, MessageStore, SuppressionStore, UserStore};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
@@ -188,6 +188,9 @@ pub struct AppState {
     /// The suppression list (the stop link, the dashboard's page); `None`: `/stop/…` and
     /// `/admin/suppressions` are 404. Set with [`AppState::with_suppressions`].
     pub suppressions: Option<Arc<dyn SuppressionStore>>,
+    /// The bounces and complaints recorded per message, shown on the dashboard's message page;
+    /// `None`: not shown. Set with [`AppState::with_feedback`].
+    pub feedback: Option<Arc<dyn FeedbackStore>>,
     /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
     /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -245,6 +248,7 @@ impl AppState {
             credential_throttle,
             background: Background::default(),
             suppressions: None,
+            feedback: None,
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
@@ -266,6 +270,13 @@ impl AppState {
     #[must_use]
     pub fn with_suppressions(mut self, suppressions: Arc<dyn SuppressionStore>) -> Self {
         self.suppressions = Some(suppressions);
+        self
+    }
+
+    /// The same state with the recorded bounces and complaints shown on the dashboard.
+    #[must_use]
+    pub fn with_feedback(mut self, feedback: Arc<dyn FeedbackStore>) -> Self {
+        self.feedback = Some(feedback);
         self
     }
 

@@ -175,6 +175,8 @@ impl Probes {
                     ("sent", stats.sent),
                     ("dead", stats.dead),
                     ("cancelled", stats.cancelled),
+                    ("bounced", stats.bounced),
+                    ("complained", stats.complained),
                 ] {
                     metrics::gauge!("messages", "state" => state).set(count as f64);
                 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use delivery::{
-    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, Reminders, Renderer,
-    Retention, RunConfig, SweepConfig,
+    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, FeedbackLoop, Reminders,
+    Renderer, Retention, RunConfig, SweepConfig,
 };
-use mailer::{Mailer, Templates};
+use mailer::{Mailer, SqsFeedbackQueue, Templates};
 use metrics_exporter_prometheus::PrometheusHandle;
 use settings::Settings;
 use tokio::net::TcpListener;
@@ -83,7 +83,22 @@ pub fn delivery_engine(
             }),
             ..SweepConfig::default()
         },
+        feedback: None,
     }
+}
+
+/// The SES feedback loop over SES_FEEDBACK_QUEUE_URL (an SQS queue, reached through the
+/// standard AWS chain and SES_REGION, like SES), or `None` when it is not set. Give it to the
+/// engine ([`Engine::feedback`]) of the process that delivers.
+pub async fn feedback_loop(settings: &Settings, services: &Services) -> Option<FeedbackLoop> {
+    let url = settings.mail.ses_feedback_queue_url.as_deref()?;
+    let queue = SqsFeedbackQueue::from_env(settings.mail.ses_region.clone(), url).await;
+    tracing::info!(queue_url = url, "reading SES feedback from SQS");
+    Some(FeedbackLoop {
+        queue: Arc::new(queue),
+        store: services.store.clone(),
+        clock: services.clock.clone(),
+    })
 }
 
 /// Starts the worker's listener (WORKER_METRICS_ADDR) serving `/healthz`, `/readyz` and

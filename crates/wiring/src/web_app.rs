@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use web::{AppState, Csrf, LateRouter, PAGE_TEMPLATES, ServeConfig, WebConfig};
 
-use crate::{Services, delivery_engine};
+use crate::{Services, delivery_engine, feedback_loop};
 
 /// The web application state for these settings and services.
 pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, NoSecretKey> {
@@ -49,7 +49,8 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         config,
     )
     .with_metrics(settings::metrics::install())
-    .with_suppressions(services.store.clone());
+    .with_suppressions(services.store.clone())
+    .with_feedback(services.store.clone());
     Ok(match &services.shared_limits {
         Some(limits) => state.with_shared_limits(Arc::clone(limits)),
         None => state,
@@ -164,14 +165,18 @@ async fn start_app(
 ) -> anyhow::Result<Running> {
     // Before delivery starts, so that its series are registered too.
     settings::metrics::install();
-    let delivery = in_process_mailer.map(|mailer| {
-        tracing::info!(
-            provider = mailer.provider(),
-            "delivering email in-process (no REDIS_URL)"
-        );
-        let engine = delivery_engine(settings, &services, mailer);
-        tokio::spawn(engine.run(shutdown.clone()))
-    });
+    let delivery = match in_process_mailer {
+        Some(mailer) => {
+            tracing::info!(
+                provider = mailer.provider(),
+                "delivering email in-process (no REDIS_URL)"
+            );
+            let mut engine = delivery_engine(settings, &services, mailer);
+            engine.feedback = feedback_loop(settings, &services).await;
+            Some(tokio::spawn(engine.run(shutdown.clone())))
+        }
+        None => None,
+    };
     let state = app_state(settings, &services)?;
     let ops = match settings.ops_addr {
         Some(addr) => {

@@ -16,6 +16,7 @@ use crate::{Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Renderer};
 
 mod consumer;
 mod deliverer;
+mod feedback;
 mod rate_limit;
 mod sweeper;
 mod webhooks;

@@ -49,7 +49,8 @@ async fn retention_deletes_in_bounded_batches_with_each_cut_off() {
 
     let now = DateTime::from_timestamp(NOW, 0).unwrap();
     let mut messages = MockMessageStore::new();
-    // Sent: full, full, then short (3 calls); cancelled: empty at once.
+    // Sent: full, full, then short (3 calls); cancelled: empty at once; bounced and complained
+    // (sent, then reported) go with the sent ones.
     let mut sent_answers = vec![10, 10, 4].into_iter();
     messages
         .expect_purge_finished()
@@ -63,6 +64,14 @@ async fn retention_deletes_in_bounded_batches_with_each_cut_off() {
         .withf(|status, _, _| *status == MessageStatus::Cancelled)
         .times(1)
         .returning(|_, _, _| Ok(0));
+    messages
+        .expect_purge_finished()
+        .withf(move |status, before, _| {
+            matches!(status, MessageStatus::Bounced | MessageStatus::Complained)
+                && *before == now - TimeDelta::days(30)
+        })
+        .times(2)
+        .returning(|_, _, _| Ok(1));
     // Dead: always full, so the bound (4 batches) stops it.
     messages
         .expect_purge_finished()
@@ -83,7 +92,7 @@ async fn retention_deletes_in_bounded_batches_with_each_cut_off() {
     assert_eq!(
         purged,
         Purged {
-            sent: 24,
+            sent: 26,
             dead: 40,
             unconfirmed: 0
         }

@@ -15,10 +15,12 @@ use crate::redact::redact;
 use crate::{MailError, Mailer, Message, Sent};
 
 mod classify;
+mod sqs;
 #[cfg(test)]
 mod tests;
 
 use classify::classify;
+pub use sqs::SqsFeedbackQueue;
 
 /// Sends through Amazon SES v2 `SendEmail` with the message as raw MIME (built by
 /// [`format_mime`], so it keeps our `Message-ID` and the text + HTML alternatives).

@@ -84,6 +84,31 @@ fn mail_return_path_is_the_envelope_sender() {
 }
 
 #[test]
+fn ses_feedback_queue_url_is_an_http_url() {
+    assert_eq!(load(&[]).unwrap().mail.ses_feedback_queue_url, None);
+    assert_eq!(
+        load(&[("SES_FEEDBACK_QUEUE_URL", " ")])
+            .unwrap()
+            .mail
+            .ses_feedback_queue_url,
+        None
+    );
+    let url = "https://sqs.eu-west-1.amazonaws.com/123456789012/ses-feedback";
+    let s = load(&[("SES_FEEDBACK_QUEUE_URL", url)]).unwrap();
+    assert_eq!(s.mail.ses_feedback_queue_url.as_deref(), Some(url));
+    for bad in [
+        "ses-feedback",
+        "ftp://example.org/q",
+        "arn:aws:sqs:eu-west-1:1:q",
+    ] {
+        let error = load(&[("SES_FEEDBACK_QUEUE_URL", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("SES_FEEDBACK_QUEUE_URL"), "{bad}: {error}");
+    }
+}
+
+#[test]
 fn production_requires_a_long_secret_key_and_hides_users() {
     let err = load(&[("APP_ENV", "production")]).unwrap_err().to_string();
     assert!(err.contains("SECRET_KEY is required"), "{err}");

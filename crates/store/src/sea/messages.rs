@@ -35,6 +35,9 @@ static CLAIMED_STATUS: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     )
 });
 
+/// The statuses of a message the provider accepted (see `MessageStatus::was_sent`).
+pub(super) const SENT: [&str; 3] = ["sent", "bounced", "complained"];
+
 /// The condition under which a message may be claimed at `now`: `queued` (whatever its next
 /// attempt time), `retrying` with its next attempt time reached, or `sending` with an expired
 /// lease.
@@ -210,7 +213,7 @@ async fn record_failure_in(
     }
     let updated = update
         .filter(Column::Id.eq(id.0))
-        .filter(Column::Status.ne(MessageStatus::Sent.as_str()))
+        .filter(Column::Status.is_not_in(SENT))
         .exec(txn)
         .await
         .db()?;
@@ -437,7 +440,7 @@ impl MessageStore for SeaStore {
                 Ok(match statuses.get(&id.0) {
                     None => Claim::Missing,
                     Some(status) => match parse_status(id.0, status)? {
-                        MessageStatus::Sent => Claim::AlreadySent,
+                        status if status.was_sent() => Claim::AlreadySent,
                         MessageStatus::Cancelled => Claim::Cancelled,
                         _ => Claim::NotClaimable,
                     },
@@ -588,7 +591,11 @@ impl MessageStore for SeaStore {
         use email_message::Column;
         if !matches!(
             status,
-            MessageStatus::Sent | MessageStatus::Dead | MessageStatus::Cancelled
+            MessageStatus::Sent
+                | MessageStatus::Dead
+                | MessageStatus::Cancelled
+                | MessageStatus::Bounced
+                | MessageStatus::Complained
         ) || limit == 0
         {
             return Ok(0);
@@ -617,6 +624,8 @@ impl MessageStore for SeaStore {
             MessageStatus::Retrying,
             MessageStatus::Dead,
             MessageStatus::Cancelled,
+            MessageStatus::Bounced,
+            MessageStatus::Complained,
         ];
         let counts = email_message::Entity::find()
             .select_only()
@@ -640,6 +649,8 @@ impl MessageStore for SeaStore {
                 MessageStatus::Sent => stats.sent = n,
                 MessageStatus::Dead => stats.dead = n,
                 MessageStatus::Cancelled => stats.cancelled = n,
+                MessageStatus::Bounced => stats.bounced = n,
+                MessageStatus::Complained => stats.complained = n,
             }
         }
         (stats.sent, stats.sent_is_estimate) = self.sent_count(others).await?;

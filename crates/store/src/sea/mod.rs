@@ -20,6 +20,7 @@ use sea_orm::{
 
 use crate::StoreError;
 
+mod feedback;
 mod mailbox;
 mod messages;
 mod postgres;

@@ -22,7 +22,7 @@ use crate::{StoreError, SuppressionStore};
 /// the mailbox's queued and retrying confirmation emails cancelled, and a new suppression's
 /// `email.suppressed` event owed to `endpoints` for each account of the mailbox (their ids
 /// returned).
-async fn suppress_in(
+pub(super) async fn suppress_in(
     txn: &DatabaseTransaction,
     key: &str,
     source: SuppressionSource,

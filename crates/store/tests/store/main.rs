@@ -1,5 +1,5 @@
 //! The store against real databases: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set.
-//! Every test in `users`, `codes`, `reminders`, `mailbox`, `messages`, `retention`, `schema` and `webhooks` runs once per backend, as
+//! Every test in `users`, `codes`, `feedback`, `reminders`, `mailbox`, `messages`, `retention`, `schema` and `webhooks` runs once per backend, as
 //! `<module>::sqlite::<name>` and `<module>::postgres::<name>`. `tls` runs on a PostgreSQL that
 //! takes TLS connections only, when `TEST_DATABASE_TLS_URL` is set.
 
@@ -9,6 +9,8 @@
 mod codes;
 #[cfg(test)]
 mod common;
+#[cfg(test)]
+mod feedback;
 #[cfg(test)]
 mod mailbox;
 #[cfg(test)]

@@ -8,7 +8,7 @@ use store::MessageQuery;
 
 use super::PAGE_SIZE;
 use super::views::{
-    AttemptRow, Counts, DashboardQuery, DashboardView, MessageView, NoticeQuery, Row,
+    AttemptRow, Counts, DashboardQuery, DashboardView, FeedbackRow, MessageView, NoticeQuery, Row,
     SuppressionRow, SuppressionsView, WebhookView, age, form_urlencode, notice, row, when,
 };
 use crate::pages::{html, message_page, not_found};
@@ -74,6 +74,8 @@ pub(super) async fn dashboard(
             sent_is_estimate: stats.sent_is_estimate,
             dead: stats.dead,
             cancelled: stats.cancelled,
+            bounced: stats.bounced,
+            complained: stats.complained,
         },
         queue_depth,
         oldest_owed_age: stats.oldest_owed.map(|t| age((now - t).num_seconds())),
@@ -122,6 +124,20 @@ pub(super) async fn message(
             finished: when(a.finished_at),
         })
         .collect();
+    let feedback = match &state.feedback {
+        Some(store) => store
+            .feedback(MessageId(id))
+            .await?
+            .into_iter()
+            .map(|f| FeedbackRow {
+                kind: f.kind.as_str(),
+                detail: record.message.recipient.mask_in(&f.detail),
+                occurred: when(f.occurred_at),
+                received: when(f.received_at),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let dead = record.message.status == MessageStatus::Dead;
     let webhook = match record.message.kind {
         MessageKind::Webhook => state
@@ -136,6 +152,7 @@ pub(super) async fn message(
     let view = MessageView {
         row: row(record),
         attempts,
+        feedback,
         dead,
         notice: query.done.as_deref().and_then(notice),
         csrf_token,

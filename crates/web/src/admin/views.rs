@@ -23,6 +23,8 @@ pub(super) struct Counts {
     pub(super) sent_is_estimate: bool,
     pub(super) dead: u64,
     pub(super) cancelled: u64,
+    pub(super) bounced: u64,
+    pub(super) complained: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,11 +84,22 @@ pub(super) struct AttemptRow {
 pub(super) struct MessageView {
     pub(super) row: Row,
     pub(super) attempts: Vec<AttemptRow>,
+    /// The bounces and complaints reported about it.
+    pub(super) feedback: Vec<FeedbackRow>,
     pub(super) dead: bool,
     pub(super) notice: Option<&'static str>,
     pub(super) csrf_token: String,
     /// What a webhook message carries; `None` for an email.
     pub(super) webhook: Option<WebhookView>,
+}
+
+/// One bounce or complaint reported about a message.
+#[derive(Debug, Serialize)]
+pub(super) struct FeedbackRow {
+    pub(super) kind: &'static str,
+    pub(super) detail: String,
+    pub(super) occurred: String,
+    pub(super) received: String,
 }
 
 /// A webhook message's event and endpoint (without its query, which may hold a token).

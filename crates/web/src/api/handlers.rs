@@ -88,6 +88,10 @@ pub enum EmailState {
     Dead,
     /// Not sent: the mailbox was suppressed.
     Cancelled,
+    /// Sent, then reported by the provider as a permanent bounce.
+    Bounced,
+    /// Sent, then reported as spam by its recipient.
+    Complained,
 }
 
 impl From<MessageStatus> for EmailState {
@@ -99,6 +103,8 @@ impl From<MessageStatus> for EmailState {
             MessageStatus::Sent => Self::Sent,
             MessageStatus::Dead => Self::Dead,
             MessageStatus::Cancelled => Self::Cancelled,
+            MessageStatus::Bounced => Self::Bounced,
+            MessageStatus::Complained => Self::Complained,
         }
     }
 }

@@ -61,6 +61,8 @@ fn dashboard_store() -> MockMessageStore {
             sent_is_estimate: false,
             dead: 3,
             cancelled: 0,
+            bounced: 1,
+            complained: 2,
             oldest_owed: DateTime::from_timestamp(NOW - 125, 0),
         })
     });
@@ -175,6 +177,8 @@ async fn the_dashboard_shows_counts_queue_and_masked_messages() {
         ("retrying", 2),
         ("sent", 40),
         ("dead", 3),
+        ("bounced", 1),
+        ("complained", 2),
     ] {
         assert!(
             body.contains(&format!("<td data-state=\"{state}\">{n}</td>")),

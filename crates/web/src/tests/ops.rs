@@ -179,6 +179,8 @@ fn sample_stats() -> Result<DeliveryStats, StoreError> {
         sent_is_estimate: false,
         dead: 3,
         cancelled: 0,
+        bounced: 5,
+        complained: 6,
         oldest_owed: DateTime::from_timestamp(NOW - 90, 0),
     })
 }
@@ -317,6 +319,8 @@ async fn metrics_render_prometheus_text_and_counters_move_with_requests() {
         ("retrying", 4.0),
         ("sent", 50.0),
         ("dead", 3.0),
+        ("bounced", 5.0),
+        ("complained", 6.0),
     ] {
         assert_eq!(
             after.value(&format!("messages{{state=\"{state}\"}}")),
