@@ -10,6 +10,8 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
            address at /code on a client that never saw the registration (a wrong code: 422).
   correct  a mistyped address corrected on the thank-you page (its form holds the address just
            registered): the right one is registered, the mistyped one gets no reminder.
+  lang     a registration from a zh-CN browser gets its email in Chinese; a resend asked for from
+           an English browser (whose pages are English) is in Chinese too, and its link confirms.
   kill     the worker is SIGKILLed while sending and started again: every email is still
            delivered, duplicates at most the sends in flight at the kill.
   redis    Redis is restarted (empty) under a running worker: it recovers by itself and later
@@ -34,7 +36,7 @@ must pass dkimpy's verification against the record `worker dkim-record` prints.
 At the end every server and worker log is scanned for the registered addresses, the
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
-Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,json,kill,redis,ses,feedback]
+Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,lang,json,kill,redis,ses,feedback]
                           [--redis-tls-dir DIR] [--dkim rsa|ed25519]
                           [--redis-url redis-cluster://...] [--db-port PGBOUNCER_PORT]
 
@@ -63,6 +65,7 @@ sys.dont_write_bytecode = True  # no __pycache__ for the shared module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from topology import (  # noqa: E402 - after the path set-up
     LINK, Topology, check_logs, confirm, csrf, fail, json_lines_of_request, json_log_lines, log,
+    text_of,
     codes_at, free_port, maildir_messages, post_form, psql, register, remember, request,
     service_procs, set_tag, utc_now, wait_until,
 )
@@ -130,6 +133,54 @@ def scenario_code(top, n):
         fail(f"{confirmed} of {n} accounts confirmed by their codes")
     log(f"code: {n} accounts confirmed by the code from their email on a client without the "
         f"registration's cookie; a wrong code answered 422")
+
+
+def emails_to(maildir, address):
+    """(subject, text) of every message to `address` at the SMTP server, oldest first."""
+    new = os.path.join(maildir, "new")
+    found = []
+    for name in sorted(os.listdir(new)) if os.path.isdir(new) else []:
+        path = os.path.join(new, name)
+        with open(path, "rb") as f:
+            msg, text = text_of(f.read())
+        if str(msg["To"]).strip().lower() == address.lower():
+            found.append((os.path.getmtime(path), str(msg["Subject"]), text))
+    return [(subject, text) for _, subject, text in sorted(found)]
+
+
+def scenario_lang(top, n):
+    """The account's language: chosen by the registering browser, kept for every email to it."""
+    top.server.stop(signal.SIGTERM)
+    top.start_server(RESEND_COOLDOWN="1s")
+    address = f"lang-{uuid.uuid4().hex[:6]}@example.com"
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    status, _, body = request(top.web_port, "GET", "/", headers=chinese)
+    if status != 200 or '<html lang="zh-CN">' not in body or "没有收到邮件？" not in body:
+        fail(f"the home page for a zh-CN browser answered {status} not in Chinese")
+    register(top.web_port, address, headers=chinese)
+    first = wait_until("the zh-CN registration's email", lambda: emails_to(top.maildir, address) or None, 60)
+    subject, text = first[0]
+    if subject != "请确认您的账户" or "感谢您的注册" not in text:
+        fail(f"the zh-CN registration's email is not in Chinese: {subject!r}")
+    if top.sql(f"select locale from users where email = '{address}'") != "zh-CN":
+        fail("the account's language is not stored as zh-CN")
+
+    def resent():
+        status, headers, _ = post_form(top.web_port, "/resend", address, headers=english)
+        if status != 303 or headers.get("content-language") != "en":
+            fail(f"the resend from an English browser answered {status} {headers.get('content-language')!r}")
+        return len(emails_to(top.maildir, address)) >= 2 or None
+
+    # The resend cooldown is 1 s here: ask again until the second email arrives.
+    wait_until("the resend from an English browser", resent, 60, interval=0.5)
+    subject, text = emails_to(top.maildir, address)[1]
+    if subject != "请确认您的账户" or "验证码" not in text:
+        fail(f"the resend asked for from an English browser is not in Chinese: {subject!r}")
+    link = LINK.search(text).group(0)
+    confirm(top.web_port, link)
+    log("lang: a zh-CN registration's email and its resend from an English browser are both in "
+        "Chinese (stored locale zh-CN); the pages follow each browser; the resent link confirms")
 
 
 def scenario_correct(top, n):
@@ -470,7 +521,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--scenarios", default="smtp,code,correct,json,kill,redis,ses,feedback")
+    ap.add_argument("--scenarios", default="smtp,code,correct,lang,json,kill,redis,ses,feedback")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
     ap.add_argument("--redis-url", help="use this Redis (a redis-cluster:// or redis-sentinel:// URL) instead of one of our own")

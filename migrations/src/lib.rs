@@ -13,6 +13,7 @@ mod m20261207_000008_add_retention_indexes;
 mod m20261207_000009_add_code_failures;
 mod m20261207_000010_add_users_reminded_at;
 mod m20261207_000011_create_email_feedback;
+mod m20261207_000012_add_users_locale;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_add_code_failures::Migration),
             Box::new(m20261207_000010_add_users_reminded_at::Migration),
             Box::new(m20261207_000011_create_email_feedback::Migration),
+            Box::new(m20261207_000012_add_users_locale::Migration),
         ]
     }
 }

@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use domain::EmailAddress;
+use http_body_util::BodyExt;
 use queue::JobQueue;
 use settings::Settings;
 use store::{ConfirmOutcome, UserStore};
@@ -94,10 +96,7 @@ async fn opening_the_link_confirms_nothing_until_the_button_is_pressed() {
     assert_eq!(app.fetch("HEAD", &link).await.status(), StatusCode::OK);
     let page = app.view(&link).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let body = http_body_util::BodyExt::collect(page.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let body = BodyExt::collect(page.into_body()).await.unwrap().to_bytes();
     let body = String::from_utf8_lossy(&body);
     assert!(
         body.contains("Confirm my account") && body.contains(&email.masked()),
@@ -119,9 +118,9 @@ async fn opening_the_link_confirms_nothing_until_the_button_is_pressed() {
         .app
         .clone()
         .oneshot(
-            axum::http::Request::post(path)
+            Request::post(path)
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(axum::body::Body::from("csrf_token=x"))
+                .body(Body::from("csrf_token=x"))
                 .unwrap(),
         )
         .await
@@ -396,7 +395,10 @@ async fn an_email_owed_before_a_restart_is_sent_after_it() {
     // Commit a registration while no delivery runs (as if the process died right after).
     let store = wiring::connect_store(&settings).await.unwrap();
     let email = EmailAddress::parse("owed@example.com").unwrap();
-    store.register(&email, chrono::Utc::now()).await.unwrap();
+    store
+        .register(&email, domain::Locale::En, chrono::Utc::now())
+        .await
+        .unwrap();
     drop(store);
 
     let app = start(&settings).await;
@@ -454,10 +456,7 @@ async fn the_stop_link_suppresses_the_mailbox_until_an_operator_lifts_it() {
         !store.is_suppressed(&key).await.unwrap(),
         "GET changed nothing"
     );
-    let body = http_body_util::BodyExt::collect(page.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let body = BodyExt::collect(page.into_body()).await.unwrap().to_bytes();
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("Stop emails to this address"), "{body}");
     assert!(!body.contains("victim+shop@gmail.com"), "masked: {body}");
@@ -485,4 +484,60 @@ async fn the_stop_link_suppresses_the_mailbox_until_an_operator_lifts_it() {
     assert!(store.lift(listed[0].id).await.unwrap());
     app.post("/resend", "victim%2Bshop%40gmail.com").await;
     assert_eq!(app.queue.depth().await.unwrap(), 1);
+}
+
+/// The language is the account's, chosen from the registering browser's `Accept-Language`:
+/// every email to it is in that language, a resend asked for from an English browser too; the
+/// pages follow each browser.
+#[tokio::test]
+async fn a_chinese_registration_gets_chinese_emails_whoever_asks_for_a_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process(dir.path()).await;
+    let chinese = Some("zh-CN,zh;q=0.9,en;q=0.8");
+    let english = Some("en-US,en;q=0.9");
+    let reply = app.post_in(chinese, "/", "zh%40example.com").await;
+    assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+    assert_eq!(reply.headers()[header::CONTENT_LANGUAGE], "zh-CN");
+    app.deliver_next().await;
+    let first = app.mailer.messages()[0].clone();
+    assert_eq!(first.subject, "请确认您的账户");
+    assert!(first.text.contains("感谢您的注册"), "{}", first.text);
+    assert!(first.text.contains("1 小时"), "{}", first.text);
+    let html = first.html.clone().unwrap();
+    assert!(html.contains("<html lang=\"zh-CN\">"), "{html}");
+
+    // A resend from an English browser after the cooldown: still Chinese.
+    app.clock.advance(chrono::TimeDelta::seconds(61));
+    let reply = app.post_in(english, "/resend", "zh%40example.com").await;
+    assert!(flash(&reply).starts_with("flash=resent;"));
+    assert_eq!(reply.headers()[header::CONTENT_LANGUAGE], "en");
+    app.deliver_next().await;
+    let second = app.mailer.messages()[1].clone();
+    assert_eq!(second.to.as_str(), "zh@example.com");
+    assert_eq!(second.subject, "请确认您的账户");
+    assert!(second.text.contains("验证码"), "{}", second.text);
+
+    // An English browser's registration: English emails.
+    app.post_in(english, "/", "en%40example.com").await;
+    app.deliver_next().await;
+    assert_eq!(app.mailer.messages()[2].subject, "Confirm Your Account");
+
+    // The pages follow the browser: the Chinese link's page in English for an English reader.
+    let home = app
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/")
+                .header(header::ACCEPT_LANGUAGE, "zh-CN")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = home.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("<html lang=\"zh-CN\">"), "{body}");
+    assert!(body.contains("没有收到邮件？"), "{body}");
+    let link = second.action_url.unwrap();
+    assert!(flash(&app.open(&link).await).starts_with("flash=confirmed;"));
 }

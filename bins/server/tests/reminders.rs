@@ -17,7 +17,7 @@ use common::{InProcess, flash, in_process};
 async fn pass(app: &InProcess) -> Reminded {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings_for(dir.path(), &[]);
-    let engine = wiring::delivery_engine(&settings, &app.services, app.mailer.clone());
+    let engine = wiring::delivery_engine(&settings, &app.services, app.mailer.clone()).unwrap();
     let reminders = engine.sweep.reminders.expect("reminders are on by default");
     assert_eq!(
         reminders,

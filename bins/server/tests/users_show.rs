@@ -15,7 +15,11 @@ async fn shows_one_users_state_and_messages() {
     store.migrate().await.unwrap();
     let at = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
     let email = EmailAddress::parse("Show.Me@Example.com").unwrap();
-    let Registration::Created { message, .. } = store.register(&email, at).await.unwrap() else {
+    let Registration::Created { message, .. } = store
+        .register(&email, domain::Locale::En, at)
+        .await
+        .unwrap()
+    else {
         panic!("expected a new user");
     };
     store

@@ -275,7 +275,7 @@ async fn run() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let mut engine = wiring::delivery_engine(&settings, &services, mailer);
+    let mut engine = wiring::delivery_engine(&settings, &services, mailer)?;
     engine.feedback = wiring::feedback_loop(&settings, &services).await;
     engine.run(stopped).await;
     if let Some((_, listener)) = listener {

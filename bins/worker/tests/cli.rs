@@ -211,7 +211,10 @@ fn the_cli_lists_requeues_and_purges_dead_messages() {
         store.migrate().await.unwrap();
         let email = domain::EmailAddress::parse("Dead.Letter@example.com").unwrap();
         let now = chrono::Utc::now();
-        let Registration::Created { message, .. } = store.register(&email, now).await.unwrap()
+        let Registration::Created { message, .. } = store
+            .register(&email, domain::Locale::En, now)
+            .await
+            .unwrap()
         else {
             panic!("a new address registers");
         };
@@ -285,7 +288,10 @@ fn the_cli_adds_lists_and_lifts_suppressions() {
         let store = store::SeaStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let email = domain::EmailAddress::parse("Stop.Me+news@gmail.com").unwrap();
-        let registration = store.register(&email, chrono::Utc::now()).await.unwrap();
+        let registration = store
+            .register(&email, domain::Locale::En, chrono::Utc::now())
+            .await
+            .unwrap();
         assert!(matches!(registration, Registration::Created { .. }));
         store.close().await.unwrap();
     });

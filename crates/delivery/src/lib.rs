@@ -21,7 +21,7 @@ pub use deliverer::{Deliverer, DeliveryConfig, DeliveryError, Outcome, job_span}
 pub use feedback::{FEEDBACK_TYPES, FeedbackLoop, Handled, QUEUE_PAUSE, register_feedback_metrics};
 pub use metrics::register_delivery_metrics;
 pub use rate_limit::{RateLimiter, RatePermit};
-pub use render::{EMAIL_TEMPLATES, Renderer, human_duration};
+pub use render::{EMAIL_MESSAGES, EMAIL_TEMPLATES, Renderer, duration_in, email_templates};
 pub use sweeper::{
     DEFAULT_SWEEP_INTERVAL, Purged, REMINDER_BATCH, RETENTION_BATCH, RETENTION_BATCHES,
     RETENTION_EVERY, Reminded, Reminders, Retention, SweepConfig, remind_once, retain_once,

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use chrono::{DateTime, Utc};
-use domain::{ConfirmationTokens, MessageKind, OwedMessage, StopTokens};
+use domain::{ConfirmationTokens, Locale, MessageKind, OwedMessage, StopTokens};
+use mailer::i18n::{Arg, Catalog, CatalogError, MessageFile};
 use mailer::{Message, TemplateError, Templates};
 use serde::Serialize;
 
@@ -22,6 +25,29 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/email/confirm/body.html"),
     ),
 ];
+
+/// The emails' texts per language (`templates/locales/<locale>/email.ftl`), English first (the
+/// default). A directory can override any message (`locales/<locale>/email.ftl` under it).
+pub const EMAIL_MESSAGES: &[MessageFile] = &[
+    MessageFile {
+        locale: "en",
+        file: "email.ftl",
+        source: include_str!("../../../templates/locales/en/email.ftl"),
+    },
+    MessageFile {
+        locale: "zh-CN",
+        file: "email.ftl",
+        source: include_str!("../../../templates/locales/zh-CN/email.ftl"),
+    },
+];
+
+/// The email templates with their messages, each overridable from `override_dir` (a template
+/// for one language as `<locale>/email/confirm/body.html`). An override message file that does
+/// not parse is an error.
+pub fn email_templates(override_dir: Option<PathBuf>) -> Result<Templates, CatalogError> {
+    let catalog = Catalog::new(EMAIL_MESSAGES, override_dir.as_deref())?;
+    Ok(Templates::localized(EMAIL_TEMPLATES, catalog, override_dir))
+}
 
 #[derive(Serialize)]
 struct ConfirmContext<'a> {
@@ -80,14 +106,21 @@ impl Renderer {
                 let stop_url = format!("{}/stop/{stop}", self.base_url);
                 let code = self.tokens.codes().code(message.id);
                 let code_url = format!("{}/code", self.base_url);
+                let locale = message.locale.as_str();
                 let ctx = ConfirmContext {
                     confirm_url: &confirm_url,
-                    expires_in: human_duration(self.token_max_age.as_secs()),
+                    expires_in: duration_in(
+                        &self.templates,
+                        message.locale,
+                        self.token_max_age.as_secs(),
+                    ),
                     stop_url: &stop_url,
                     code: &code,
                     code_url: &code_url,
                 };
-                let rendered = self.templates.render_email("email/confirm", &ctx)?;
+                let rendered = self
+                    .templates
+                    .render_email_in(locale, "email/confirm", &ctx)?;
                 Ok(Message {
                     to: message.recipient.clone(),
                     subject: rendered.subject,
@@ -105,33 +138,102 @@ impl Renderer {
     }
 }
 
-/// "1 hour", "90 minutes", "45 seconds".
-pub fn human_duration(seconds: u64) -> String {
-    let plural = |n: u64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
+/// A duration in whole hours, minutes or seconds (the largest unit that divides it), in
+/// `locale`, from the `duration` message: "1 hour", "90 minutes"; "2 小时".
+pub fn duration_in(templates: &Templates, locale: Locale, seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
     };
-    match seconds {
-        s if s >= 3600 && s % 3600 == 0 => plural(s / 3600, "hour"),
-        s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
-        s => plural(s, "second"),
-    }
+    templates.message(
+        locale.as_str(),
+        "duration",
+        &[
+            ("n", Arg::Number(i64::try_from(n).unwrap_or(i64::MAX))),
+            ("unit", Arg::Text(unit.to_owned())),
+        ],
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every message the email templates name exists in every locale (and no locale has one
+    /// the default has not): a message added to one `email.ftl` only fails here.
     #[test]
-    fn human_durations() {
-        assert_eq!(human_duration(3600), "1 hour");
-        assert_eq!(human_duration(7200), "2 hours");
-        assert_eq!(human_duration(90 * 60), "90 minutes");
-        assert_eq!(human_duration(60), "1 minute");
-        assert_eq!(human_duration(45), "45 seconds");
+    fn every_email_message_exists_in_every_locale() {
+        let templates = email_templates(None).unwrap();
+        let catalog = templates.catalog().unwrap();
+        let mut ids = mailer::i18n::ids_in_templates(EMAIL_TEMPLATES);
+        assert!(ids.contains("email-subject") && ids.contains("email-stop"));
+        ids.insert("duration".to_owned());
+        assert_eq!(
+            catalog.locales().collect::<Vec<_>>(),
+            Locale::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>()
+        );
+        let missing = catalog.missing(ids.iter().map(String::as_str));
+        assert!(missing.is_empty(), "missing (locale, id): {missing:?}");
+    }
+
+    /// The email of a zh-CN account: every text in Chinese, the links, the code and the
+    /// lifetime as in English, markup in a variable still escaped.
+    #[test]
+    fn a_chinese_account_gets_a_chinese_email() {
+        let renderer = Renderer::new(
+            email_templates(None).unwrap(),
+            ConfirmationTokens::new(&["k"]).unwrap(),
+            "https://example.com",
+            Duration::from_secs(7200),
+        );
+        let message = OwedMessage {
+            id: domain::MessageId(7),
+            user_id: domain::UserId(3),
+            kind: MessageKind::Confirm,
+            recipient: domain::EmailAddress::parse("li@example.com").unwrap(),
+            status: domain::MessageStatus::Sending,
+            attempts: 1,
+            created_at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            locale: Locale::ZhCn,
+        };
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let email = renderer.render(&message, now).unwrap();
+        assert_eq!(email.subject, "请确认您的账户");
+        for line in [
+            "感谢您的注册。请打开此链接并点击“确认我的账户”以激活您的账户。",
+            "在其他设备上阅读此邮件？请在 https://example.com/code 输入以下验证码：",
+            "链接和验证码的有效期为 2 小时。",
+            "我没有注册：不要再向此地址发送邮件",
+        ] {
+            assert!(email.text.contains(line), "{line}\n{}", email.text);
+        }
+        assert!(email.text.contains("https://example.com/confirm/"));
+        let html = email.html.unwrap();
+        assert!(html.contains("<html lang=\"zh-CN\">"));
+        assert!(html.contains("<title>请确认您的账户</title>"));
+        // The code page is a link inside the translated sentence.
+        assert!(
+            html.contains("请在 <a href=\"https:&#x2f;&#x2f;example.com&#x2f;code\""),
+            "{html}"
+        );
+        assert!(!html.contains("Confirm"), "{html}");
+    }
+
+    #[test]
+    fn durations_in_each_language() {
+        let t = email_templates(None).unwrap();
+        let en = |s| duration_in(&t, Locale::En, s);
+        assert_eq!(en(3600), "1 hour");
+        assert_eq!(en(7200), "2 hours");
+        assert_eq!(en(90 * 60), "90 minutes");
+        assert_eq!(en(60), "1 minute");
+        assert_eq!(en(45), "45 seconds");
+        assert_eq!(en(1), "1 second");
+        let zh = |s| duration_in(&t, Locale::ZhCn, s);
+        assert_eq!(zh(3600), "1 小时");
+        assert_eq!(zh(90 * 60), "90 分钟");
+        assert_eq!(zh(45), "45 秒");
     }
 
     /// The confirmation email as the embedded templates render it, with markup fed into every
@@ -149,8 +251,9 @@ mod tests {
             code: "012345",
             code_url: "http://e.example/code?<x>",
         };
-        let rendered = Templates::new(EMAIL_TEMPLATES, None)
-            .render_email("email/confirm", &ctx)
+        let rendered = email_templates(None)
+            .unwrap()
+            .render_email_in("en", "email/confirm", &ctx)
             .unwrap();
         let html = rendered.html.clone().expect("an HTML part");
         let snapshot = format!(
@@ -207,13 +310,14 @@ mod tests {
         let stop = "https://example.com/stop/eyJhIjoxfQ.Zx4-_A.xyz_DEF-123";
         let ctx = ConfirmContext {
             confirm_url: url,
-            expires_in: human_duration(3600),
+            expires_in: "1 hour".to_owned(),
             stop_url: stop,
             code: "123456",
             code_url: "https://example.com/code",
         };
-        let rendered = Templates::new(EMAIL_TEMPLATES, None)
-            .render_email("email/confirm", &ctx)
+        let rendered = email_templates(None)
+            .unwrap()
+            .render_email_in("en", "email/confirm", &ctx)
             .unwrap();
         let html = rendered.html.unwrap();
         assert!(html.contains(&format!("href=\"{}\"", url.replace('/', "&#x2f;"))));
@@ -234,7 +338,7 @@ mod tests {
         let tokens = ConfirmationTokens::new(&["k"]).unwrap();
         let stop_tokens = StopTokens::new(&["k"]).unwrap();
         let renderer = Renderer::new(
-            Templates::new(EMAIL_TEMPLATES, None),
+            email_templates(None).unwrap(),
             tokens.clone(),
             "https://example.com/app/",
             Duration::from_secs(3600),
@@ -247,6 +351,7 @@ mod tests {
             status: domain::MessageStatus::Sending,
             attempts: 1,
             created_at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            locale: Locale::En,
         };
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let email = renderer.render(&message, now).unwrap();

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use delivery::{Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Outcome, Renderer};
+use delivery::{Deliverer, DeliveryConfig, Outcome, Renderer};
 use domain::{
     ConfirmationTokens, EmailAddress, ManualClock, MessageId, MessageKind, MessageStatus,
     OwedMessage, RetryPolicy, UserId,
 };
-use mailer::{MailError, MockMailer, Sent, Templates};
+use mailer::{MailError, MockMailer, Sent};
 use queue::Job;
 use store::{Claim, MockMessageStore};
 
@@ -39,6 +39,7 @@ fn owed(id: i64, attempts: u32) -> OwedMessage {
         status: MessageStatus::Sending,
         attempts,
         created_at: at(NOW - 10),
+        locale: domain::Locale::En,
     }
 }
 
@@ -81,7 +82,7 @@ async fn sends_and_failures_move_the_delivery_counters() {
         Arc::new(messages),
         Arc::new(mailer),
         Renderer::new(
-            Templates::new(EMAIL_TEMPLATES, None),
+            delivery::email_templates(None).unwrap(),
             ConfirmationTokens::new(&["test-secret"]).unwrap(),
             "http://127.0.0.1:5003",
             Duration::from_secs(3600),

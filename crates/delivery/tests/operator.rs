@@ -123,7 +123,10 @@ async fn store_with_a_dead_message(
     let store = SeaStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let email = EmailAddress::parse(address).unwrap();
-    let Registration::Created { message, .. } = store.register(&email, at(NOW)).await.unwrap()
+    let Registration::Created { message, .. } = store
+        .register(&email, domain::Locale::En, at(NOW))
+        .await
+        .unwrap()
     else {
         panic!("a new address registers");
     };

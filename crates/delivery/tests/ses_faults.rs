@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use delivery::{Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Outcome, Renderer};
+use delivery::{Deliverer, DeliveryConfig, Outcome, Renderer};
 use domain::{
     ConfirmationTokens, EmailAddress, ManualClock, MessageId, MessageKind, MessageStatus,
     OwedMessage, RetryPolicy, UserId,
 };
+use mailer::Sender;
 use mailer::test_util::{FakeSes, SesReply, SesRequest};
-use mailer::{Sender, Templates};
 use queue::Job;
 use store::{Claim, MockMessageStore};
 
@@ -40,6 +40,7 @@ fn owed(id: i64, attempts: u32) -> OwedMessage {
         status: MessageStatus::Sending,
         attempts,
         created_at: at(NOW - 10),
+        locale: domain::Locale::En,
     }
 }
 
@@ -60,7 +61,7 @@ fn deliverer(messages: MockMessageStore, ses: &FakeSes, clock: &Arc<ManualClock>
         Arc::new(messages),
         Arc::new(mailer),
         Renderer::new(
-            Templates::new(EMAIL_TEMPLATES, None),
+            delivery::email_templates(None).unwrap(),
             tokens(),
             &format!("{BASE_URL}/"),
             Duration::from_secs(3600),

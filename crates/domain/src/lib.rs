@@ -4,6 +4,7 @@ pub mod admin_token;
 pub mod api_key;
 pub mod clock;
 pub mod feedback;
+pub mod locale;
 pub mod message;
 pub mod policy;
 pub mod request_id;
@@ -19,6 +20,7 @@ pub use confirm_email_address::{
     EmailAddress, EmailError, MAX_ADDRESS_LEN, MAX_LOCAL_LEN, MailboxKey,
 };
 pub use feedback::{Feedback, FeedbackKind, FeedbackOutcome, FeedbackRecord, UnknownFeedback};
+pub use locale::{Locale, UnsupportedLocale};
 pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
 pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;

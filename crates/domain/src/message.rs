@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{EmailAddress, UserId};
+use crate::{EmailAddress, Locale, UserId};
 
 /// The database id of an owed email message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,6 +126,8 @@ pub struct OwedMessage {
     /// Attempts made so far, counting the one in progress after a claim.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    /// The language of its account (chosen at registration): the email is written in it.
+    pub locale: Locale,
 }
 
 /// Everything recorded about one message, for operators (dead letters, dashboards): the owed

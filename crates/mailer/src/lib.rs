@@ -10,6 +10,7 @@ mod dkim;
 pub mod feedback;
 #[cfg(feature = "file")]
 mod file;
+pub mod i18n;
 mod memory;
 #[cfg_attr(
     not(any(feature = "smtp", feature = "ses", feature = "file")),

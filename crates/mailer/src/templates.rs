@@ -4,7 +4,13 @@
 //! A template named `confirm/body.html` is looked up first in the override directory (if one is
 //! configured, so operators can restyle without rebuilding; an edited file is used from its next
 //! render on; a file added for a template already in use only after a restart), then in the
-//! embedded set. Files ending in `.html` are HTML-escaped automatically;
+//! embedded set. Rendered for a locale ([`Templates::render_in`]), `<locale>/confirm/body.html`
+//! in the override directory comes first.
+//!
+//! Localized templates ([`Templates::localized`]) have a `t(id, name=value, …)` function giving
+//! message `id` of the [`Catalog`] in the render's `locale`. In an HTML template its result is
+//! markup (messages may hold tags) and its arguments are escaped, unless they are markup the
+//! template made (`{% set link %}<a href="…">…</a>{% endset %}`). Files ending in `.html` are HTML-escaped automatically;
 //! `.txt` files are not. Undefined variables are errors, so a typo fails a test instead of
 //! sending a blank.
 
@@ -12,8 +18,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use minijinja::{Environment, UndefinedBehavior, path_loader, value::Serde};
+use minijinja::value::{Kwargs, Serde, Value};
+use minijinja::{AutoEscape, Environment, HtmlEscape, State, UndefinedBehavior, path_loader};
 use serde::Serialize;
+
+use crate::i18n::{Arg, Catalog};
 
 /// A template that could not be found, parsed or rendered: its name, and what the template
 /// engine said.
@@ -50,11 +59,62 @@ pub struct RenderedEmail {
 #[derive(Debug, Clone)]
 pub struct Templates {
     env: Arc<Environment<'static>>,
+    catalog: Option<Arc<Catalog>>,
+    /// Whether there is an override directory (where per-locale templates can be).
+    overridable: bool,
+}
+
+/// The templates' `t(id, name=value, …)`: message `id` in the render's `locale`.
+fn translate(
+    catalog: &Catalog,
+    state: &State<'_, '_>,
+    id: &str,
+    kwargs: Kwargs,
+) -> Result<Value, minijinja::Error> {
+    let html = matches!(state.auto_escape(), AutoEscape::Html);
+    let mut args = Vec::new();
+    for name in kwargs.args() {
+        let value: Value = kwargs.get(name)?;
+        let arg = match value.as_i64() {
+            Some(n) if value.kind() == minijinja::value::ValueKind::Number => Arg::Number(n),
+            // Markup made by the template itself (`{% set link %}<a …>{% endset %}`) stays.
+            _ if html && !value.is_safe() => Arg::Text(HtmlEscape(&value.to_string()).to_string()),
+            _ => Arg::Text(value.to_string()),
+        };
+        args.push((name, arg));
+    }
+    let locale = state.lookup("locale");
+    let locale = locale.as_ref().and_then(Value::as_str).unwrap_or("");
+    let text = catalog.format(locale, id, &args);
+    Ok(if html {
+        Value::from_safe_string(text)
+    } else {
+        Value::from(text)
+    })
 }
 
 impl Templates {
     /// Templates from `(name, source)` pairs, overridable from `override_dir`.
     pub fn new(embedded: &[(&'static str, &'static str)], override_dir: Option<PathBuf>) -> Self {
+        Self::build(embedded, None, override_dir)
+    }
+
+    /// [`Self::new`], with a `t()` function giving the messages of `catalog` (see the module's
+    /// documentation).
+    pub fn localized(
+        embedded: &[(&'static str, &'static str)],
+        catalog: Catalog,
+        override_dir: Option<PathBuf>,
+    ) -> Self {
+        Self::build(embedded, Some(Arc::new(catalog)), override_dir)
+    }
+
+    fn build(
+        embedded: &[(&'static str, &'static str)],
+        catalog: Option<Arc<Catalog>>,
+        override_dir: Option<PathBuf>,
+    ) -> Self {
+        let overridable = override_dir.is_some();
         let embedded: HashMap<&'static str, &'static str> = embedded.iter().copied().collect();
         let from_dir = override_dir.map(path_loader);
         let mut env = Environment::new();
@@ -69,7 +129,88 @@ impl Templates {
                 .get(name)
                 .map(|s| minijinja::TemplateSource::new(*s)))
         });
-        Self { env: Arc::new(env) }
+        if let Some(catalog) = &catalog {
+            let catalog = Arc::clone(catalog);
+            env.add_function(
+                "t",
+                move |state: &State<'_, '_>, id: &str, kwargs: Kwargs| {
+                    translate(&catalog, state, id, kwargs)
+                },
+            );
+        }
+        Self {
+            env: Arc::new(env),
+            catalog,
+            overridable,
+        }
+    }
+
+    /// The message catalog of localized templates.
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.catalog.as_deref()
+    }
+
+    /// Message `id` in `locale` (the id itself without a catalog, or when no locale has it).
+    pub fn message(&self, locale: &str, id: &str, args: &[(&str, Arg)]) -> String {
+        match &self.catalog {
+            Some(catalog) => catalog.format(locale, id, args),
+            None => id.to_owned(),
+        }
+    }
+
+    /// The template to render `name` from in `locale`: the override directory's
+    /// `<locale>/<name>` if there is one, else `name`.
+    fn name_in(&self, locale: &str, name: &str) -> String {
+        if self.overridable && !locale.is_empty() {
+            let localized = format!("{locale}/{name}");
+            if self.env.get_template(&localized).is_ok() {
+                return localized;
+            }
+        }
+        name.to_owned()
+    }
+
+    /// Renders `name` (or its `<locale>/` override) for `locale`: the context gets `locale`,
+    /// which `t()` uses.
+    pub fn render_in(
+        &self,
+        locale: &str,
+        name: &str,
+        ctx: &impl Serialize,
+    ) -> Result<String, TemplateError> {
+        let chosen = self.name_in(locale, name);
+        let wrap = |error| TemplateError::new(&chosen, &error);
+        let ctx = minijinja::context! { locale => locale, ..Value::from(Serde(ctx)) };
+        self.env
+            .get_template(&chosen)
+            .map_err(wrap)?
+            .render(ctx)
+            .map_err(wrap)
+    }
+
+    /// [`Self::render_email`] for `locale` (each part as [`Self::render_in`] renders it).
+    pub fn render_email_in(
+        &self,
+        locale: &str,
+        message: &str,
+        ctx: &impl Serialize,
+    ) -> Result<RenderedEmail, TemplateError> {
+        let subject = self.render_in(locale, &format!("{message}/subject.txt"), ctx)?;
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = self.render_in(locale, &format!("{message}/body.txt"), ctx)?;
+        let html_name = format!("{message}/body.html");
+        let html = if self.has(&html_name)
+            || (!locale.is_empty() && self.has(&format!("{locale}/{html_name}")))
+        {
+            Some(self.render_in(locale, &html_name, ctx)?)
+        } else {
+            None
+        };
+        Ok(RenderedEmail {
+            subject,
+            text,
+            html,
+        })
     }
 
     /// Whether a template of this name exists.
@@ -97,26 +238,13 @@ impl Templates {
     }
 
     /// Renders `<message>/subject.txt`, `<message>/body.txt` and, if present,
-    /// `<message>/body.html`.
+    /// `<message>/body.html` (with no locale: see [`Self::render_email_in`]).
     pub fn render_email(
         &self,
         message: &str,
         ctx: &impl Serialize,
     ) -> Result<RenderedEmail, TemplateError> {
-        let subject = self.render(&format!("{message}/subject.txt"), ctx)?;
-        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        let text = self.render(&format!("{message}/body.txt"), ctx)?;
-        let html_name = format!("{message}/body.html");
-        let html = if self.has(&html_name) {
-            Some(self.render(&html_name, ctx)?)
-        } else {
-            None
-        };
-        Ok(RenderedEmail {
-            subject,
-            text,
-            html,
-        })
+        self.render_email_in("", message, ctx)
     }
 }
 
@@ -153,6 +281,55 @@ mod tests {
             "<p>Hi &lt;b&gt;&amp;&quot;x&quot;&lt;&#x2f;b&gt;, <a href=\"http:&#x2f;&#x2f;e&#x2f;?a=1&amp;b=2\">go</a></p>"
         );
         assert_eq!(t.render_email("plain", &json!({})).unwrap().html, None);
+    }
+
+    #[test]
+    fn localized_templates_translate_escape_arguments_and_take_locale_overrides() {
+        use crate::i18n::MessageFile;
+        const FILES: &[MessageFile] = &[
+            MessageFile {
+                locale: "en",
+                file: "m.ftl",
+                source: "greet = Hello <b>{ $name }</b>\nsubject = Welcome\n",
+            },
+            MessageFile {
+                locale: "zh-CN",
+                file: "m.ftl",
+                source: "greet = 你好 <b>{ $name }</b>\nsubject = 欢迎\n",
+            },
+        ];
+        const SET: &[(&str, &str)] = &[
+            ("m/subject.txt", "{{ t('subject') }}"),
+            ("m/body.txt", "{{ t('greet', name=name) }}"),
+            ("m/body.html", "<p>{{ t('greet', name=name) }}</p>"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = || Catalog::new(FILES, None).unwrap();
+        let t = Templates::localized(SET, catalog(), Some(dir.path().to_path_buf()));
+        let ctx = json!({"name": "<i>A&B</i>"});
+        let en = t.render_email_in("en", "m", &ctx).unwrap();
+        assert_eq!(en.subject, "Welcome");
+        assert_eq!(en.text, "Hello <b><i>A&B</i></b>");
+        assert_eq!(
+            en.html.unwrap(),
+            "<p>Hello <b>&lt;i&gt;A&amp;B&lt;&#x2f;i&gt;</b></p>"
+        );
+        let zh = t.render_email_in("zh-CN", "m", &ctx).unwrap();
+        assert_eq!(zh.subject, "欢迎");
+        assert_eq!(zh.text, "你好 <b><i>A&B</i></b>");
+        // A per-locale override, for that locale only.
+        std::fs::create_dir_all(dir.path().join("zh-CN/m")).unwrap();
+        std::fs::write(dir.path().join("zh-CN/m/body.txt"), "定制 {{ name }}").unwrap();
+        let t = Templates::localized(SET, catalog(), Some(dir.path().to_path_buf()));
+        assert_eq!(
+            t.render_email_in("zh-CN", "m", &ctx).unwrap().text,
+            "定制 <i>A&B</i>"
+        );
+        assert_eq!(
+            t.render_email_in("en", "m", &ctx).unwrap().text,
+            "Hello <b><i>A&B</i></b>"
+        );
+        assert_eq!(t.message("zh-CN", "subject", &[]), "欢迎");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, ResendPolicy, User, UserSummary};
+use domain::{EmailAddress, Locale, ResendPolicy, User, UserSummary};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{ConfirmOutcome, Registration, Resend, StoreError, UserStore};
@@ -144,8 +144,8 @@ pub struct BatchedUsers {
     confirmations: Coalescer<Call<ConfirmCall>, Result<ConfirmOutcome, StoreError>>,
 }
 
-/// A registration waiting for its batch: the address and the request's time.
-type RegisterCall = (EmailAddress, DateTime<Utc>);
+/// A registration waiting for its batch: the address, its language and the request's time.
+type RegisterCall = (EmailAddress, Locale, DateTime<Utc>);
 
 /// A confirmation waiting for its batch: the address, the link's time, the request's time.
 type ConfirmCall = (EmailAddress, DateTime<Utc>, DateTime<Utc>);
@@ -250,21 +250,21 @@ impl BatchedUsers {
         let registrations = Coalescer::spawn(max, move |calls: Vec<Call<RegisterCall>>| {
             let (store, outage) = (Arc::clone(&store), Arc::clone(&outage));
             async move {
-                let now = latest(calls.iter().map(|(_, (_, now))| *now));
-                let (calls, index) = distinct(calls, |(_, (email, _))| email.key());
+                let now = latest(calls.iter().map(|(_, (_, _, now))| *now));
+                let (calls, index) = distinct(calls, |(_, (email, _, _))| email.key());
                 let answers = answer(
                     calls,
                     &outage,
                     |emails: Vec<RegisterCall>| {
                         let store = Arc::clone(&store);
                         async move {
-                            let emails = emails.into_iter().map(|(e, _)| e).collect();
-                            store.register_many(emails, now).await
+                            let accounts = emails.into_iter().map(|(e, l, _)| (e, l)).collect();
+                            store.register_many(accounts, now).await
                         }
                     },
-                    |(email, now): RegisterCall| {
+                    |(email, locale, now): RegisterCall| {
                         let store = Arc::clone(&store);
-                        async move { store.register(&email, now).await }
+                        async move { store.register(&email, locale, now).await }
                     },
                 )
                 .await;
@@ -376,19 +376,20 @@ impl UserStore for BatchedUsers {
     async fn register(
         &self,
         email: &EmailAddress,
+        locale: Locale,
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError> {
         self.registrations
-            .call((Instant::now(), (email.clone(), now)))
+            .call((Instant::now(), (email.clone(), locale, now)))
             .await?
     }
 
     async fn register_many(
         &self,
-        emails: Vec<EmailAddress>,
+        accounts: Vec<(EmailAddress, Locale)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError> {
-        self.inner.register_many(emails, now).await
+        self.inner.register_many(accounts, now).await
     }
 
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
@@ -558,13 +559,14 @@ mod tests {
         async fn register(
             &self,
             _: &EmailAddress,
+            _: Locale,
             _: DateTime<Utc>,
         ) -> Result<Registration, StoreError> {
             unreachable!("unavailable errors are not retried one by one")
         }
         async fn register_many(
             &self,
-            emails: Vec<EmailAddress>,
+            emails: Vec<(EmailAddress, Locale)>,
             _: DateTime<Utc>,
         ) -> Result<Vec<Registration>, StoreError> {
             let n = self
@@ -665,7 +667,7 @@ mod tests {
         let address = |n: u32| EmailAddress::parse(&format!("user{n}@example.com")).unwrap();
         let call = |n: u32| {
             let users = Arc::clone(&users);
-            tokio::spawn(async move { users.register(&address(n), Utc::now()).await })
+            tokio::spawn(async move { users.register(&address(n), Locale::En, Utc::now()).await })
         };
         let first = call(1);
         while store.batches.load(std::sync::atomic::Ordering::SeqCst) == 0 {

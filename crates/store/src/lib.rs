@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    EmailAddress, Feedback, FeedbackOutcome, FeedbackRecord, MailboxKey, MessageId, MessageKind,
-    MessageRecord, MessageStatus, OwedMessage, ResendPolicy, Suppression, SuppressionId,
-    SuppressionSource, User, UserSummary, WebhookDelivery,
+    EmailAddress, Feedback, FeedbackOutcome, FeedbackRecord, Locale, MailboxKey, MessageId,
+    MessageKind, MessageRecord, MessageStatus, OwedMessage, ResendPolicy, Suppression,
+    SuppressionId, SuppressionSource, User, UserSummary, WebhookDelivery,
 };
 
 pub mod batch;
@@ -114,20 +114,22 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// message is owed only if the address's mailbox is not suppressed and is within the
     /// store's registration policy (`SeaStore::with_registration_policy`: the resend cooldown
     /// and daily cap, counted over the confirmation emails owed to every account sharing the
-    /// mailbox key); otherwise the user alone is stored (`CreatedWithoutEmail`).
+    /// mailbox key); otherwise the user alone is stored (`CreatedWithoutEmail`). The account
+    /// keeps `locale`: every email to it is written in that language.
     async fn register(
         &self,
         email: &EmailAddress,
+        locale: Locale,
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError>;
 
-    /// [`Self::register`] for several addresses at once: one statement, one commit on
+    /// [`Self::register`] for several accounts at once: one statement, one commit on
     /// PostgreSQL (one transaction each on SQLite). One answer per address, in order; an
     /// address whose key appears twice is registered by its first entry (the later ones are
     /// `AlreadyRegistered`).
     async fn register_many(
         &self,
-        emails: Vec<EmailAddress>,
+        accounts: Vec<(EmailAddress, Locale)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError>;
 

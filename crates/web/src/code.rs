@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::confirm::confirm_account;
 use crate::forms::refuse_foreign_post;
+use crate::i18n;
 use crate::pages::{csrf_token_for, html};
 use crate::{AppError, AppState};
 
@@ -29,10 +30,6 @@ use crate::{AppError, AppState};
 pub const PENDING_COOKIE: &str = "pending";
 /// The pending-address cookie over https (`Secure`, `Path=/`, no `Domain`).
 pub const PENDING_COOKIE_HTTPS: &str = "__Host-pending";
-
-/// The one answer to a code that confirms nothing.
-const WRONG_CODE: &str = "That code does not work. Check it against the newest email; after five \
-     wrong tries a code stops working, and you can ask for a new email on the registration page.";
 
 /// The code form: the address (optional when the pending cookie names it), the code, and the
 /// CSRF token. Missing fields are empty.
@@ -152,7 +149,7 @@ fn render(
 ) -> Result<Response, AppError> {
     let (csrf_token, csrf_cookie) = csrf_token_for(state, headers);
     view.csrf_token = csrf_token;
-    let mut response = html(status, state.pages.render("web/code.html", &view)?);
+    let mut response = html(status, i18n::render(state, "web/code.html", &view)?);
     if let Some(cookie) = csrf_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -183,8 +180,7 @@ pub async fn submit(
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) => {
-            view.code_error =
-                Some("The form could not be read. Please submit it from this page.".into());
+            view.code_error = Some(i18n::text(&state, "form-unreadable"));
             return render(&state, &headers, rejection.status(), view);
         }
     };
@@ -201,18 +197,18 @@ pub async fn submit(
                 if typed.len() <= MAX_ADDRESS_LEN && !typed.chars().any(char::is_control) {
                     typed.clone_into(&mut view.email);
                 }
-                view.email_error = Some(error.to_string());
+                view.email_error = Some(i18n::text(&state, i18n::email_error(&error)));
                 None
             }
         }
     };
     let code = domain::normalize_code(&form.code);
     if code.is_err() {
-        view.code_error = Some("The code is the six digits in the email.".into());
+        view.code_error = Some(i18n::text(&state, "code-digits"));
     }
     let (Some(email), Ok(code)) = (email, code) else {
         if view.email_error.is_none() && view.pending.is_none() {
-            view.email_error = Some("Enter the address you registered.".into());
+            view.email_error = Some(i18n::text(&state, "code-email-missing"));
         }
         return render(&state, &headers, StatusCode::UNPROCESSABLE_ENTITY, view);
     };
@@ -222,7 +218,7 @@ pub async fn submit(
             if view.pending.is_none() {
                 view.email = email.as_str().to_owned();
             }
-            view.code_error = Some(WRONG_CODE.into());
+            view.code_error = Some(i18n::text(&state, "code-wrong"));
             render(&state, &headers, StatusCode::UNPROCESSABLE_ENTITY, view)
         }
     }

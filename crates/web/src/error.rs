@@ -3,6 +3,26 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// The generic pages are fixed text, not templates (a template may be what failed): one per
+/// language.
+const GENERIC_PAGE_ZH: &str = "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>出错了</title>\
+<link rel=\"stylesheet\" href=\"/static/main.css\"></head><body><main class=\"container\"><h1>出错了</h1>\
+<p>我们这边出了点问题。请稍后再试。</p><p><a href=\"/\">返回首页</a></p>\
+</main></body></html>";
+
+const UNAVAILABLE_PAGE_ZH: &str = "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>暂时无法使用</title>\
+<link rel=\"stylesheet\" href=\"/static/main.css\"></head><body><main class=\"container\"><h1>暂时无法使用</h1>\
+<p>我们暂时无法接受注册。没有保存任何内容；请几秒钟后重试。</p>\
+<p><a href=\"/\">返回首页</a></p></main></body></html>";
+
+/// The generic error page and the unavailable page in the request's language.
+fn pages() -> (&'static str, &'static str) {
+    match crate::i18n::current() {
+        domain::Locale::En => (GENERIC_PAGE, UNAVAILABLE_PAGE),
+        domain::Locale::ZhCn => (GENERIC_PAGE_ZH, UNAVAILABLE_PAGE_ZH),
+    }
+}
+
 const GENERIC_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title>\
 <link rel=\"stylesheet\" href=\"/static/main.css\"></head><body><main class=\"container\"><h1>Something went wrong</h1>\
 <p>Something went wrong on our side. Please try again in a moment.</p><p><a href=\"/\">Back to the home page</a></p>\
@@ -28,6 +48,7 @@ const RETRY_AFTER_SECONDS: &str = "5";
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let (generic_page, unavailable_page) = pages();
         if let Self::Store(error) = &self
             && error.is_busy()
         {
@@ -40,7 +61,7 @@ impl IntoResponse for AppError {
                     (header::CACHE_CONTROL, "no-store"),
                     (header::RETRY_AFTER, "1"),
                 ],
-                UNAVAILABLE_PAGE,
+                unavailable_page,
             )
                 .into_response();
         }
@@ -55,7 +76,7 @@ impl IntoResponse for AppError {
                     (header::CACHE_CONTROL, "no-store"),
                     (header::RETRY_AFTER, RETRY_AFTER_SECONDS),
                 ],
-                UNAVAILABLE_PAGE,
+                unavailable_page,
             )
                 .into_response();
         }
@@ -66,7 +87,7 @@ impl IntoResponse for AppError {
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            GENERIC_PAGE,
+            generic_page,
         )
             .into_response()
     }

@@ -27,15 +27,15 @@ impl Flash {
         Self::InvalidLink,
     ];
 
-    pub fn message(self) -> &'static str {
+    /// The id of its message (`templates/locales/<locale>/web.ftl`; in English, the tutorial's
+    /// words).
+    pub fn message_id(self) -> &'static str {
         match self {
-            Self::Registered => "Thank you for registering. Please check your email to confirm.",
-            Self::Confirmed => "You have confirmed your account. Thanks!",
-            Self::AlreadyConfirmed => "Account already confirmed.",
-            Self::InvalidLink => "The confirmation link is invalid or has expired.",
-            Self::Resent => {
-                "If that address has an account waiting for confirmation, a new confirmation email is on its way."
-            }
+            Self::Registered => "flash-registered",
+            Self::Confirmed => "flash-confirmed",
+            Self::AlreadyConfirmed => "flash-already-confirmed",
+            Self::InvalidLink => "flash-invalid-link",
+            Self::Resent => "flash-resent",
         }
     }
 

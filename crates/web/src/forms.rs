@@ -10,7 +10,7 @@ use serde::Deserialize;
 use store::{Registration, Resend};
 
 use crate::pages::{FormKind, FormProblem, message_page, redirect_home, render_home};
-use crate::{AppError, AppState, Flash};
+use crate::{AppError, AppState, Flash, i18n};
 
 /// The registration and resend forms: an `email` field, the CSRF token, and the honeypot
 /// (`website`, hidden from people; bots that fill it in are ignored). Missing fields are empty.
@@ -96,8 +96,8 @@ pub(crate) fn refuse_foreign_post(
     message_page(
         state,
         StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form has expired or did not come from this site. Please go back to the home page, reload it and try again.",
+        "form-expired-title",
+        "form-expired",
     )
     .map(Some)
 }
@@ -116,14 +116,14 @@ async fn accept(
         Err(rejection) => {
             let status = rejection.status();
             let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "The form was too large."
+                "form-too-large"
             } else {
-                "The form could not be read. Please submit it from this page."
+                "form-unreadable"
             };
             let problem = FormProblem {
                 form: which,
                 input: String::new(),
-                error: error.to_owned(),
+                error: i18n::text(state, error),
             };
             return render_home(state, headers, status, None, Some(problem))
                 .await
@@ -152,7 +152,7 @@ async fn accept(
             let problem = FormProblem {
                 form: which,
                 input,
-                error: error.to_string(),
+                error: i18n::text(state, i18n::email_error(&error)),
             };
             render_home(
                 state,
@@ -237,15 +237,19 @@ pub(crate) fn publish_later(
     });
 }
 
-/// Registers `email`: commits the user and the email owed, counts and logs the outcome, and
+/// Registers `email` in `locale` (the language of every email to it): commits the user and the email owed, counts and logs the outcome, and
 /// publishes the job of a new message (awaited, bounded by the publish timeout). An existing
 /// address is left to the caller (`AlreadyRegistered`: nothing was written).
 pub(crate) async fn register_address(
     state: &AppState,
     email: &EmailAddress,
+    locale: domain::Locale,
     request_id: Option<RequestId>,
 ) -> Result<Registration, AppError> {
-    let registration = state.users.register(email, state.clock.now()).await?;
+    let registration = state
+        .users
+        .register(email, locale, state.clock.now())
+        .await?;
     match &registration {
         Registration::Created { user, message } => {
             metrics::counter!("registrations_total", "outcome" => "created").increment(1);
@@ -301,7 +305,9 @@ pub async fn register(
     // The code page asks only for the code on this browser (set whatever the outcome: the
     // answer is the same for every address).
     let pending = crate::code::pending_cookie(&state, &email);
-    if let Registration::AlreadyRegistered = register_address(&state, &email, request_id).await? {
+    if let Registration::AlreadyRegistered =
+        register_address(&state, &email, i18n::current(), request_id).await?
+    {
         tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
         // After the answer, so that it comes as fast as for a new address (the answer is
         // the same; nothing new needed committing before it).

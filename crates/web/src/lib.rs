@@ -22,6 +22,7 @@ mod csrf;
 mod error;
 mod flash;
 mod forms;
+pub mod i18n;
 mod limits;
 pub mod ops;
 mod pages;
@@ -34,6 +35,7 @@ mod users_table;
 pub use csrf::{CSRF_COOKIE, CSRF_COOKIE_HTTPS, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
+pub use i18n::{PAGE_MESSAGES, page_templates};
 pub use limits::{FailureThrottle, IpRateLimiter, client_ip};
 pub use serve::{LateRouter, ServeConfig, bind, serve};
 
@@ -398,6 +400,8 @@ pub fn router(state: AppState) -> Router {
                 hsts.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"))
             },
         ))
+        // Every answer, a 408 or 413 too, in the visitor's language.
+        .layer(axum::middleware::from_fn(i18n::negotiate))
         // Outermost: the request span covers every layer above (a 408 or 413 is logged too).
         .layer(axum::middleware::from_fn(request_id::track))
         .with_state(state)

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
 
-use crate::{AppError, AppState, Csrf, Flash, MAIN_CSS};
+use crate::{AppError, AppState, Csrf, Flash, MAIN_CSS, i18n};
 
 /// Which form of the home page an answer is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl FormKind {
 #[derive(Debug, Serialize)]
 struct FlashView {
     category: &'static str,
-    message: &'static str,
+    message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,7 +113,7 @@ pub(crate) async fn render_home(
         flashes: flash
             .map(|f| FlashView {
                 category: f.category(),
-                message: f.message(),
+                message: i18n::text(state, f.message_id()),
             })
             .into_iter()
             .collect(),
@@ -127,7 +127,7 @@ pub(crate) async fn render_home(
         offer_code: registered,
         correcting: correcting.is_some(),
     };
-    let mut response = html(status, state.pages.render("web/home.html", &view)?);
+    let mut response = html(status, i18n::render(state, "web/home.html", &view)?);
     if flash.is_some() {
         response
             .headers_mut()
@@ -183,7 +183,7 @@ pub(crate) fn link_page(
         token,
         csrf_token,
     };
-    let mut response = html(StatusCode::OK, state.pages.render(template, &view)?);
+    let mut response = html(StatusCode::OK, i18n::render(state, template, &view)?);
     if let Some(cookie) = csrf_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -191,14 +191,35 @@ pub(crate) fn link_page(
 }
 
 /// A page with a title and a message, and the given status.
+/// A page with a title and one message, both message ids, in the visitor's language.
 pub(crate) fn message_page(
     state: &AppState,
     status: StatusCode,
     title: &str,
     message: &str,
 ) -> Result<Response, AppError> {
+    let view = MessageView {
+        title: &i18n::text(state, title),
+        message: &i18n::text(state, message),
+    };
+    Ok(html(
+        status,
+        i18n::render(state, "web/message.html", &view)?,
+    ))
+}
+
+/// A message page for operators (the dashboard): the texts as given, in English.
+pub(crate) fn message_page_english(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Result<Response, AppError> {
     let view = MessageView { title, message };
-    Ok(html(status, state.pages.render("web/message.html", &view)?))
+    Ok(html(
+        status,
+        i18n::render_english(state, "web/message.html", &view)?,
+    ))
 }
 
 /// 429 with `Retry-After` (whole seconds, rounded up).
@@ -207,8 +228,8 @@ pub(crate) fn too_many_requests(state: &AppState, wait: Duration) -> Response {
     let page = message_page(
         state,
         StatusCode::TOO_MANY_REQUESTS,
-        "Too many requests",
-        "You have sent this form too often. Please wait a minute and try again.",
+        "too-many-title",
+        "too-many",
     );
     let mut response = page.unwrap_or_else(IntoResponse::into_response);
     if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
@@ -264,7 +285,7 @@ pub async fn not_found(State(state): State<AppState>) -> Result<Response, AppErr
     message_page(
         &state,
         StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is nothing at this address.",
+        "not-found-title",
+        "not-found",
     )
 }

@@ -41,8 +41,8 @@ fn invalid(state: &AppState) -> Result<Response, AppError> {
     message_page(
         state,
         StatusCode::BAD_REQUEST,
-        "Link invalid",
-        "This link is invalid or has expired. If you keep getting emails you did not ask for, reply to one of them.",
+        "link-invalid-title",
+        "stop-link-invalid",
     )
 }
 
@@ -91,10 +91,5 @@ pub async fn submit(
         .await?;
     counted(if added { "stopped" } else { "already" });
     tracing::info!(to = %email.masked(), new = added, "mailbox suppressed through the stop link");
-    message_page(
-        &state,
-        StatusCode::OK,
-        "Emails stopped",
-        "We will not send any more email to this address. Sorry for the trouble.",
-    )
+    message_page(&state, StatusCode::OK, "stop-done-title", "stop-done")
 }

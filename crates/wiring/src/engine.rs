@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use chrono::TimeDelta;
 use delivery::{
-    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Engine, FeedbackLoop, Reminders,
-    Renderer, Retention, RunConfig, SweepConfig,
+    DEFAULT_BATCH_MAX, Deliverer, DeliveryConfig, Engine, FeedbackLoop, Reminders, Renderer,
+    Retention, RunConfig, SweepConfig,
 };
-use mailer::{Mailer, SqsFeedbackQueue, Templates};
+use mailer::{Mailer, SqsFeedbackQueue};
 use metrics_exporter_prometheus::PrometheusHandle;
 use settings::Settings;
 use tokio::net::TcpListener;
@@ -20,15 +21,17 @@ use crate::Services;
 
 /// The delivery engine these settings describe, sending through `mailer`: claims and sends
 /// recorded in batches, WORKER_CONCURRENCY jobs in flight, the sweeper every SWEEP_INTERVAL.
-/// Run it with [`Engine::run`]. Needs a Tokio runtime (the batches run on tasks).
+/// Run it with [`Engine::run`]. Needs a Tokio runtime (the batches run on tasks). An email
+/// message file under TEMPLATE_DIR that does not parse is an error.
 pub fn delivery_engine(
     settings: &Settings,
     services: &Services,
     mailer: Arc<dyn Mailer>,
-) -> Engine {
+) -> anyhow::Result<Engine> {
     let delivery = &settings.delivery;
     let renderer = Renderer::new(
-        Templates::new(EMAIL_TEMPLATES, settings.template_dir.clone()),
+        delivery::email_templates(settings.template_dir.clone())
+            .context("cannot use the email messages under TEMPLATE_DIR")?,
         services.tokens.clone(),
         settings.base_url.as_str(),
         settings.token_max_age,
@@ -52,7 +55,7 @@ pub fn delivery_engine(
         None => deliverer,
     };
     let interval = delivery.sweep_interval;
-    Engine {
+    Ok(Engine {
         deliverer: Arc::new(deliverer),
         queue: services.queue.clone(),
         messages: services.store.clone(),
@@ -84,7 +87,7 @@ pub fn delivery_engine(
             ..SweepConfig::default()
         },
         feedback: None,
-    }
+    })
 }
 
 /// The SES feedback loop over SES_FEEDBACK_QUEUE_URL (an SQS queue, reached through the

@@ -5,18 +5,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use delivery::DEFAULT_BATCH_MAX;
-use domain::NoSecretKey;
-use mailer::{Mailer, Templates};
+use mailer::Mailer;
 use settings::Settings;
 use store::batch::BatchedUsers;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use web::{AppState, Csrf, LateRouter, PAGE_TEMPLATES, ServeConfig, WebConfig};
+use web::{AppState, Csrf, LateRouter, ServeConfig, WebConfig};
 
 use crate::{Services, delivery_engine, feedback_loop};
 
 /// The web application state for these settings and services.
-pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, NoSecretKey> {
+pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<AppState> {
     let web = &settings.web;
     let config = WebConfig {
         show_users: web.show_users,
@@ -45,7 +44,8 @@ pub fn app_state(settings: &Settings, services: &Services) -> Result<AppState, N
         Arc::new(services.tokens.clone()),
         Csrf::new(&settings.secret_key_strs())?.over_https(settings.https()),
         services.clock.clone(),
-        Templates::new(PAGE_TEMPLATES, settings.template_dir.clone()),
+        web::page_templates(settings.template_dir.clone())
+            .context("cannot use the page messages under TEMPLATE_DIR")?,
         config,
     )
     .with_metrics(settings::metrics::install())
@@ -171,7 +171,7 @@ async fn start_app(
                 provider = mailer.provider(),
                 "delivering email in-process (no REDIS_URL)"
             );
-            let mut engine = delivery_engine(settings, &services, mailer);
+            let mut engine = delivery_engine(settings, &services, mailer)?;
             engine.feedback = feedback_loop(settings, &services).await;
             Some(tokio::spawn(engine.run(shutdown.clone())))
         }

@@ -76,7 +76,9 @@ pub async fn in_process_with(dir: &Path, extra: &[(&str, &str)]) -> InProcess {
     let background = state.background.clone();
     let app = web::router(state);
     // The deliverer `worker run` and the embedded server use, on the captured mailer.
-    let deliverer = wiring::delivery_engine(&settings, &services, mailer.clone()).deliverer;
+    let deliverer = wiring::delivery_engine(&settings, &services, mailer.clone())
+        .unwrap()
+        .deliverer;
     InProcess {
         services,
         mailer,
@@ -97,16 +99,29 @@ impl InProcess {
 
     /// A form post to `uri` with `email=<encoded>`, like [`Self::register`].
     pub async fn post(&self, uri: &str, encoded: &str) -> Response {
+        self.post_in(None, uri, encoded).await
+    }
+
+    /// [`Self::post`] from a browser whose `Accept-Language` is `language` (none: no header).
+    pub async fn post_in(&self, language: Option<&str>, uri: &str, encoded: &str) -> Response {
+        let with_language = |request: axum::http::request::Builder| match language {
+            Some(language) => request.header(header::ACCEPT_LANGUAGE, language),
+            None => request,
+        };
         let home = self
             .app
             .clone()
-            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .oneshot(
+                with_language(Request::get("/"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let cookies = set_cookies(home.headers());
         let body = home.into_body().collect().await.unwrap().to_bytes();
         let (cookie, token) = csrf_from(&cookies, &String::from_utf8_lossy(&body));
-        let request = Request::post(uri)
+        let request = with_language(Request::post(uri))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::COOKIE, cookie)
             .body(Body::from(format!("email={encoded}&csrf_token={token}")))

@@ -9,10 +9,10 @@ use domain::{
     ConfirmationTokens, EmailAddress, ManualClock, MessageId, MessageKind, MessageStatus,
     OwedMessage, RetryPolicy, UserId,
 };
-use mailer::{Mailer, Templates};
+use mailer::Mailer;
 use store::MockMessageStore;
 
-use crate::{Deliverer, DeliveryConfig, EMAIL_TEMPLATES, Renderer};
+use crate::{Deliverer, DeliveryConfig, Renderer};
 
 mod consumer;
 mod deliverer;
@@ -32,6 +32,7 @@ fn owed(id: i64, attempts: u32) -> OwedMessage {
         status: MessageStatus::Sending,
         attempts,
         created_at: DateTime::from_timestamp(NOW - 10, 0).unwrap(),
+        locale: domain::Locale::En,
     }
 }
 
@@ -52,7 +53,7 @@ fn tokens() -> ConfirmationTokens {
 /// trailing `/`, which the link must not double), valid for an hour.
 fn renderer() -> Renderer {
     Renderer::new(
-        Templates::new(EMAIL_TEMPLATES, None),
+        crate::email_templates(None).unwrap(),
         tokens(),
         "http://127.0.0.1:5003/",
         Duration::from_secs(3600),

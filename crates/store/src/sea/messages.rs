@@ -16,7 +16,7 @@ use super::rows::{
     MAX_ERROR_CHARS, OWED, message_from_model, parse_status, record_from_model, truncate_chars, ts,
 };
 use super::webhooks::{self, Event, rfc3339};
-use super::{Db as _, Ending, SeaStore, postgres};
+use super::{Db as _, Ending, SeaStore, postgres, users};
 use crate::entities::{email_attempt, email_message, user};
 use crate::{Attempt, Claim, DeliveryStats, MessageQuery, MessageStore, StoreError};
 
@@ -321,13 +321,22 @@ impl SeaStore {
         &self,
         select: Select<email_message::Entity>,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        select
+        let mut records = select
             .all(&self.db)
             .await
             .db()?
             .into_iter()
             .map(record_from_model)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = records.iter().map(|r| r.message.user_id.0).collect();
+        let locales = users::locales_of(&self.db, ids).await?;
+        for record in &mut records {
+            record.message.locale = locales
+                .get(&record.message.user_id.0)
+                .copied()
+                .unwrap_or_default();
+        }
+        Ok(records)
     }
 
     /// [`MessageStore::mark_retry`] and [`MessageStore::mark_dead`].
@@ -419,6 +428,8 @@ impl MessageStore for SeaStore {
                 .into_iter()
                 .collect()
         };
+        let locales =
+            users::locales_of(&self.db, claimed.values().map(|m| m.user_id).collect()).await?;
         let mut handed_out = HashSet::new();
         let answers = ids
             .iter()
@@ -429,7 +440,8 @@ impl MessageStore for SeaStore {
                         tracing::debug!(message_id = %id, "cancelled at its claim: mailbox suppressed");
                         return Ok(Claim::Cancelled);
                     }
-                    let message = message_from_model(row)?;
+                    let mut message = message_from_model(row)?;
+                    message.locale = locales.get(&message.user_id.0).copied().unwrap_or_default();
                     tracing::debug!(message_id = %id, attempts = message.attempts, %lease_until, "claimed");
                     return Ok(Claim::Claimed(message));
                 }
@@ -695,12 +707,10 @@ impl MessageStore for SeaStore {
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<MessageRecord>, StoreError> {
-        email_message::Entity::find_by_id(id.0)
-            .one(&self.db)
-            .await
-            .db()?
-            .map(record_from_model)
-            .transpose()
+        Ok(self
+            .records(email_message::Entity::find_by_id(id.0))
+            .await?
+            .pop())
     }
 
     async fn attempts(&self, id: MessageId) -> Result<Vec<Attempt>, StoreError> {

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{EmailAddress, MailboxKey, MessageId, MessageKind, MessageStatus, ResendPolicy};
+use domain::{
+    EmailAddress, Locale, MailboxKey, MessageId, MessageKind, MessageStatus, ResendPolicy,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
@@ -33,20 +35,27 @@ use crate::{ConfirmOutcome, Registration, StoreError};
 /// share mailboxes lock their rows in the same order and never wait for each other in a cycle.
 pub(super) async fn register_distinct(
     db: &impl ConnectionTrait,
-    emails: &[EmailAddress],
+    accounts: &[(EmailAddress, Locale)],
     policy: ResendPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Registration>, StoreError> {
-    if emails.is_empty() {
+    if accounts.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows: Vec<(MailboxKey, &EmailAddress)> =
-        emails.iter().map(|e| (e.mailbox_key(), e)).collect();
+    let mut rows: Vec<(MailboxKey, &EmailAddress, Locale)> = accounts
+        .iter()
+        .map(|(e, l)| (e.mailbox_key(), e, *l))
+        .collect();
     rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let rows: Vec<serde_json::Value> = rows
         .iter()
-        .map(|(m, e)| {
-            serde_json::json!({ "email": e.as_str(), "email_key": e.key(), "mailbox_key": m.as_str() })
+        .map(|(m, e, l)| {
+            serde_json::json!({
+                "email": e.as_str(),
+                "email_key": e.key(),
+                "mailbox_key": m.as_str(),
+                "locale": l.as_str()
+            })
         })
         .collect();
     let [now_v, day_ago, cooled, cap] = mailbox::take_values(policy, now);
@@ -54,9 +63,10 @@ pub(super) async fn register_distinct(
         DbBackend::Postgres,
         format!(
             "WITH i AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) \
-             AS r(email text, email_key text, mailbox_key text)), \
+             AS r(email text, email_key text, mailbox_key text, locale text)), \
              u AS (INSERT INTO users (email, email_key, mailbox_key, confirmed, email_sent, \
-             registered_on) SELECT email, email_key, mailbox_key, FALSE, FALSE, $2 FROM i \
+             registered_on, locale) SELECT email, email_key, mailbox_key, FALSE, FALSE, $2, \
+             locale FROM i \
              ORDER BY mailbox_key \
              ON CONFLICT (email_key) DO NOTHING RETURNING id, email, email_key, mailbox_key), \
              owed AS (INSERT INTO mailboxes AS b \
@@ -92,9 +102,9 @@ pub(super) async fn register_distinct(
         );
         created.insert(key, ids);
     }
-    Ok(emails
+    Ok(accounts
         .iter()
-        .map(|email| match created.remove(&email.key()) {
+        .map(|(email, _)| match created.remove(&email.key()) {
             Some((user_id, Some(message_id))) => {
                 tracing::debug!(user = user_id, message_id, email = %email.masked(), "registered");
                 Registration::Created {

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{
-    EmailAddress, MailboxKey, MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage,
-    Suppression, SuppressionId, SuppressionSource, User, UserId, UserSummary,
+    EmailAddress, Locale, MailboxKey, MessageId, MessageKind, MessageRecord, MessageStatus,
+    OwedMessage, Suppression, SuppressionId, SuppressionSource, User, UserId, UserSummary,
 };
 use sea_orm::{DbErr, SqlErr};
 
@@ -100,6 +100,8 @@ pub(super) fn message_from_model(m: email_message::Model) -> Result<OwedMessage,
         status,
         attempts,
         created_at: m.created_at,
+        // The account's, filled in by the caller that reads it (see `users::locales_of`).
+        locale: Locale::default(),
     })
 }
 

@@ -1,11 +1,11 @@
 //! [`UserStore`] on the SeaORM connection.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    ConfirmationCodes, EmailAddress, MessageId, MessageKind, MessageStatus, ResendPolicy,
+    ConfirmationCodes, EmailAddress, Locale, MessageId, MessageKind, MessageStatus, ResendPolicy,
     UserSummary, WebhookEvent,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -57,6 +57,7 @@ async fn owe_confirmation(
 async fn register_in(
     txn: &DatabaseTransaction,
     email: &EmailAddress,
+    locale: Locale,
     policy: ResendPolicy,
     now: DateTime<Utc>,
 ) -> Result<Ending<Registration>, StoreError> {
@@ -91,6 +92,12 @@ async fn register_in(
         Err(e) => return Err(StoreError::from_db(e)),
     };
     let user_id = user_row.id;
+    user::Entity::update_many()
+        .col_expr(locale_column(), Expr::value(locale.as_str()))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await
+        .db()?;
     let user = user_from_model(user_row)?;
     if let Some(limit) = mailbox::take(txn, mailbox_key.as_str(), policy, now).await? {
         tracing::debug!(user_id = %user.id, to = %email.masked(), ?limit, "registered; no email owed");
@@ -237,7 +244,7 @@ impl SeaStore {
     /// off.
     async fn register_distinct(
         &self,
-        emails: Vec<EmailAddress>,
+        emails: Vec<(EmailAddress, Locale)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError> {
         let policy = self.registration_policy;
@@ -267,7 +274,7 @@ impl SeaStore {
         &self,
         links: &[(&EmailAddress, DateTime<Utc>)],
         now: DateTime<Utc>,
-    ) -> Result<std::collections::HashMap<String, ConfirmOutcome>, StoreError> {
+    ) -> Result<HashMap<String, ConfirmOutcome>, StoreError> {
         if !self.has_webhooks() {
             return postgres::confirm_distinct(&self.db, links, now).await;
         }
@@ -301,33 +308,33 @@ impl SeaStore {
     /// the batch is registered on its own afterwards, so it sees the first one's email.
     async fn register_many_postgres(
         &self,
-        emails: Vec<EmailAddress>,
+        accounts: Vec<(EmailAddress, Locale)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError> {
         let mut keys = HashSet::new();
         let mut mailboxes = HashSet::new();
         // For each entry: Some(true) in the statement, Some(false) on its own, None a repeat.
-        let plan: Vec<Option<bool>> = emails
+        let plan: Vec<Option<bool>> = accounts
             .iter()
-            .map(|e| {
+            .map(|(e, _)| {
                 keys.insert(e.key())
                     .then(|| mailboxes.insert(e.mailbox_key()))
             })
             .collect();
-        let distinct: Vec<EmailAddress> = emails
+        let distinct: Vec<(EmailAddress, Locale)> = accounts
             .iter()
             .zip(&plan)
             .filter(|(_, plan)| **plan == Some(true))
-            .map(|(e, _)| e.clone())
+            .map(|(account, _)| account.clone())
             .collect();
         let mut answers = self.register_distinct(distinct, now).await?.into_iter();
-        let mut out = Vec::with_capacity(emails.len());
-        for (email, plan) in emails.iter().zip(plan) {
+        let mut out = Vec::with_capacity(accounts.len());
+        for ((email, locale), plan) in accounts.iter().zip(plan) {
             out.push(match plan {
                 Some(true) => answers.next().ok_or_else(|| {
                     StoreError::Corrupt("a registration batch lost an answer".into())
                 })?,
-                Some(false) => self.register(email, now).await?,
+                Some(false) => self.register(email, *locale, now).await?,
                 None => Registration::AlreadyRegistered,
             });
         }
@@ -348,6 +355,41 @@ fn reminded_at() -> sea_orm::sea_query::Alias {
     sea_orm::sea_query::Alias::new("reminded_at")
 }
 
+/// `users.locale` (migration 12): the account's language tag, `NULL` for English. Out of the
+/// entity for the same reason as [`code_failures`].
+fn locale_column() -> sea_orm::sea_query::Alias {
+    sea_orm::sea_query::Alias::new("locale")
+}
+
+/// The languages of the accounts `user_ids` (English for one without, or gone).
+pub(super) async fn locales_of(
+    db: &impl ConnectionTrait,
+    user_ids: Vec<i64>,
+) -> Result<HashMap<i64, Locale>, StoreError> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, Option<String>)> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .expr_as(Expr::col(locale_column()), "locale")
+        .filter(user::Column::Id.is_in(user_ids))
+        .into_tuple()
+        .all(db)
+        .await
+        .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, tag)| {
+            let locale = tag
+                .as_deref()
+                .and_then(Locale::from_tag)
+                .unwrap_or_default();
+            (id, locale)
+        })
+        .collect())
+}
+
 /// Marks unconfirmed accounts never reminded as reminded at `now`; the caller narrows which.
 fn mark_reminded(now: DateTime<Utc>) -> sea_orm::UpdateMany<user::Entity> {
     user::Entity::update_many()
@@ -361,6 +403,7 @@ impl UserStore for SeaStore {
     async fn register(
         &self,
         email: &EmailAddress,
+        locale: Locale,
         now: DateTime<Utc>,
     ) -> Result<Registration, StoreError> {
         let email = email.clone();
@@ -368,7 +411,7 @@ impl UserStore for SeaStore {
         let policy = self.registration_policy;
         if self.is_postgres() {
             return self
-                .register_distinct(vec![email], now)
+                .register_distinct(vec![(email, locale)], now)
                 .await?
                 .pop()
                 .ok_or_else(|| StoreError::Corrupt("a registration gave no answer".into()));
@@ -377,7 +420,7 @@ impl UserStore for SeaStore {
         let (answer, ids) = self
             .write(move |txn| {
                 Box::pin(async move {
-                    Ok(match register_in(txn, &email, policy, now).await? {
+                    Ok(match register_in(txn, &email, locale, policy, now).await? {
                         Ending::Commit(answer) => {
                             let events = registered_events(std::slice::from_ref(&answer), now);
                             let ids = webhooks::enqueue(txn, &endpoints, &events, now).await?;
@@ -394,16 +437,16 @@ impl UserStore for SeaStore {
 
     async fn register_many(
         &self,
-        emails: Vec<EmailAddress>,
+        accounts: Vec<(EmailAddress, Locale)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Registration>, StoreError> {
         if self.is_postgres() {
-            return self.register_many_postgres(emails, ts(now)).await;
+            return self.register_many_postgres(accounts, ts(now)).await;
         }
         // SQLite writes one transaction at a time anyway.
-        let mut out = Vec::with_capacity(emails.len());
-        for email in &emails {
-            out.push(self.register(email, now).await?);
+        let mut out = Vec::with_capacity(accounts.len());
+        for (email, locale) in &accounts {
+            out.push(self.register(email, *locale, now).await?);
         }
         Ok(out)
     }

@@ -173,7 +173,11 @@ pub fn email(s: &str) -> EmailAddress {
 
 /// Registers a new address, which must be new.
 pub async fn register(store: &SeaStore, address: &str, now: DateTime<Utc>) -> (User, MessageId) {
-    match store.register(&email(address), now).await.unwrap() {
+    match store
+        .register(&email(address), domain::Locale::En, now)
+        .await
+        .unwrap()
+    {
         Registration::Created { user, message } => (user, message),
         other => panic!("expected Created for {address}, got {other:?}"),
     }

@@ -87,7 +87,11 @@ async fn a_permanent_bounce_marks_the_message_and_suppresses_once(store: &SeaSto
     // Nothing more is owed to the mailbox.
     assert!(matches!(
         store
-            .register(&email("gone+2@example.com"), now + secs(3600.0))
+            .register(
+                &email("gone+2@example.com"),
+                domain::Locale::En,
+                now + secs(3600.0)
+            )
             .await
             .unwrap(),
         Registration::Created { .. } | Registration::CreatedWithoutEmail { .. }

@@ -37,7 +37,11 @@ async fn ten_aliases_of_one_mailbox_within_a_minute_owe_at_most_two_emails(store
     let mut owed_emails = 0;
     for (i, alias) in aliases.iter().enumerate() {
         let at = t0() + secs(5.0 * i as f64);
-        match store.register(&email(alias), at).await.unwrap() {
+        match store
+            .register(&email(alias), domain::Locale::En, at)
+            .await
+            .unwrap()
+        {
             Registration::Created { user, .. } => {
                 owed_emails += 1;
                 assert_eq!(user.email.as_str(), email(alias).as_str(), "kept as typed");
@@ -83,7 +87,9 @@ async fn concurrent_alias_registrations_owe_one_email(store: &SeaStore) {
             let store = store.clone();
             tokio::spawn(async move {
                 let address = format!("target+{i}@gmail.com");
-                store.register(&email(&address), t0()).await
+                store
+                    .register(&email(&address), domain::Locale::En, t0())
+                    .await
             })
         })
         .collect();
@@ -100,7 +106,7 @@ async fn concurrent_alias_registrations_owe_one_email(store: &SeaStore) {
     assert_eq!(common::count(store, "email_messages").await, 1);
     owed(
         store
-            .register(&email("other@gmail.com"), t0())
+            .register(&email("other@gmail.com"), domain::Locale::En, t0())
             .await
             .unwrap(),
     );
@@ -119,7 +125,11 @@ async fn a_batch_of_aliases_owes_one_email(store: &SeaStore) {
     .iter()
     .map(|a| email(a))
     .collect();
-    let answers = store.register_many(emails, t0()).await.unwrap();
+    let accounts = emails
+        .into_iter()
+        .map(|e| (e, domain::Locale::En))
+        .collect();
+    let answers = store.register_many(accounts, t0()).await.unwrap();
     assert!(
         matches!(answers[0], Registration::Created { .. }),
         "{answers:?}"
@@ -154,7 +164,7 @@ async fn cooldown_and_daily_cap_count_every_alias(store: &SeaStore) {
     };
     let first = owed(
         store
-            .register(&email("cap+a@gmail.com"), t0())
+            .register(&email("cap+a@gmail.com"), domain::Locale::En, t0())
             .await
             .unwrap(),
     );
@@ -163,7 +173,11 @@ async fn cooldown_and_daily_cap_count_every_alias(store: &SeaStore) {
     // Another alias within the cooldown: an account, no email; its resend is cooling down.
     assert!(matches!(
         store
-            .register(&email("c.a.p+b@gmail.com"), t0() + secs(30.0))
+            .register(
+                &email("c.a.p+b@gmail.com"),
+                domain::Locale::En,
+                t0() + secs(30.0)
+            )
             .await
             .unwrap(),
         Registration::CreatedWithoutEmail { .. }
@@ -186,7 +200,11 @@ async fn cooldown_and_daily_cap_count_every_alias(store: &SeaStore) {
     // A third alias registers later: the third email of the day.
     let third = owed(
         store
-            .register(&email("cap+c@gmail.com"), t0() + secs(200.0))
+            .register(
+                &email("cap+c@gmail.com"),
+                domain::Locale::En,
+                t0() + secs(200.0),
+            )
             .await
             .unwrap(),
     );
@@ -197,7 +215,11 @@ async fn cooldown_and_daily_cap_count_every_alias(store: &SeaStore) {
     // The cap is reached for the whole mailbox.
     assert!(matches!(
         store
-            .register(&email("cap+d@gmail.com"), t0() + secs(400.0))
+            .register(
+                &email("cap+d@gmail.com"),
+                domain::Locale::En,
+                t0() + secs(400.0)
+            )
             .await
             .unwrap(),
         Registration::CreatedWithoutEmail { .. }
@@ -212,7 +234,11 @@ async fn cooldown_and_daily_cap_count_every_alias(store: &SeaStore) {
     // Not another mailbox.
     owed(
         store
-            .register(&email("cap2@gmail.com"), t0() + secs(400.0))
+            .register(
+                &email("cap2@gmail.com"),
+                domain::Locale::En,
+                t0() + secs(400.0),
+            )
             .await
             .unwrap(),
     );
@@ -234,13 +260,13 @@ async fn suppression_stops_every_alias_and_can_be_lifted(store: &SeaStore) {
     let policy = ResendPolicy::UNLIMITED;
     let queued = owed(
         store
-            .register(&email("stop+1@gmail.com"), t0())
+            .register(&email("stop+1@gmail.com"), domain::Locale::En, t0())
             .await
             .unwrap(),
     );
     let retrying = owed(
         store
-            .register(&email("other@example.com"), t0())
+            .register(&email("other@example.com"), domain::Locale::En, t0())
             .await
             .unwrap(),
     );
@@ -295,7 +321,11 @@ async fn suppression_stops_every_alias_and_can_be_lifted(store: &SeaStore) {
     // Registrations and resends answer as usual and owe nothing.
     assert!(matches!(
         store
-            .register(&email("stop+2@gmail.com"), t0() + secs(3600.0))
+            .register(
+                &email("stop+2@gmail.com"),
+                domain::Locale::En,
+                t0() + secs(3600.0)
+            )
             .await
             .unwrap(),
         Registration::CreatedWithoutEmail { .. }
@@ -345,14 +375,18 @@ async fn suppression_stops_every_alias_and_can_be_lifted(store: &SeaStore) {
 async fn a_claim_cancels_a_message_to_a_suppressed_mailbox(store: &SeaStore) {
     let sending = owed(
         store
-            .register(&email("late@example.com"), t0())
+            .register(&email("late@example.com"), domain::Locale::En, t0())
             .await
             .unwrap(),
     );
     common::claim_ok(store, sending, t0()).await;
     let retrying = owed(
         store
-            .register(&email("late+r@example.com"), t0() + secs(61.0))
+            .register(
+                &email("late+r@example.com"),
+                domain::Locale::En,
+                t0() + secs(61.0),
+            )
             .await
             .unwrap(),
     );
@@ -368,7 +402,7 @@ async fn a_claim_cancels_a_message_to_a_suppressed_mailbox(store: &SeaStore) {
         .unwrap();
     let other = owed(
         store
-            .register(&email("fine@example.com"), t0())
+            .register(&email("fine@example.com"), domain::Locale::En, t0())
             .await
             .unwrap(),
     );

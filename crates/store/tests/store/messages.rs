@@ -38,6 +38,7 @@ async fn claim_then_lease_expiry(store: &SeaStore) {
             status: MessageStatus::Sending,
             attempts: 1,
             created_at: t0(),
+            locale: domain::Locale::En,
         }
     );
     assert_eq!(claimed.recipient.as_str(), "Lease.Me@example.com");

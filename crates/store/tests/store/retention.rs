@@ -127,7 +127,11 @@ async fn unconfirmed_accounts_expire_and_the_address_is_free_again(store: &SeaSt
 
     // Its owner registers it again: a new account, a new email.
     let again = store
-        .register(&email("Squatted@example.com"), t0() + secs(7300.0))
+        .register(
+            &email("Squatted@example.com"),
+            domain::Locale::En,
+            t0() + secs(7300.0),
+        )
         .await
         .unwrap();
     assert!(matches!(again, Registration::Created { .. }), "{again:?}");
@@ -161,7 +165,11 @@ async fn retention_keeps_the_suppression_list(store: &SeaStore) {
             .unwrap()
     );
     let again = store
-        .register(&email("stop@example.com"), t0() + secs(2.0))
+        .register(
+            &email("stop@example.com"),
+            domain::Locale::En,
+            t0() + secs(2.0),
+        )
         .await
         .unwrap();
     assert!(

@@ -6,7 +6,7 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
     "m20261201_000003_add_users_mailbox_key",
@@ -18,6 +18,7 @@ const MIGRATIONS: [&str; 11] = [
     "m20261207_000009_add_code_failures",
     "m20261207_000010_add_users_reminded_at",
     "m20261207_000011_create_email_feedback",
+    "m20261207_000012_add_users_locale",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.
@@ -103,7 +104,11 @@ async fn the_mailbox_key_backfill_agrees_with_the_domain(store: &SeaStore) {
     // The migrated table takes new registrations.
     assert!(matches!(
         store
-            .register(&email("victim+2@gmail.com"), chrono::Utc::now())
+            .register(
+                &email("victim+2@gmail.com"),
+                domain::Locale::En,
+                chrono::Utc::now()
+            )
             .await
             .unwrap(),
         store::Registration::Created { .. }
@@ -186,7 +191,10 @@ async fn the_mailbox_allowance_backfill_keeps_the_limits(store: &SeaStore) {
         ("capped+2@example.com", false),
         ("old+2@example.com", true),
     ] {
-        let answer = store.register(&email(alias), now).await.unwrap();
+        let answer = store
+            .register(&email(alias), domain::Locale::En, now)
+            .await
+            .unwrap();
         assert_eq!(
             matches!(answer, store::Registration::Created { .. }),
             owed,

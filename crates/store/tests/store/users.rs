@@ -51,7 +51,11 @@ async fn register_creates_user_and_queued_message(store: &SeaStore) {
 async fn second_registration_in_other_case_writes_nothing(store: &SeaStore) {
     register(store, "person@example.com", t0()).await;
     let again = store
-        .register(&email("PERSON@Example.com"), t0() + secs(5.0))
+        .register(
+            &email("PERSON@Example.com"),
+            domain::Locale::En,
+            t0() + secs(5.0),
+        )
         .await
         .unwrap();
     assert_eq!(again, Registration::AlreadyRegistered);
@@ -72,7 +76,11 @@ async fn concurrent_registrations_create_one(store: &SeaStore) {
             } else {
                 "RACE@example.com"
             };
-            tokio::spawn(async move { store.register(&email(address), t0()).await })
+            tokio::spawn(async move {
+                store
+                    .register(&email(address), domain::Locale::En, t0())
+                    .await
+            })
         })
         .collect();
     let mut created = 0;
@@ -390,10 +398,10 @@ async fn batches_register_and_confirm_per_entry(store: &SeaStore) {
     let answers = store
         .register_many(
             vec![
-                email("New.One@example.com"),
-                email("old@example.com"),
-                email("new.one@EXAMPLE.com"),
-                email("two@example.com"),
+                (email("New.One@example.com"), domain::Locale::En),
+                (email("old@example.com"), domain::Locale::En),
+                (email("new.one@EXAMPLE.com"), domain::Locale::En),
+                (email("two@example.com"), domain::Locale::En),
             ],
             t0() + secs(1.0),
         )
@@ -497,7 +505,9 @@ async fn batched_users_answer_each_concurrent_call(store: &SeaStore) {
         .map(|i| {
             let batched = std::sync::Arc::clone(&batched);
             let a = address(i);
-            tokio::spawn(async move { batched.register(&email(&a), t0()).await })
+            tokio::spawn(
+                async move { batched.register(&email(&a), domain::Locale::En, t0()).await },
+            )
         })
         .collect();
     let mut created = 0;
@@ -598,7 +608,69 @@ async fn confirm_redirects_are_per_account(store: &SeaStore) {
     assert_eq!(common::count(store, "confirm_redirects").await, 0);
 }
 
+/// The language given at registration is the account's: every email claimed for it carries
+/// it (a resend too, whoever asks), alone or in a batch; and the dashboard's records show it.
+async fn the_account_keeps_its_language(store: &SeaStore) {
+    use domain::Locale;
+    let Registration::Created { message, .. } = store
+        .register(&email("zh@example.com"), Locale::ZhCn, t0())
+        .await
+        .unwrap()
+    else {
+        panic!("expected an owed email")
+    };
+    let answers = store
+        .register_many(
+            vec![
+                (email("batch-zh@example.com"), Locale::ZhCn),
+                (email("batch-en@example.com"), Locale::En),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = answers
+        .iter()
+        .map(|a| match a {
+            Registration::Created { message, .. } => *message,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let claimed = store
+        .claim_many(vec![message, ids[0], ids[1]], t0(), common::lease())
+        .await
+        .unwrap();
+    let locales: Vec<_> = claimed
+        .into_iter()
+        .map(|c| match c.unwrap() {
+            store::Claim::Claimed(m) => m.locale,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(locales, [Locale::ZhCn, Locale::ZhCn, Locale::En]);
+    store
+        .mark_sent(message, None, t0() + secs(1.0))
+        .await
+        .unwrap();
+    let Resend::Queued(again) = store
+        .resend(
+            &email("zh@example.com"),
+            ResendPolicy::UNLIMITED,
+            t0() + secs(120.0),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("expected a queued resend")
+    };
+    let claimed = common::claim_ok(store, again, t0() + secs(121.0)).await;
+    assert_eq!(claimed.locale, Locale::ZhCn);
+    let record = store.get(again).await.unwrap().unwrap();
+    assert_eq!(record.message.locale, Locale::ZhCn);
+}
+
 backend_tests!(
+    the_account_keeps_its_language,
     confirm_redirects_are_per_account,
     batches_register_and_confirm_per_entry,
     batched_users_answer_each_concurrent_call,

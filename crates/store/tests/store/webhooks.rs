@@ -134,7 +134,13 @@ async fn batches_owe_one_event_per_change(store: &SeaStore) {
         "b3@example.com",
     ];
     let answers = store
-        .register_many(addresses.iter().map(|a| email(a)).collect(), t0())
+        .register_many(
+            addresses
+                .iter()
+                .map(|a| (email(a), domain::Locale::En))
+                .collect(),
+            t0(),
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -9,7 +9,7 @@ use domain::{MessageId, RequestId, ResendPolicy};
 use store::Resend;
 
 use crate::forms::ButtonForm;
-use crate::pages::{message_page, not_found};
+use crate::pages::{message_page_english, not_found};
 use crate::{AppError, AppState};
 
 /// The CSRF check of a button; `Some` is the 403 (or 4xx) page to answer instead.
@@ -20,7 +20,7 @@ pub(super) fn check_button(
     let token = match form {
         Ok(Form(form)) => form.csrf_token,
         Err(rejection) => {
-            let page = message_page(
+            let page = message_page_english(
                 state,
                 rejection.status(),
                 "Bad request",
@@ -38,7 +38,7 @@ pub(super) fn check_button(
         return None;
     }
     tracing::info!("admin form without a valid CSRF token refused");
-    let page = message_page(
+    let page = message_page_english(
         state,
         StatusCode::FORBIDDEN,
         "Form expired",

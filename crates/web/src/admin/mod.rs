@@ -19,7 +19,7 @@ use axum_extra::headers::{Authorization, HeaderMapExt as _};
 use domain::AdminToken;
 
 use crate::AppState;
-use crate::pages::message_page;
+use crate::pages::message_page_english;
 
 mod actions;
 mod pages;
@@ -71,7 +71,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     if let Some(wait) = ip.and_then(|ip| state.credential_throttle.failed(ip)) {
         return crate::pages::too_many_requests(&state, wait);
     }
-    let mut response = message_page(
+    let mut response = message_page_english(
         &state,
         StatusCode::UNAUTHORIZED,
         "Sign in required",

@@ -11,7 +11,7 @@ use super::views::{
     AttemptRow, Counts, DashboardQuery, DashboardView, FeedbackRow, MessageView, NoticeQuery, Row,
     SuppressionRow, SuppressionsView, WebhookView, age, form_urlencode, notice, row, when,
 };
-use crate::pages::{html, message_page, not_found};
+use crate::pages::{html, message_page_english, not_found};
 use crate::{AppError, AppState};
 
 /// `GET /admin`: counts, the queue, and the newest messages (or those of one address).
@@ -20,7 +20,7 @@ pub(super) async fn dashboard(
     query: Result<Query<DashboardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
     let Ok(Query(query)) = query else {
-        return message_page(
+        return message_page_english(
             &state,
             StatusCode::BAD_REQUEST,
             "Bad request",
@@ -92,7 +92,7 @@ pub(super) async fn dashboard(
     };
     Ok(html(
         StatusCode::OK,
-        state.pages.render("web/admin.html", &view)?,
+        crate::i18n::render_english(&state, "web/admin.html", &view)?,
     ))
 }
 
@@ -160,7 +160,7 @@ pub(super) async fn message(
     };
     Ok(html(
         StatusCode::OK,
-        state.pages.render("web/admin_message.html", &view)?,
+        crate::i18n::render_english(&state, "web/admin_message.html", &view)?,
     ))
 }
 
@@ -209,7 +209,7 @@ pub(super) async fn suppressions(
     };
     Ok(html(
         StatusCode::OK,
-        state.pages.render("web/admin_suppressions.html", &view)?,
+        crate::i18n::render_english(&state, "web/admin_suppressions.html", &view)?,
     ))
 }
 

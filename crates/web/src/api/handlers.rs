@@ -42,6 +42,12 @@ pub struct RegistrationRequest {
     /// else the home page.
     #[schema(example = "https://app.example.com/welcome", max_length = 2000)]
     pub redirect: Option<String>,
+    /// The language of the account's emails, now and later (resends, codes, reminders): `en` or
+    /// `zh-CN` (`zh`, `zh-Hans` and `en-*` are accepted too). Without it, the request's
+    /// `Accept-Language`, else English. Ignored for an address already registered: its
+    /// language stays.
+    #[schema(example = "zh-CN", max_length = 35)]
+    pub lang: Option<String>,
 }
 
 /// `POST /api/v1/confirmations`: the token of a confirmation link, or the six-digit code of
@@ -238,7 +244,7 @@ async fn account_of(state: &AppState, user: User) -> Result<Account, ApiError> {
         (status = 409, description = "`already_confirmed`", body = ApiError),
         (status = 413, description = "`payload_too_large`", body = ApiError),
         (status = 415, description = "`unsupported_media_type`", body = ApiError),
-        (status = 422, description = "`invalid_request`, `invalid_email` or `invalid_redirect`", body = ApiError),
+        (status = 422, description = "`invalid_request`, `invalid_email`, `invalid_redirect` or `invalid_lang`", body = ApiError),
         (status = 429, description = "`too_many_requests` (wrong keys)", body = ApiError),
         (status = 503, description = "`unavailable`: nothing was saved", body = ApiError),
     ),
@@ -255,8 +261,18 @@ pub async fn register(
         .as_deref()
         .map(|redirect| redirect_target(&state, redirect))
         .transpose()?;
+    let locale = match body.lang.as_deref() {
+        Some(lang) => domain::Locale::parse(lang).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidLang,
+                e.to_string(),
+            )
+        })?,
+        None => crate::i18n::current(),
+    };
     let request_id = request_id.map(|Extension(id)| id);
-    let (created, email_owed) = match register_address(&state, &email, request_id).await? {
+    let (created, email_owed) = match register_address(&state, &email, locale, request_id).await? {
         Registration::Created { .. } => (true, true),
         Registration::CreatedWithoutEmail { .. } => (true, false),
         Registration::AlreadyRegistered => match resend_address(&state, &email).await? {

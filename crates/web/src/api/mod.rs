@@ -63,6 +63,8 @@ pub enum ErrorCode {
     InvalidEmail,
     /// The `redirect` is not an absolute http(s) URL on an allowed origin (422).
     InvalidRedirect,
+    /// The `lang` is not a language the service speaks (`en`, `zh-CN`) (422).
+    InvalidLang,
     /// The token is forged, malformed, or for an account that no longer exists as it was (422).
     Invalid,
     /// The token is older than `TOKEN_MAX_AGE` (410).

@@ -213,9 +213,9 @@ async fn registering_commits_then_publishes_and_answers_202() {
     let mut users = MockUserStore::new();
     users
         .expect_register()
-        .withf(|email, _| email.as_str() == "New@example.com")
+        .withf(|email, _, _| email.as_str() == "New@example.com")
         .times(1)
-        .returning(|_, _| {
+        .returning(|_, _, _| {
             Ok(Registration::Created {
                 user: user(7, "New@example.com", false),
                 message: MessageId(70),
@@ -233,6 +233,68 @@ async fn registering_commits_then_publishes_and_answers_202() {
     );
 }
 
+/// `lang` chooses the account's language (else the request's `Accept-Language`, else English);
+/// one the service does not speak is a 422 `invalid_lang` and nothing is stored.
+#[tokio::test]
+async fn registering_takes_the_account_s_language() {
+    use domain::Locale;
+    for (body, accept, want) in [
+        (
+            r#"{"email":"a@example.com","lang":"zh-CN"}"#,
+            None,
+            Locale::ZhCn,
+        ),
+        (
+            r#"{"email":"a@example.com","lang":"zh-hans"}"#,
+            Some("en"),
+            Locale::ZhCn,
+        ),
+        (
+            r#"{"email":"a@example.com","lang":"en"}"#,
+            Some("zh-CN"),
+            Locale::En,
+        ),
+        (
+            r#"{"email":"a@example.com"}"#,
+            Some("zh-CN,en;q=0.5"),
+            Locale::ZhCn,
+        ),
+        (r#"{"email":"a@example.com"}"#, None, Locale::En),
+    ] {
+        let mut users = MockUserStore::new();
+        users
+            .expect_register()
+            .withf(move |_, locale, _| *locale == want)
+            .times(1)
+            .returning(|_, _, _| {
+                Ok(Registration::CreatedWithoutEmail {
+                    user: user(7, "a@example.com", false),
+                })
+            });
+        let mut request = api_post("/api/v1/registrations", body);
+        if let Some(accept) = accept {
+            request
+                .headers_mut()
+                .insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(accept));
+        }
+        let reply = send(api_state(users, no_messages(), publishes(0)), request).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{body}: {}", reply.body);
+    }
+    let mut users = MockUserStore::new();
+    users.expect_register().never();
+    let reply = send(
+        api_state(users, no_messages(), publishes(0)),
+        api_post(
+            "/api/v1/registrations",
+            r#"{"email":"a@example.com","lang":"fr-FR"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&reply), "invalid_lang");
+    assert!(reply.body.contains("en, zh-CN"), "{}", reply.body);
+}
+
 #[tokio::test]
 async fn registering_an_existing_address_resends_or_says_it_is_confirmed() {
     for (resend, status, owed) in [
@@ -248,7 +310,7 @@ async fn registering_an_existing_address_resends_or_says_it_is_confirmed() {
         users
             .expect_register()
             .times(1)
-            .returning(|_, _| Ok(Registration::AlreadyRegistered));
+            .returning(|_, _, _| Ok(Registration::AlreadyRegistered));
         users
             .expect_resend()
             .times(1)
@@ -326,6 +388,7 @@ fn sent_message(to: &str) -> MessageRecord {
             status: MessageStatus::Sent,
             attempts: 1,
             created_at: at,
+            locale: domain::Locale::En,
         },
         last_error: None,
         provider_message_id: Some("<id@example.com>".to_owned()),
@@ -476,7 +539,7 @@ async fn a_store_outage_is_a_json_503_with_retry_after() {
     let mut users = MockUserStore::new();
     users
         .expect_register()
-        .returning(|_, _| Err(StoreError::Unavailable("connection refused".into())));
+        .returning(|_, _, _| Err(StoreError::Unavailable("connection refused".into())));
     let reply = send(
         api_state(users, no_messages(), idle_queue()),
         api_post("/api/v1/registrations", r#"{"email":"a@example.com"}"#),
@@ -491,7 +554,7 @@ async fn a_store_outage_is_a_json_503_with_retry_after() {
 #[tokio::test]
 async fn api_posts_do_not_count_against_the_form_limit() {
     let mut users = MockUserStore::new();
-    users.expect_register().times(3).returning(|email, _| {
+    users.expect_register().times(3).returning(|email, _, _| {
         Ok(Registration::CreatedWithoutEmail {
             user: user(1, email.as_str(), false),
         })
@@ -562,7 +625,7 @@ fn with_origins(config: WebConfig) -> WebConfig {
 #[tokio::test]
 async fn a_registration_may_name_its_confirmation_page_on_an_allowed_origin_only() {
     let mut users = MockUserStore::new();
-    users.expect_register().times(1).returning(|email, _| {
+    users.expect_register().times(1).returning(|email, _, _| {
         Ok(Registration::CreatedWithoutEmail {
             user: user(1, email.as_str(), false),
         })

@@ -214,7 +214,7 @@ async fn registering_an_unconfirmed_address_again_is_a_resend_with_the_configure
     users
         .expect_register()
         .times(1)
-        .returning(|_, _| Ok(Registration::AlreadyRegistered));
+        .returning(|_, _, _| Ok(Registration::AlreadyRegistered));
     users
         .expect_resend()
         .withf(move |email, policy, _| email.as_str() == "again@example.com" && *policy == limits)
@@ -493,9 +493,9 @@ async fn idn_domains_register_in_punycode() {
     let mut users = MockUserStore::new();
     users
         .expect_register()
-        .withf(|email, _| email.as_str() == "admin@xn--exampe-t9a.com")
+        .withf(|email, _, _| email.as_str() == "admin@xn--exampe-t9a.com")
         .times(1)
-        .returning(|email, _| {
+        .returning(|email, _, _| {
             Ok(Registration::Created {
                 user: user(1, email.as_str(), false),
                 message: MessageId(1),

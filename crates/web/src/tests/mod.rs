@@ -23,6 +23,7 @@ fn tokens() -> ConfirmationTokens {
 mod admin;
 mod api;
 mod forms;
+mod i18n;
 mod ops;
 mod request_ids;
 
@@ -61,7 +62,7 @@ fn state_full(
         Arc::new(tokens()),
         csrf(),
         Arc::new(ManualClock::at_unix(NOW)),
-        Templates::new(PAGE_TEMPLATES, None),
+        page_templates(None).unwrap(),
         config,
     )
 }
@@ -213,9 +214,13 @@ async fn registering_stores_publishes_and_redirects_with_the_flash() {
     let mut users = MockUserStore::new();
     users
         .expect_register()
-        .withf(|email, now| email.as_str() == "New@example.com" && now.timestamp() == NOW)
+        .withf(|email, locale, now| {
+            email.as_str() == "New@example.com"
+                && *locale == domain::Locale::En
+                && now.timestamp() == NOW
+        })
         .times(1)
-        .returning(|email, _| {
+        .returning(|email, _, _| {
             Ok(Registration::Created {
                 user: user(5, email.as_str(), false),
                 message: MessageId(9),
@@ -250,7 +255,7 @@ async fn existing_address_gets_exactly_the_same_response_and_nothing_is_queued()
     users
         .expect_register()
         .times(1)
-        .returning(|_, _| Ok(Registration::AlreadyRegistered));
+        .returning(|_, _, _| Ok(Registration::AlreadyRegistered));
     // An existing account is a resend: here it is confirmed, or still cooling down.
     users
         .expect_resend()
@@ -262,7 +267,7 @@ async fn existing_address_gets_exactly_the_same_response_and_nothing_is_queued()
     existing_state.background.wait().await;
 
     let mut users = MockUserStore::new();
-    users.expect_register().returning(|e, _| {
+    users.expect_register().returning(|e, _, _| {
         Ok(Registration::Created {
             user: user(1, e.as_str(), false),
             message: MessageId(1),
@@ -301,7 +306,7 @@ async fn existing_address_gets_exactly_the_same_response_and_nothing_is_queued()
 
 fn registering_users() -> MockUserStore {
     let mut users = MockUserStore::new();
-    users.expect_register().returning(|e, _| {
+    users.expect_register().returning(|e, _, _| {
         Ok(Registration::Created {
             user: user(1, e.as_str(), false),
             message: MessageId(1),
@@ -426,7 +431,7 @@ async fn a_store_failure_is_a_generic_500_without_details() {
     let mut users = MockUserStore::new();
     users
         .expect_register()
-        .returning(|_, _| Err(StoreError::Corrupt("secret internal detail".into())));
+        .returning(|_, _, _| Err(StoreError::Corrupt("secret internal detail".into())));
     let reply = send(
         state(users, idle_queue(), false),
         post_form("email=a%40example.com"),
@@ -442,7 +447,7 @@ async fn an_unreachable_database_is_a_503_with_retry_after() {
     let mut users = MockUserStore::new();
     users
         .expect_register()
-        .returning(|_, _| Err(StoreError::Unavailable("pool timed out".into())));
+        .returning(|_, _, _| Err(StoreError::Unavailable("pool timed out".into())));
     let reply = send(
         state(users, idle_queue(), false),
         post_form("email=a%40example.com"),

@@ -205,7 +205,7 @@ fn from_peer(mut request: Request<Body>, ip: &str) -> Request<Body> {
 #[tokio::test]
 async fn metrics_render_prometheus_text_and_counters_move_with_requests() {
     let mut users = MockUserStore::new();
-    users.expect_register().returning(|email, _| {
+    users.expect_register().returning(|email, _, _| {
         if email.as_str().starts_with("new") {
             Ok(Registration::Created {
                 user: user(3, email.as_str(), false),

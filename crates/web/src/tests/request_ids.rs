@@ -50,7 +50,7 @@ async fn an_incoming_id_is_kept_only_when_short_and_plain() {
 #[tokio::test]
 async fn the_published_job_carries_the_request_id() {
     let mut users = MockUserStore::new();
-    users.expect_register().times(1).returning(|email, _| {
+    users.expect_register().times(1).returning(|email, _, _| {
         Ok(Registration::Created {
             user: user(5, email.as_str(), false),
             message: MessageId(9),

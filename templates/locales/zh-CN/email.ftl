@@ -1,0 +1,18 @@
+# 邮件文本（templates/email/），简体中文。每个 id 都必须在所有语言中存在。
+
+email-subject = 请确认您的账户
+email-intro = 感谢您的注册。请打开此链接并点击“确认我的账户”以激活您的账户。
+email-button = 确认您的账户
+email-paste = 或将此链接复制到浏览器中打开：
+email-code = 在其他设备上阅读此邮件？请在 { $url } 输入以下验证码：
+email-lifetime = 链接和验证码的有效期为 { $duration }。如已过期，请在注册页面的“没有收到邮件？”处重新申请。
+email-ignore = 如果您没有注册，请忽略此邮件：除非在该页面上点击按钮，否则不会发生任何事情。
+email-cheers = 祝好！
+email-stop = 我没有注册：不要再向此地址发送邮件
+
+duration =
+    { $unit ->
+        [hour] { $n } 小时
+        [minute] { $n } 分钟
+       *[second] { $n } 秒
+    }
