@@ -6,6 +6,7 @@ pub mod clock;
 pub mod feedback;
 pub mod locale;
 pub mod message;
+pub mod password;
 pub mod policy;
 pub mod request_id;
 pub mod suppression;
@@ -22,6 +23,10 @@ pub use confirm_email_address::{
 pub use feedback::{Feedback, FeedbackKind, FeedbackOutcome, FeedbackRecord, UnknownFeedback};
 pub use locale::{Locale, UnsupportedLocale};
 pub use message::{MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage};
+pub use password::{
+    ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, HashError, MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS, Password, PasswordError, PasswordHashString, Passwords,
+};
 pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;
 pub use suppression::{Suppression, SuppressionId, SuppressionSource, UnknownSource};
