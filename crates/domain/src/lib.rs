@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_token;
+pub mod altcha;
 pub mod api_key;
 pub mod clock;
 pub mod feedback;
