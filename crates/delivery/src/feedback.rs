@@ -92,6 +92,17 @@ impl FeedbackLoop {
             }
         };
         let (report, kind) = match parsed {
+            SesNotification::Other(name) if name.starts_with("SNS ") => {
+                // A subscription (or unsubscription) to confirm: its SubscribeURL is in the body.
+                // Left on the queue, it ends in the dead-letter queue, where it can be read.
+                metrics::counter!("feedback_total", "type" => "other").increment(1);
+                tracing::warn!(
+                    notification = %name,
+                    "an SNS confirmation arrived on the feedback queue; left for its dead-letter \
+                     queue: confirm the subscription with its SubscribeURL (or `aws sns confirm-subscription`)"
+                );
+                return Handled::Left;
+            }
             SesNotification::Other(name) => {
                 metrics::counter!("feedback_total", "type" => "other").increment(1);
                 tracing::debug!(notification = %name, "feedback notification ignored");

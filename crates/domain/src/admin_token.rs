@@ -38,10 +38,7 @@ impl AdminToken {
     /// A value bound to this token that reveals nothing of it (the SHA-256 digest of the
     /// digest, in hex): what the dashboard's forms are signed for.
     pub fn binding(&self) -> String {
-        digest(self.0.as_slice())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::to_hex(&digest(self.0.as_slice()))
     }
 }
 

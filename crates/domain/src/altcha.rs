@@ -12,6 +12,8 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::to_hex as hex;
+
 /// The only algorithm this service issues and accepts.
 pub const ALGORITHM: &str = "SHA-256";
 
@@ -54,10 +56,16 @@ struct Payload {
     signature: String,
 }
 
+/// An HMAC key that cannot be used (HMAC takes keys of any length: this does not happen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the ALTCHA key cannot be used")]
+pub struct InvalidAltchaKey;
+
 /// Makes and checks challenges under one key.
 #[derive(Clone)]
 pub struct Altcha {
-    key: Vec<u8>,
+    /// HMAC-SHA256 keyed once; cloned for each signature.
+    mac: Hmac<Sha256>,
     max_number: u64,
     lifetime_secs: i64,
 }
@@ -72,32 +80,21 @@ impl std::fmt::Debug for Altcha {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 impl Altcha {
     /// Challenges under `key` (derive it from the service's secret), with numbers up to
     /// `max_number` (the work: the browser tries half of them on average) and valid for
     /// `lifetime_secs`.
-    pub fn new(key: &[u8], max_number: u64, lifetime_secs: i64) -> Self {
-        Self {
-            key: key.to_vec(),
+    pub fn new(key: &[u8], max_number: u64, lifetime_secs: i64) -> Result<Self, InvalidAltchaKey> {
+        let mac = <Hmac<Sha256>>::new_from_slice(key).map_err(|_| InvalidAltchaKey)?;
+        Ok(Self {
+            mac,
             max_number,
             lifetime_secs,
-        }
+        })
     }
 
     fn sign(&self, challenge: &str) -> String {
-        // HMAC accepts keys of any length: this cannot fail.
-        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = self.mac.clone();
         mac.update(challenge.as_bytes());
         hex(&mac.finalize().into_bytes())
     }
@@ -169,7 +166,7 @@ mod tests {
     const PY_PAYLOAD: &str = "eyJhbGdvcml0aG0iOiAiU0hBLTI1NiIsICJjaGFsbGVuZ2UiOiAiZTYwMGU1MjJkZTM0NWVkMDJhYjY0MmE1NDI0NDA1OTRlYzgwOTc4YWQwNzAyYjY5M2Y4MzQzNzdhYWQxMjY1NiIsICJudW1iZXIiOiA0MzIxLCAic2FsdCI6ICIwMDExMjIzMzQ0NTU2Njc3ODg5OWFhYmI/ZXhwaXJlcz0xNzAwMDAwNjAwJiIsICJzaWduYXR1cmUiOiAiMDJhZWNlNWViMjhhM2I4YTYxMWFiNWU1NDUwYzZiNDczMWU5OTNjZTdlMjI1NDY2NmUzMzA2YTQ3Mzc1MTdiOCJ9";
 
     fn altcha() -> Altcha {
-        Altcha::new(KEY, 100_000, 600)
+        Altcha::new(KEY, 100_000, 600).unwrap()
     }
 
     fn payload(challenge: &Challenge, number: u64) -> String {
@@ -205,7 +202,9 @@ mod tests {
         assert_eq!(a.verify(&payload(&c, 78), 1_000), Err(AltchaError::Wrong));
         assert_eq!(a.verify(&payload(&c, 77), 1_601), Err(AltchaError::Expired));
         // Another key's signature; a salt whose expiry was moved.
-        let other = Altcha::new(b"another key", 100_000, 600).challenge("aabbcc", 77, 1_000);
+        let other = Altcha::new(b"another key", 100_000, 600)
+            .unwrap()
+            .challenge("aabbcc", 77, 1_000);
         assert_eq!(
             a.verify(&payload(&other, 77), 1_000),
             Err(AltchaError::Wrong)
@@ -231,7 +230,7 @@ mod tests {
     /// Solving as the widget does (trying numbers in order) finds the secret number.
     #[test]
     fn a_solver_finds_the_number() {
-        let a = Altcha::new(KEY, 1_000, 600);
+        let a = Altcha::new(KEY, 1_000, 600).unwrap();
         let c = a.challenge("0f0f", 613, 0);
         let found = (0..=c.maxnumber)
             .find(|n| hex(&Sha256::digest(format!("{}{n}", c.salt))) == c.challenge)

@@ -15,6 +15,17 @@ pub mod token;
 pub mod user;
 pub mod webhook;
 
+/// Lower-case hex of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 pub use admin_token::{AdminToken, AdminTokenTooShort, MIN_ADMIN_TOKEN_LEN};
 pub use api_key::{ApiKeyError, ApiKeys, MIN_API_KEY_LEN};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -141,27 +141,29 @@ struct Recipient {
 pub fn parse_notification(body: &str) -> Result<SesNotification, MalformedNotification> {
     let value: serde_json::Value =
         serde_json::from_str(body).map_err(|e| malformed(format!("not JSON: {}", describe(&e))))?;
-    if value.get("Type").is_some() {
-        let envelope: Envelope = serde_json::from_value(value)
-            .map_err(|e| malformed(format!("not an SNS envelope: {}", describe(&e))))?;
-        if envelope.kind != "Notification" {
-            let kind = if envelope.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                envelope.kind
-            } else {
-                "?".to_owned()
-            };
-            return Ok(SesNotification::Other(format!("SNS {kind}")));
-        }
-        let message = envelope
-            .message
-            .ok_or_else(|| malformed("an SNS notification without a Message"))?;
-        return parse_ses(&message);
+    if value.get("Type").is_none() {
+        return parse_ses(value);
     }
-    parse_ses(body)
+    let envelope: Envelope = serde_json::from_value(value)
+        .map_err(|e| malformed(format!("not an SNS envelope: {}", describe(&e))))?;
+    if envelope.kind != "Notification" {
+        let kind = if envelope.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            envelope.kind
+        } else {
+            "?".to_owned()
+        };
+        return Ok(SesNotification::Other(format!("SNS {kind}")));
+    }
+    let message = envelope
+        .message
+        .ok_or_else(|| malformed("an SNS notification without a Message"))?;
+    let value = serde_json::from_str(&message)
+        .map_err(|e| malformed(format!("not an SES notification: {}", describe(&e))))?;
+    parse_ses(value)
 }
 
-fn parse_ses(text: &str) -> Result<SesNotification, MalformedNotification> {
-    let notification: Notification = serde_json::from_str(text)
+fn parse_ses(value: serde_json::Value) -> Result<SesNotification, MalformedNotification> {
+    let notification: Notification = serde_json::from_value(value)
         .map_err(|e| malformed(format!("not an SES notification: {}", describe(&e))))?;
     let Some(kind) = notification.notification_type.or(notification.event_type) else {
         return Err(malformed("neither notificationType nor eventType"));

@@ -227,14 +227,10 @@ impl Templates {
             .map_err(|error| TemplateError::new(name, &error))
     }
 
-    /// Renders one template with a serialisable context.
+    /// Renders one template with a serialisable context (with no locale: see
+    /// [`Self::render_in`]).
     pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
-        let wrap = |error| TemplateError::new(name, &error);
-        self.env
-            .get_template(name)
-            .map_err(wrap)?
-            .render(Serde(ctx))
-            .map_err(wrap)
+        self.render_in("", name, ctx)
     }
 
     /// Renders `<message>/subject.txt`, `<message>/body.txt` and, if present,

@@ -61,6 +61,10 @@ async fn records_each_recipient_and_deletes_what_it_handled() {
                 "r4",
                 r#"{"notificationType": "Delivery", "mail": {"messageId": "m"}}"#.into(),
             ),
+            queued(
+                "r5",
+                r#"{"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns"}"#.into(),
+            ),
         ])
     });
     let deleted = Arc::new(Mutex::new(Vec::new()));
@@ -86,9 +90,16 @@ async fn records_each_recipient_and_deletes_what_it_handled() {
     let handled = looped(queue, store).poll_once().await.unwrap();
     assert_eq!(
         handled,
-        [Handled::Done, Handled::Left, Handled::Done, Handled::Done]
+        [
+            Handled::Done,
+            Handled::Left,
+            Handled::Done,
+            Handled::Done,
+            Handled::Left
+        ]
     );
-    // The malformed one stays on the queue for its redrive policy.
+    // The malformed one and the subscription confirmation stay on the queue for its redrive
+    // policy (the confirmation's SubscribeURL can be read in the dead-letter queue).
     assert_eq!(*deleted.lock().unwrap(), ["r1", "r3", "r4"]);
     let recorded = recorded.lock().unwrap();
     assert_eq!(recorded.len(), 3);

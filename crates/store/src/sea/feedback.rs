@@ -13,13 +13,13 @@ use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::rows::ts;
+use super::rows::{truncate_chars, ts};
 use super::suppressions::suppress_in;
 use super::{Db as _, Ending, SeaStore};
 use crate::entities::{email_feedback, email_message};
 use crate::{FeedbackStore, StoreError};
 
-/// Longest text kept from a report's detail (the column's size).
+/// Longest text kept from a report's detail (the column's size, in characters).
 const DETAIL_LEN: usize = 255;
 
 /// What recording one report decided, before the webhooks it owes are announced.
@@ -48,7 +48,7 @@ async fn record_in(
         message_id: Set(message),
         provider_message_id: Set(feedback.provider_message_id.clone()),
         kind: Set(feedback.kind.as_str().to_owned()),
-        detail: Set(cut(&feedback.detail, DETAIL_LEN)),
+        detail: Set(truncate_chars(feedback.detail.clone(), DETAIL_LEN)),
         occurred_at: Set(ts(feedback.occurred_at)),
         received_at: Set(now),
         ..Default::default()
@@ -114,15 +114,6 @@ async fn record_in(
     )))
 }
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
 #[async_trait]
 impl FeedbackStore for SeaStore {
     async fn record_feedback(
@@ -162,17 +153,5 @@ impl FeedbackStore for SeaStore {
                 })
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cut;
-
-    #[test]
-    fn cut_keeps_whole_characters() {
-        assert_eq!(cut("abc", 10), "abc");
-        assert_eq!(cut("abcdef", 3), "abc");
-        assert_eq!(cut("aé", 2), "a");
     }
 }

@@ -48,6 +48,8 @@ pub(super) struct Row {
     pub(super) id: i64,
     pub(super) recipient: String,
     pub(super) template: &'static str,
+    /// The language its account's emails are written in.
+    pub(super) language: &'static str,
     pub(super) state: &'static str,
     pub(super) attempts: u32,
     pub(super) last_error: Option<String>,
@@ -155,6 +157,7 @@ pub(super) fn row(record: MessageRecord) -> Row {
         id: m.id.0,
         recipient: m.recipient.masked(),
         template: m.kind.as_str(),
+        language: m.locale.as_str(),
         state: m.status.as_str(),
         attempts: m.attempts,
         last_error: record.last_error.as_deref().map(|e| m.recipient.mask_in(e)),

@@ -297,6 +297,7 @@ async fn a_message_page_shows_its_attempts_and_the_buttons_it_allows() {
     let reply = send(state, authed(get("/admin/messages/9?done=requeued"))).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.body.contains("Message 9"));
+    assert!(reply.body.contains("<td id=\"language\">en</td>"));
     assert!(
         reply
             .body
