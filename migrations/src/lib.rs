@@ -14,6 +14,7 @@ mod m20261207_000009_add_code_failures;
 mod m20261207_000010_add_users_reminded_at;
 mod m20261207_000011_create_email_feedback;
 mod m20261207_000012_add_users_locale;
+mod m20261208_000013_create_accounts;
 
 /// Every migration of the service, oldest first. Append new ones at the end; never edit, reorder
 /// or remove one that has been released.
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_add_users_reminded_at::Migration),
             Box::new(m20261207_000011_create_email_feedback::Migration),
             Box::new(m20261207_000012_add_users_locale::Migration),
+            Box::new(m20261208_000013_create_accounts::Migration),
         ]
     }
 }

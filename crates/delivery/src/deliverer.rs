@@ -255,7 +255,11 @@ impl Deliverer {
                     "job started"
                 );
                 let outcome = match message.kind {
-                    MessageKind::Confirm => self.send_claimed(&message, now, permit).await?,
+                    MessageKind::Confirm
+                    | MessageKind::PasswordReset
+                    | MessageKind::PasswordChanged => {
+                        self.send_claimed(&message, now, permit).await?
+                    }
                     MessageKind::Webhook => {
                         drop(permit);
                         self.post_claimed(&message, now).await?

@@ -5,7 +5,9 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use domain::{ConfirmationTokens, Locale, MessageKind, OwedMessage, StopTokens};
+use domain::{
+    ConfirmationTokens, Locale, MessageKind, OwedMessage, PasswordResetTokens, StopTokens,
+};
 use mailer::i18n::{Arg, Catalog, CatalogError, MessageFile};
 use mailer::{Message, TemplateError, Templates};
 use serde::Serialize;
@@ -23,6 +25,30 @@ pub const EMAIL_TEMPLATES: &[(&str, &str)] = &[
     (
         "email/confirm/body.html",
         include_str!("../../../templates/email/confirm/body.html"),
+    ),
+    (
+        "email/password_reset/subject.txt",
+        include_str!("../../../templates/email/password_reset/subject.txt"),
+    ),
+    (
+        "email/password_reset/body.txt",
+        include_str!("../../../templates/email/password_reset/body.txt"),
+    ),
+    (
+        "email/password_reset/body.html",
+        include_str!("../../../templates/email/password_reset/body.html"),
+    ),
+    (
+        "email/password_changed/subject.txt",
+        include_str!("../../../templates/email/password_changed/subject.txt"),
+    ),
+    (
+        "email/password_changed/body.txt",
+        include_str!("../../../templates/email/password_changed/body.txt"),
+    ),
+    (
+        "email/password_changed/body.html",
+        include_str!("../../../templates/email/password_changed/body.html"),
     ),
 ];
 
@@ -58,6 +84,20 @@ struct ConfirmContext<'a> {
     /// The six-digit code beside the link, and the page that takes it.
     code: &'a str,
     code_url: &'a str,
+}
+
+/// What the password-reset templates show.
+#[derive(Serialize)]
+struct ResetContext<'a> {
+    reset_url: &'a str,
+    expires_in: String,
+}
+
+/// What the "password changed" templates show.
+#[derive(Serialize)]
+struct ChangedContext<'a> {
+    /// The "Forgot your password?" page, for someone who did not change it.
+    forgot_url: &'a str,
 }
 
 /// Turns an owed message into the email to send. The tokens are made here, at send time, so a
@@ -129,12 +169,71 @@ impl Renderer {
                     action_url: Some(confirm_url),
                 })
             }
+            MessageKind::PasswordReset => {
+                // Claimed reset emails carry their binding; one without is not a reset email
+                // this version made (see `MessageStore::claim`).
+                let binding = message
+                    .password_binding
+                    .as_deref()
+                    .ok_or_else(|| TemplateError {
+                        name: "email/password_reset".into(),
+                        reason: "the claim gave no password binding".into(),
+                    })?;
+                let token =
+                    self.tokens
+                        .reset_tokens()
+                        .issue(&message.recipient, binding, now.timestamp());
+                let reset_url = format!("{}/reset/{token}", self.base_url);
+                let ctx = ResetContext {
+                    reset_url: &reset_url,
+                    expires_in: duration_in(
+                        &self.templates,
+                        message.locale,
+                        PasswordResetTokens::MAX_AGE.as_secs(),
+                    ),
+                };
+                self.email(
+                    message,
+                    "email/password_reset",
+                    &ctx,
+                    Some(reset_url.clone()),
+                )
+            }
+            MessageKind::PasswordChanged => {
+                let forgot_url = format!("{}/forgot", self.base_url);
+                let ctx = ChangedContext {
+                    forgot_url: &forgot_url,
+                };
+                self.email(message, "email/password_changed", &ctx, None)
+            }
             // Not an email: the deliverer posts it (see `Deliverer`), it never gets here.
             MessageKind::Webhook => Err(TemplateError {
                 name: "webhook".into(),
                 reason: "a webhook is not rendered as an email".into(),
             }),
         }
+    }
+}
+
+impl Renderer {
+    /// `message`'s email from the templates under `name`, in its account's language.
+    fn email(
+        &self,
+        message: &OwedMessage,
+        name: &str,
+        ctx: &impl Serialize,
+        action_url: Option<String>,
+    ) -> Result<Message, TemplateError> {
+        let rendered = self
+            .templates
+            .render_email_in(message.locale.as_str(), name, ctx)?;
+        Ok(Message {
+            to: message.recipient.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            action_url,
+        })
     }
 }
 
@@ -196,6 +295,7 @@ mod tests {
             attempts: 1,
             created_at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
             locale: Locale::ZhCn,
+            password_binding: None,
         };
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let email = renderer.render(&message, now).unwrap();
@@ -352,6 +452,7 @@ mod tests {
             attempts: 1,
             created_at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
             locale: Locale::En,
+            password_binding: None,
         };
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let email = renderer.render(&message, now).unwrap();
@@ -385,5 +486,69 @@ mod tests {
         let code = link("https://example.com/app/code instead:\n");
         assert_eq!(code, tokens.codes().code(message.id));
         assert!(tokens.codes().matches(message.id, &code));
+    }
+
+    /// The reset email's link verifies with the reset tokens and carries the claim's binding;
+    /// the notice points at the "Forgot your password?" page; both in the account's language.
+    #[test]
+    fn reset_and_changed_emails_in_both_languages() {
+        let tokens = ConfirmationTokens::new(&["k"]).unwrap();
+        let renderer = Renderer::new(
+            email_templates(None).unwrap(),
+            tokens.clone(),
+            "https://example.com/app/",
+            Duration::from_secs(3600),
+        );
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut message = OwedMessage {
+            id: domain::MessageId(8),
+            user_id: domain::UserId(3),
+            kind: MessageKind::PasswordReset,
+            recipient: domain::EmailAddress::parse("li@example.com").unwrap(),
+            status: domain::MessageStatus::Sending,
+            attempts: 1,
+            created_at: now,
+            locale: Locale::En,
+            password_binding: Some("0123456789abcdef".into()),
+        };
+        let email = renderer.render(&message, now).unwrap();
+        assert_eq!(email.subject, "Reset Your Password");
+        let url = email.action_url.clone().unwrap();
+        let token = url.strip_prefix("https://example.com/app/reset/").unwrap();
+        let reset = tokens.reset_tokens().check(token, now.timestamp()).unwrap();
+        assert_eq!(reset.email, "li@example.com");
+        assert_eq!(reset.binding, "0123456789abcdef");
+        assert!(email.text.contains(&url) && email.html.as_deref().unwrap().contains(token));
+        assert!(
+            email.text.contains("The link works once, for 30 minutes."),
+            "{}",
+            email.text
+        );
+
+        message.locale = Locale::ZhCn;
+        let email = renderer.render(&message, now).unwrap();
+        assert_eq!(email.subject, "重置您的密码");
+        assert!(email.text.contains("有效期为 30 分钟"), "{}", email.text);
+
+        message.password_binding = None;
+        assert!(
+            renderer.render(&message, now).is_err(),
+            "a reset email needs its binding"
+        );
+
+        message.kind = MessageKind::PasswordChanged;
+        let email = renderer.render(&message, now).unwrap();
+        assert_eq!(email.subject, "您的密码已更改");
+        assert!(email.text.contains("https://example.com/app/forgot"));
+        assert_eq!(email.action_url, None);
+        message.locale = Locale::En;
+        let email = renderer.render(&message, now).unwrap();
+        assert_eq!(email.subject, "Your Password Was Changed");
+        assert!(
+            email
+                .html
+                .unwrap()
+                .contains("every signed-in browser was signed out")
+        );
     }
 }

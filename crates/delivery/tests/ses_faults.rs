@@ -41,6 +41,7 @@ fn owed(id: i64, attempts: u32) -> OwedMessage {
         attempts,
         created_at: at(NOW - 10),
         locale: domain::Locale::En,
+        password_binding: None,
     }
 }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod account;
 pub mod admin_token;
 pub mod altcha;
 pub mod api_key;
@@ -26,6 +27,10 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
         })
 }
 
+pub use account::{
+    Account, RECOVERY_CODES, Session, SessionToken, TOTP_DIGITS, TOTP_STEP_SECONDS, Totp,
+    TotpError, TotpSecret, TotpState, generate_recovery_codes, recovery_code_hash,
+};
 pub use admin_token::{AdminToken, AdminTokenTooShort, MIN_ADMIN_TOKEN_LEN};
 pub use api_key::{ApiKeyError, ApiKeys, MIN_API_KEY_LEN};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -43,8 +48,9 @@ pub use policy::{ResendPolicy, RetryPolicy};
 pub use request_id::RequestId;
 pub use suppression::{Suppression, SuppressionId, SuppressionSource, UnknownSource};
 pub use token::{
-    ConfirmationCodes, ConfirmationTokens, MalformedCode, NoSecretKey, PendingTokens, StopTokens,
-    TimedSerializer, TokenError, Verified, normalize_code,
+    ConfirmationCodes, ConfirmationTokens, MalformedCode, NoSecretKey, PasswordReset,
+    PasswordResetTokens, PendingTokens, StopTokens, TimedSerializer, TokenError, Verified,
+    normalize_code,
 };
 pub use user::{User, UserId, UserSummary};
 pub use webhook::{UnknownEvent, WebhookDelivery, WebhookEvent};

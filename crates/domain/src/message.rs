@@ -33,6 +33,13 @@ pub enum MessageKind {
     /// A webhook: one event (`crate::WebhookEvent`) owed to one endpoint, delivered by HTTP
     /// rather than by email. Its `recipient` is the address of the account the event is about.
     Webhook,
+    /// A password-reset email with its signed link (see `crate::PasswordResetTokens`), bound to
+    /// the account's password when it is sent.
+    #[strum(serialize = "password_reset")]
+    PasswordReset,
+    /// The notice that the account's password was changed.
+    #[strum(serialize = "password_changed")]
+    PasswordChanged,
 }
 
 impl MessageKind {
@@ -128,6 +135,9 @@ pub struct OwedMessage {
     pub created_at: DateTime<Utc>,
     /// The language of its account (chosen at registration): the email is written in it.
     pub locale: Locale,
+    /// A password-reset email: the binding of the account's password when it was claimed
+    /// (`crate::PasswordHashString::binding`), which its link carries. `None` for other kinds.
+    pub password_binding: Option<String>,
 }
 
 /// Everything recorded about one message, for operators (dead letters, dashboards): the owed

@@ -78,6 +78,17 @@ impl PasswordHashString {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What a password-reset link is bound to (see `PasswordResetTokens`): 16 hex digits of the
+    /// SHA-256 of the stored hash, or of nothing for an account without a password. Every new
+    /// hash has a new salt, so every password change (even to the same password) changes it.
+    pub fn binding(stored: Option<&Self>) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(stored.map_or("", |s| s.as_str()).as_bytes());
+        let mut hex = crate::to_hex(&digest);
+        hex.truncate(16);
+        hex
+    }
 }
 
 /// Hashes and verifies passwords.

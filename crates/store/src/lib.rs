@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
-    EmailAddress, Feedback, FeedbackOutcome, FeedbackRecord, Locale, MailboxKey, MessageId,
-    MessageKind, MessageRecord, MessageStatus, OwedMessage, ResendPolicy, Suppression,
-    SuppressionId, SuppressionSource, User, UserSummary, WebhookDelivery,
+    Account, EmailAddress, Feedback, FeedbackOutcome, FeedbackRecord, Locale, MailboxKey,
+    MessageId, MessageKind, MessageRecord, MessageStatus, OwedMessage, PasswordHashString,
+    ResendPolicy, Session, Suppression, SuppressionId, SuppressionSource, TotpSecret, User, UserId,
+    UserSummary, WebhookDelivery,
 };
 
 pub mod batch;
@@ -428,7 +429,7 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
 pub trait SuppressionStore: Send + Sync + std::fmt::Debug {
     /// Puts `mailbox` on the list (idempotent: `true` if it was newly added, `false` if it was
     /// already there, whose source and time are kept), and in the same transaction cancels the
-    /// confirmation messages still `queued` or `retrying` to any of its accounts. (A message
+    /// emails (of every kind) still `queued` or `retrying` to any of its accounts. (A message
     /// being sent at that moment is not stopped; one claimed later is cancelled by its claim.)
     async fn suppress(
         &self,
@@ -468,4 +469,125 @@ pub trait FeedbackStore: Send + Sync + std::fmt::Debug {
 
     /// The feedback recorded about one message, oldest first.
     async fn feedback(&self, message: MessageId) -> Result<Vec<FeedbackRecord>, StoreError>;
+}
+
+/// What asking for a password-reset email did. Never shown to the visitor (the answer is the
+/// same for every address); logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetRequest {
+    /// A reset email is owed (committed): publish its job.
+    Queued(MessageId),
+    /// No account has this address.
+    NotRegistered,
+    /// The account is not confirmed: only confirmed accounts sign in.
+    NotConfirmed,
+    /// A reset email to it is still on its way: nothing new.
+    Pending,
+    /// The mailbox's cooldown or daily cap (the same allowance as confirmation emails).
+    Limited,
+    /// The mailbox is on the suppression list.
+    Suppressed,
+}
+
+/// A password set through [`AccountStore::change_password`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordChanged {
+    /// The sessions it ended (every one of the account's).
+    pub sessions_ended: u64,
+    /// The "your password was changed" notice it owes (none to a suppressed mailbox): publish
+    /// its job.
+    pub notice: Option<MessageId>,
+}
+
+/// Accounts a person signs in to: passwords, sessions and the second factor. Only hashes are
+/// kept: the Argon2id hash of the password, the SHA-256 of each session cookie and of each
+/// recovery code.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait AccountStore: Send + Sync + std::fmt::Debug {
+    /// The account whose address has `email`'s key, with its credentials.
+    async fn account(&self, email: &EmailAddress) -> Result<Option<Account>, StoreError>;
+
+    /// The account `user`, with its credentials.
+    async fn account_by_id(&self, user: UserId) -> Result<Option<Account>, StoreError>;
+
+    /// Gives a new account its first password (a registration with one); `false`, changing
+    /// nothing, if it already has one.
+    async fn set_initial_password(
+        &self,
+        user: UserId,
+        hash: &PasswordHashString,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the password of `user` with `hash` if its current password's binding
+    /// (`PasswordHashString::binding`) is `expected` (`None`: not checked), and in the same
+    /// transaction ends every session of the account and owes the "password changed" notice.
+    /// `None`, changing nothing, when the binding differs (a reset link already used, or the
+    /// password changed since) or there is no such user.
+    async fn change_password<'a>(
+        &self,
+        user: UserId,
+        expected: Option<&'a str>,
+        hash: &PasswordHashString,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PasswordChanged>, StoreError>;
+
+    /// Owes a password-reset email to the confirmed account of `email`, within its mailbox's
+    /// allowance (the store's registration policy) and unless one is still on its way.
+    async fn owe_password_reset(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<ResetRequest, StoreError>;
+
+    /// Records a session of `user` by the fingerprint of its cookie, lasting until `expires_at`.
+    async fn create_session(
+        &self,
+        user: UserId,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The unexpired session with this fingerprint.
+    async fn session(
+        &self,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Ends one session (signing out); nothing if there is none.
+    async fn end_session(&self, fingerprint: &str) -> Result<(), StoreError>;
+
+    /// Ends every session of `user` ("sign out everywhere"); how many.
+    async fn end_sessions(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// Deletes sessions that expired before `before`; how many.
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Turns the second factor on for `user` with `secret`, replacing any recovery codes with
+    /// these (hashes, see `domain::recovery_code_hash`).
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        secret: &TotpSecret,
+        recovery_hashes: Vec<String>,
+    ) -> Result<(), StoreError>;
+
+    /// Turns the second factor off and deletes the recovery codes.
+    async fn disable_totp(&self, user: UserId) -> Result<(), StoreError>;
+
+    /// Records that a code of time step `step` was accepted for `user`, if `step` is later
+    /// than the last one recorded; `false` (a code used already, by a concurrent sign-in too)
+    /// otherwise.
+    async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool, StoreError>;
+
+    /// Marks the unused recovery code of `user` with this hash used; `false` if there is none.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }

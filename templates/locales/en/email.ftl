@@ -12,6 +12,18 @@ email-ignore = If you did not sign up, you can ignore this email: nothing happen
 email-cheers = Cheers!
 email-stop = I did not sign up: stop emails to this address
 
+# The password-reset email. $duration: how long the link works (the duration message)
+reset-subject = Reset Your Password
+reset-intro = Someone asked to reset the password of your account. Open this link and choose a new password.
+reset-button = Choose a new password
+reset-lifetime = The link works once, for { $duration }.
+reset-ignore = If you did not ask for this, ignore this email: your password stays as it is.
+
+# The notice after a password change
+changed-subject = Your Password Was Changed
+changed-intro = The password of your account was just changed, and every signed-in browser was signed out.
+changed-not-you = If you did not do this, reset your password now:
+
 # $n: a whole number; $unit: hour, minute or second
 duration =
     { $unit ->

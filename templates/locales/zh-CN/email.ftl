@@ -10,6 +10,16 @@ email-ignore = 如果您没有注册，请忽略此邮件：除非在该页面�
 email-cheers = 祝好！
 email-stop = 我没有注册：不要再向此地址发送邮件
 
+reset-subject = 重置您的密码
+reset-intro = 有人请求重置您账户的密码。请打开此链接并设置新密码。
+reset-button = 设置新密码
+reset-lifetime = 此链接只能使用一次，有效期为 { $duration }。
+reset-ignore = 如果这不是您本人的请求，请忽略此邮件：您的密码不会改变。
+
+changed-subject = 您的密码已更改
+changed-intro = 您账户的密码刚刚被更改，所有已登录的浏览器均已退出登录。
+changed-not-you = 如果这不是您本人的操作，请立即重置密码：
+
 duration =
     { $unit ->
         [hour] { $n } 小时

@@ -33,6 +33,7 @@ fn owed(id: i64, attempts: u32) -> OwedMessage {
         attempts,
         created_at: DateTime::from_timestamp(NOW - 10, 0).unwrap(),
         locale: domain::Locale::En,
+        password_binding: None,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ConfirmationTokens {
     pending: PendingTokens,
     /// The six-digit codes beside the links, from the same keys.
     codes: ConfirmationCodes,
+    /// The same keys with the password-reset salt.
+    reset: PasswordResetTokens,
 }
 
 impl ConfirmationTokens {
@@ -40,6 +42,7 @@ impl ConfirmationTokens {
                 serializer: TimedSerializer::new(secret_keys, PendingTokens::SALT)?,
             },
             codes: ConfirmationCodes::new(secret_keys),
+            reset: PasswordResetTokens::new(secret_keys)?,
         })
     }
 
@@ -70,6 +73,11 @@ impl ConfirmationTokens {
     /// The pending-address cookies over the same secret keys (see [`PendingTokens`]).
     pub fn pending_tokens(&self) -> &PendingTokens {
         &self.pending
+    }
+
+    /// The password-reset links over the same secret keys (see [`PasswordResetTokens`]).
+    pub fn reset_tokens(&self) -> &PasswordResetTokens {
+        &self.reset
     }
 
     /// The six-digit codes of confirmation emails, from the same secret keys.
@@ -144,6 +152,66 @@ impl StopTokens {
             Some(Self::MAX_AGE.as_secs()),
             now_unix,
         )
+    }
+}
+
+/// The links of password-reset emails: the payload is `[email, binding]`, where `binding` is
+/// [`crate::PasswordHashString::binding`] of the account's password when the email was made,
+/// signed with the salt [`PasswordResetTokens::SALT`]. A link works for
+/// [`PasswordResetTokens::MAX_AGE`], and only while the account's password is the one it was
+/// made for: setting a password through it changes the binding, so it works once, and any other
+/// password change ends it too.
+#[derive(Debug, Clone)]
+pub struct PasswordResetTokens {
+    serializer: TimedSerializer,
+}
+
+/// A verified password-reset token: the address and the binding it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordReset {
+    pub email: String,
+    pub binding: String,
+}
+
+impl PasswordResetTokens {
+    /// The salt of password-reset tokens.
+    pub const SALT: &'static str = "password-reset";
+    /// How long a reset link stays valid: 30 minutes.
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+    /// Reset tokens with the given secret keys, oldest first; the last one signs.
+    pub fn new<K: AsRef<[u8]>>(secret_keys: &[K]) -> Result<Self, NoSecretKey> {
+        Ok(Self {
+            serializer: TimedSerializer::new(secret_keys, Self::SALT)?,
+        })
+    }
+
+    /// A reset token for `email` whose password now has `binding`, issued at `now_unix`.
+    pub fn issue(&self, email: &crate::EmailAddress, binding: &str, now_unix: i64) -> String {
+        let payload = Value::Array(vec![
+            Value::String(email.as_str().to_owned()),
+            Value::String(binding.to_owned()),
+        ]);
+        self.serializer
+            .sign(&payload, u64::try_from(now_unix).unwrap_or(0))
+    }
+
+    /// The address and binding of a genuine token issued at most [`Self::MAX_AGE`] ago. (Whether
+    /// the binding is still the account's is the caller's to check.)
+    pub fn check(&self, token: &str, now_unix: i64) -> Result<PasswordReset, TokenError> {
+        let Verified { payload, .. } =
+            self.serializer
+                .verify(token, Some(Self::MAX_AGE.as_secs()), now_unix)?;
+        match payload {
+            Value::Array(items) => match items.as_slice() {
+                [Value::String(email), Value::String(binding)] => Ok(PasswordReset {
+                    email: email.clone(),
+                    binding: binding.clone(),
+                }),
+                _ => Err(TokenError::Malformed),
+            },
+            _ => Err(TokenError::Malformed),
+        }
     }
 }
 

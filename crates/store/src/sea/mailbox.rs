@@ -60,6 +60,19 @@ pub(super) fn take_values(policy: ResendPolicy, now: DateTime<Utc>) -> [sea_orm:
     ]
 }
 
+/// Whether mailbox `key` is on the suppression list.
+pub(super) async fn is_suppressed(
+    txn: &DatabaseTransaction,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let suppressed = suppression::Entity::find()
+        .filter(suppression::Column::MailboxKey.eq(key))
+        .count(txn)
+        .await
+        .db()?;
+    Ok(suppressed > 0)
+}
+
 /// Takes one email of the allowance of mailbox `key` at `now` under `policy`, unless something
 /// limits it: it is suppressed, its newest email is younger than the cooldown, or its window
 /// already holds the daily cap. Two statements on the primary keys (the suppression list, the
@@ -70,12 +83,7 @@ pub(super) async fn take(
     policy: ResendPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<Limit>, StoreError> {
-    let suppressed = suppression::Entity::find()
-        .filter(suppression::Column::MailboxKey.eq(key))
-        .count(txn)
-        .await
-        .db()?;
-    if suppressed > 0 {
+    if is_suppressed(txn, key).await? {
         return Ok(Some(Limit::Suppressed));
     }
     let [now_v, day_ago, cooled, cap] = take_values(policy, now);

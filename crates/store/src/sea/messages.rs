@@ -16,20 +16,20 @@ use super::rows::{
     MAX_ERROR_CHARS, OWED, message_from_model, parse_status, record_from_model, truncate_chars, ts,
 };
 use super::webhooks::{self, Event, rfc3339};
-use super::{Db as _, Ending, SeaStore, postgres, users};
+use super::{Db as _, Ending, SeaStore, accounts, postgres, users};
 use crate::entities::{email_attempt, email_message, user};
 use crate::{Attempt, Claim, DeliveryStats, MessageQuery, MessageStore, StoreError};
 
-/// The status a claim gives a message: `sending`, or `cancelled` for a confirmation email whose
+/// The status a claim gives a message: `sending`, or `cancelled` for an email (of any kind) whose
 /// recipient's mailbox (the mailbox key of its user) is on the suppression list. (A webhook is
 /// sent to the application, not to the mailbox: it is never cancelled so.)
 static CLAIMED_STATUS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "CASE WHEN email_messages.kind = '{}' AND EXISTS (SELECT 1 FROM suppressions s \
+        "CASE WHEN email_messages.kind <> '{}' AND EXISTS (SELECT 1 FROM suppressions s \
          WHERE s.mailbox_key = \
          (SELECT u.mailbox_key FROM users u WHERE u.id = email_messages.user_id)) \
          THEN '{}' ELSE '{}' END",
-        MessageKind::Confirm.as_str(),
+        MessageKind::Webhook.as_str(),
         MessageStatus::Cancelled.as_str(),
         MessageStatus::Sending.as_str()
     )
@@ -430,6 +430,13 @@ impl MessageStore for SeaStore {
         };
         let locales =
             users::locales_of(&self.db, claimed.values().map(|m| m.user_id).collect()).await?;
+        // A password-reset email's link carries the binding of the account's password now.
+        let resets = claimed
+            .values()
+            .filter(|m| m.kind == MessageKind::PasswordReset.as_str())
+            .map(|m| m.user_id)
+            .collect();
+        let bindings = accounts::bindings_of(&self.db, resets).await?;
         let mut handed_out = HashSet::new();
         let answers = ids
             .iter()
@@ -442,6 +449,9 @@ impl MessageStore for SeaStore {
                     }
                     let mut message = message_from_model(row)?;
                     message.locale = locales.get(&message.user_id.0).copied().unwrap_or_default();
+                    if message.kind == MessageKind::PasswordReset {
+                        message.password_binding = bindings.get(&message.user_id.0).cloned();
+                    }
                     tracing::debug!(message_id = %id, attempts = message.attempts, %lease_until, "claimed");
                     return Ok(Claim::Claimed(message));
                 }

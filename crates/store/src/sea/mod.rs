@@ -20,6 +20,7 @@ use sea_orm::{
 
 use crate::StoreError;
 
+mod accounts;
 mod feedback;
 mod mailbox;
 mod messages;

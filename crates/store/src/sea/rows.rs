@@ -102,6 +102,7 @@ pub(super) fn message_from_model(m: email_message::Model) -> Result<OwedMessage,
         created_at: m.created_at,
         // The account's, filled in by the caller that reads it (see `users::locales_of`).
         locale: Locale::default(),
+        password_binding: None,
     })
 }
 

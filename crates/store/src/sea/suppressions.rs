@@ -19,7 +19,7 @@ use crate::entities::{email_message, suppression, user};
 use crate::{StoreError, SuppressionStore};
 
 /// [`SuppressionStore::suppress`] in its write transaction: the row (unless there is one), then
-/// the mailbox's queued and retrying confirmation emails cancelled, and a new suppression's
+/// the mailbox's queued and retrying emails cancelled, and a new suppression's
 /// `email.suppressed` event owed to `endpoints` for each account of the mailbox (their ids
 /// returned).
 pub(super) async fn suppress_in(
@@ -58,7 +58,7 @@ pub(super) async fn suppress_in(
         )
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::UserId.in_subquery(accounts))
-        .filter(Column::Kind.eq(MessageKind::Confirm.as_str()))
+        .filter(Column::Kind.ne(MessageKind::Webhook.as_str()))
         .filter(Column::Status.is_in([
             MessageStatus::Queued.as_str(),
             MessageStatus::Retrying.as_str(),

@@ -39,6 +39,7 @@ async fn claim_then_lease_expiry(store: &SeaStore) {
             attempts: 1,
             created_at: t0(),
             locale: domain::Locale::En,
+            password_binding: None,
         }
     );
     assert_eq!(claimed.recipient.as_str(), "Lease.Me@example.com");

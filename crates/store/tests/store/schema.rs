@@ -6,7 +6,7 @@ use store::{MessageStore, SeaStore, UserStore};
 
 use crate::common::{self, TestDb, backend_tests, email, register, t0};
 
-const MIGRATIONS: [&str; 12] = [
+const MIGRATIONS: [&str; 13] = [
     "m20261121_000001_create_users_and_email_messages",
     "m20261121_000002_create_email_attempts",
     "m20261201_000003_add_users_mailbox_key",
@@ -19,6 +19,7 @@ const MIGRATIONS: [&str; 12] = [
     "m20261207_000010_add_users_reminded_at",
     "m20261207_000011_create_email_feedback",
     "m20261207_000012_add_users_locale",
+    "m20261208_000013_create_accounts",
 ];
 
 /// Against an unmigrated database: everything pending, then nothing once migrated.

@@ -146,7 +146,7 @@ pub(super) async fn message(
             .await?
             .as_ref()
             .map(WebhookView::new),
-        MessageKind::Confirm => None,
+        MessageKind::Confirm | MessageKind::PasswordReset | MessageKind::PasswordChanged => None,
     };
     let csrf_token = button_token(&state);
     let view = MessageView {

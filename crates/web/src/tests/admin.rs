@@ -27,6 +27,7 @@ fn record(id: i64, to: &str, status: MessageStatus, error: Option<&str>) -> Mess
             attempts: 3,
             created_at: at,
             locale: domain::Locale::En,
+            password_binding: None,
         },
         last_error: error.map(str::to_owned),
         provider_message_id: (status == MessageStatus::Sent).then(|| "ses-0001".to_owned()),

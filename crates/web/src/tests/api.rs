@@ -389,6 +389,7 @@ fn sent_message(to: &str) -> MessageRecord {
             attempts: 1,
             created_at: at,
             locale: domain::Locale::En,
+            password_binding: None,
         },
         last_error: None,
         provider_message_id: Some("<id@example.com>".to_owned()),
