@@ -24,6 +24,14 @@ restarted), a real SMTP server (.ci/smtp_server.py, aiosmtpd) and moto's SES v2 
            a duplicate changes nothing, a malformed body goes to the dead-letter queue by the
            redrive policy while the loop goes on; the dashboard shows the feedback and the
            suppressions, the worker's /metrics counts feedback_total{type}.
+  accounts registration with a password, confirmed, signed in from two browsers; the reset by
+           email (the same answer for an unknown address; opening the link changes nothing; the
+           link refused the second time), both old sessions ended, the old password refused,
+           the new one accepted, the notice received; two-factor sign-in enabled from the QR
+           page's secret and a first code, then a wrong code, a reused code and a reused
+           recovery code refused, a code and a recovery code accepted; the medians of wrong
+           sign-ins for known and unknown addresses (12 each, distinct client IPs) within 25%;
+           brute force refused with 429 per account and per IP (.ci/accounts_e2e.py).
   json     server and worker restarted with LOG_FORMAT=json (they stay so for the scenarios
            after it): every log line is a JSON object, and a registration's request id (one
            passed in X-Request-Id, one made by the server) is on the server's registration line
@@ -36,7 +44,7 @@ must pass dkimpy's verification against the record `worker dkim-record` prints.
 At the end every server and worker log is scanned for the registered addresses, the
 confirmation tokens and the SECRET_KEY (`topology.check_logs`): any one found fails the run.
 
-Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,lang,json,kill,redis,ses,feedback]
+Usage: python3 .ci/e2e.py --bin-dir target/debug [--count 200] [--scenarios smtp,code,correct,lang,accounts,json,kill,redis,ses,feedback]
                           [--redis-tls-dir DIR] [--dkim rsa|ed25519]
                           [--redis-url redis-cluster://...] [--db-port PGBOUNCER_PORT]
 
@@ -517,11 +525,16 @@ def check_dkim(top, kind):
     log(f"dkim: all {len(files)} messages at the SMTP server carry a DKIM signature ({kind}) dkimpy verifies against {name}")
 
 
+def scenario_accounts(top, n):
+    from accounts_e2e import scenario_accounts as run
+    run(top, emails_to, confirm, n)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--scenarios", default="smtp,code,correct,lang,json,kill,redis,ses,feedback")
+    ap.add_argument("--scenarios", default="smtp,code,correct,lang,accounts,json,kill,redis,ses,feedback")
     ap.add_argument("--redis-tls-dir", help="a .ci/make-test-ca directory: Redis is TLS-only (rediss://)")
     ap.add_argument("--dkim", choices=("rsa", "ed25519"), help="sign with a DKIM key of this type, and check every signature")
     ap.add_argument("--redis-url", help="use this Redis (a redis-cluster:// or redis-sentinel:// URL) instead of one of our own")

@@ -109,9 +109,11 @@ class Proc:
 
 # --- HTTP -------------------------------------------------------------------------------------
 
-def request(port, method, path, body=None, timeout=30, cookie=None, headers=None):
-    """(status, headers as a lower-case dict, body text). `headers`: extra request headers."""
-    c = httplib.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def request(port, method, path, body=None, timeout=30, cookie=None, headers=None, source=None):
+    """(status, headers as a lower-case dict, body text). `headers`: extra request headers;
+    `source`: the loopback address to send from (a distinct client IP, e.g. 127.0.0.7)."""
+    c = httplib.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                               source_address=(source, 0) if source else None)
     extra = headers or {}
     try:
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
@@ -655,10 +657,12 @@ SECRET_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS")
 URL_SETTINGS = ("DATABASE_URL", "REDIS_URL", "SMTP_URL")
 
 
-def remember(addresses=(), links=()):
-    """Notes addresses posted and confirmation links seen (in emails, or confirmed), for
-    `log_leaks`. `post_form`, `confirm` and `MailIndex` call it."""
+def remember(addresses=(), links=(), secrets=()):
+    """Notes addresses posted, confirmation links seen (in emails, or confirmed) and other
+    secrets (passwords, session cookies, reset tokens), for `log_leaks`. `post_form`, `confirm`
+    and `MailIndex` call it."""
     tokens = [link.split("/confirm/", 1)[1] for link in links if link and "/confirm/" in link]
+    tokens += [s for s in secrets if s]
     with _remembered_lock:
         _remembered["addresses"].update(a for a in addresses if a)
         _remembered["tokens"].update(t for t in tokens if t)

@@ -36,6 +36,9 @@ pub enum AppError {
     Store(#[from] store::StoreError),
     #[error("template: {0}")]
     Template(#[from] mailer::TemplateError),
+    /// Anything else that should not happen (a hashing task that died, a QR code too large).
+    #[error("{0}")]
+    Internal(String),
 }
 
 const UNAVAILABLE_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Temporarily unavailable</title>\

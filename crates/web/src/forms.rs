@@ -12,12 +12,16 @@ use store::{Registration, Resend};
 use crate::pages::{FormKind, FormProblem, message_page, redirect_home, render_home};
 use crate::{AppError, AppState, Flash, i18n};
 
-/// The registration and resend forms: an `email` field, the CSRF token, and the honeypot
+/// The registration and resend forms: an `email` field (and the registration's optional
+/// `password`), the CSRF token, and the honeypot
 /// (`website`, hidden from people; bots that fill it in are ignored). Missing fields are empty.
 #[derive(Debug, Deserialize)]
 pub struct EmailForm {
     #[serde(default)]
     email: String,
+    /// The registration's optional password (with accounts on).
+    #[serde(default)]
+    password: String,
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -110,7 +114,7 @@ async fn accept(
     headers: &HeaderMap,
     which: FormKind,
     form: Result<Form<EmailForm>, FormRejection>,
-) -> Result<Result<Option<EmailAddress>, Response>, AppError> {
+) -> Result<Result<Option<(EmailAddress, String)>, Response>, AppError> {
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) => {
@@ -139,7 +143,7 @@ async fn accept(
         return Ok(Ok(None));
     }
     match EmailAddress::parse(&form.email) {
-        Ok(email) => Ok(Ok(Some(email))),
+        Ok(email) => Ok(Ok(Some((email, form.password)))),
         Err(error) => {
             // Echo the input back only when it is of sane size and printable.
             let input = if form.email.len() <= MAX_ADDRESS_LEN
@@ -277,10 +281,33 @@ pub async fn register(
     headers: HeaderMap,
     form: Result<Form<EmailForm>, FormRejection>,
 ) -> Result<Response, AppError> {
-    let email = match accept(&state, &headers, FormKind::Register, form).await? {
-        Ok(Some(email)) => email,
+    let (email, password) = match accept(&state, &headers, FormKind::Register, form).await? {
+        Ok(Some(accepted)) => accepted,
         Ok(None) => return Ok(redirect_home(&state, Flash::Registered)),
         Err(response) => return Ok(response),
+    };
+    // The optional password: checked and hashed before anything is stored (a bad one is a
+    // 422 with the form again, nothing stored), and hashed whether or not the address is new.
+    let hash = match (&state.accounts, password.is_empty()) {
+        (Some(accounts), false) => match domain::Password::new(&password) {
+            Ok(password) => Some(crate::account::hash_password(accounts, password).await?),
+            Err(error) => {
+                let problem = FormProblem {
+                    form: FormKind::RegisterPassword,
+                    input: email.as_str().to_owned(),
+                    error: i18n::text(&state, crate::account::password_error(error)),
+                };
+                return render_home(
+                    &state,
+                    &headers,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    Some(problem),
+                )
+                .await;
+            }
+        },
+        _ => None,
     };
     let request_id = request_id.map(|Extension(id)| id);
     // A correction of the address this browser registered just before (see the home page):
@@ -305,9 +332,18 @@ pub async fn register(
     // The code page asks only for the code on this browser (set whatever the outcome: the
     // answer is the same for every address).
     let pending = crate::code::pending_cookie(&state, &email);
-    if let Registration::AlreadyRegistered =
-        register_address(&state, &email, i18n::current(), request_id).await?
+    let registration = register_address(&state, &email, i18n::current(), request_id).await?;
+    if let (Some(hash), Some(accounts), Registration::Created { user, .. })
+    | (Some(hash), Some(accounts), Registration::CreatedWithoutEmail { user }) =
+        (&hash, &state.accounts, &registration)
     {
+        // A new account only: an existing address's password is never set by a registration.
+        accounts
+            .store
+            .set_initial_password(user.id, hash, state.clock.now())
+            .await?;
+    }
+    if let Registration::AlreadyRegistered = registration {
         tracing::info!(to = %email.masked(), "registration for an existing address: treated as a resend");
         // After the answer, so that it comes as fast as for a new address (the answer is
         // the same; nothing new needed committing before it).
@@ -339,7 +375,7 @@ pub async fn resend(
 ) -> Result<Response, AppError> {
     let request_id = request_id.map(|Extension(id)| id);
     match accept(&state, &headers, FormKind::Resend, form).await? {
-        Ok(Some(email)) => {
+        Ok(Some((email, _))) => {
             if let Some(message) = owe_again(&state, &email).await? {
                 publish_later(&state, message, request_id);
             }

@@ -14,6 +14,7 @@ use store::{FeedbackStore, MessageStore, SuppressionStore, UserStore};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+mod account;
 mod admin;
 pub mod api;
 mod code;
@@ -32,11 +33,15 @@ mod serve;
 mod stop;
 mod users_table;
 
+pub use account::{
+    Accounts, SESSION_COOKIE, SESSION_COOKIE_HTTPS, SESSION_LIFETIME, SIGN_IN_FAILURES_PER_ACCOUNT,
+    SIGN_IN_FAILURES_PER_IP_MINUTE,
+};
 pub use csrf::{CSRF_COOKIE, CSRF_COOKIE_HTTPS, CSRF_MAX_AGE, Csrf};
 pub use error::AppError;
 pub use flash::Flash;
 pub use i18n::{PAGE_MESSAGES, page_templates};
-pub use limits::{FailureThrottle, IpRateLimiter, client_ip};
+pub use limits::{AccountThrottle, FailureThrottle, IpRateLimiter, client_ip};
 pub use serve::{LateRouter, ServeConfig, bind, serve};
 
 /// Wrong dashboard or API credentials allowed per client IP and minute; beyond them, 429.
@@ -84,6 +89,34 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     (
         "web/admin_suppressions.html",
         include_str!("../../../templates/web/admin_suppressions.html"),
+    ),
+    (
+        "web/signin.html",
+        include_str!("../../../templates/web/signin.html"),
+    ),
+    (
+        "web/signin_code.html",
+        include_str!("../../../templates/web/signin_code.html"),
+    ),
+    (
+        "web/account.html",
+        include_str!("../../../templates/web/account.html"),
+    ),
+    (
+        "web/totp.html",
+        include_str!("../../../templates/web/totp.html"),
+    ),
+    (
+        "web/recovery_codes.html",
+        include_str!("../../../templates/web/recovery_codes.html"),
+    ),
+    (
+        "web/forgot.html",
+        include_str!("../../../templates/web/forgot.html"),
+    ),
+    (
+        "web/reset.html",
+        include_str!("../../../templates/web/reset.html"),
     ),
 ];
 
@@ -193,6 +226,10 @@ pub struct AppState {
     /// The bounces and complaints recorded per message, shown on the dashboard's message page;
     /// `None`: not shown. Set with [`AppState::with_feedback`].
     pub feedback: Option<Arc<dyn FeedbackStore>>,
+    /// Sign-in, sessions, the account page and the password reset; `None`: none of their
+    /// routes, and no password field on the registration form. Set with
+    /// [`AppState::with_accounts`].
+    pub accounts: Option<Arc<Accounts>>,
     /// Renders `GET /metrics` (the process-wide recorder); `None` (the default of
     /// [`AppState::new`]): `/metrics` answers 404. Set with [`AppState::with_metrics`].
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -251,6 +288,7 @@ impl AppState {
             background: Background::default(),
             suppressions: None,
             feedback: None,
+            accounts: None,
             config: Arc::new(config),
             queue_gate: Arc::default(),
             csrf: Arc::new(csrf),
@@ -272,6 +310,14 @@ impl AppState {
     #[must_use]
     pub fn with_suppressions(mut self, suppressions: Arc<dyn SuppressionStore>) -> Self {
         self.suppressions = Some(suppressions);
+        self
+    }
+
+    /// The same state with accounts: a password on the registration form, sign-in, the account
+    /// page and the password reset.
+    #[must_use]
+    pub fn with_accounts(mut self, accounts: Accounts) -> Self {
+        self.accounts = Some(Arc::new(accounts));
         self
     }
 
@@ -366,6 +412,9 @@ pub fn router(state: AppState) -> Router {
     }
     if state.config.api_keys.is_some() {
         routes = routes.nest(api::PREFIX, api::routes(state.clone()));
+    }
+    if state.accounts.is_some() {
+        routes = routes.merge(account::routes());
     }
     routes
         .route("/", get(pages::home).post(forms::register))

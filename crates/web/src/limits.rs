@@ -238,6 +238,99 @@ impl FailureThrottle {
     }
 }
 
+/// Counts failed sign-ins per account (wrong passwords, wrong codes): beyond `max` of them
+/// within `window`, the account refuses every sign-in, right or wrong, until the oldest failure
+/// is `window` old. Kept in this process (each server counts its own).
+#[derive(Debug)]
+pub struct AccountThrottle {
+    max: usize,
+    window: chrono::TimeDelta,
+    clock: Arc<dyn Clock>,
+    failures: std::sync::Mutex<std::collections::HashMap<i64, std::collections::VecDeque<i64>>>,
+}
+
+impl AccountThrottle {
+    /// A throttle allowing `max` failures per account within `window`.
+    pub fn new(max: usize, window: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            max,
+            window: chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX),
+            clock,
+            failures: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, std::collections::VecDeque<i64>>>
+    {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long account `user` is still refused, if it is.
+    pub fn blocked(&self, user: i64) -> Option<Duration> {
+        let now = self.clock.now().timestamp_millis();
+        let window = self.window.num_milliseconds();
+        let mut failures = self.lock();
+        let times = failures.get_mut(&user)?;
+        while times.front().is_some_and(|&t| t <= now - window) {
+            times.pop_front();
+        }
+        if times.is_empty() {
+            failures.remove(&user);
+            return None;
+        }
+        let oldest = *times.front()?;
+        (times.len() >= self.max)
+            .then(|| Duration::from_millis(u64::try_from(oldest + window - now).unwrap_or(0)))
+    }
+
+    /// Counts one failure of account `user`; `Some(wait)` when it is now refused.
+    pub fn failed(&self, user: i64) -> Option<Duration> {
+        let now = self.clock.now().timestamp_millis();
+        {
+            let mut failures = self.lock();
+            if failures.len() >= MAX_BLOCKED {
+                let window = self.window.num_milliseconds();
+                failures.retain(|_, times| times.back().is_some_and(|&t| t > now - window));
+            }
+            failures.entry(user).or_default().push_back(now);
+        }
+        self.blocked(user)
+    }
+
+    /// Forgets the failures of `user` (a successful sign-in).
+    pub fn succeeded(&self, user: i64) {
+        self.lock().remove(&user);
+    }
+}
+
+/// The client's IP, as [`client_ip`] sees it with the state's settings (`None` for requests
+/// built in tests).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr);
+        Ok(Self(client_ip(
+            &parts.headers,
+            peer,
+            state.config.trusted_proxy_header.as_ref(),
+        )))
+    }
+}
+
 /// IPv4 addresses as they are; IPv6 ones cut to their /64 (IPv4-mapped ones to the IPv4).
 fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
@@ -277,7 +370,7 @@ fn parse_forwarded_ip(text: &str) -> Option<IpAddr> {
 
 /// Whether a path is one of the emailed links (`/confirm/…`, `/stop/…`).
 fn is_link(path: &str) -> bool {
-    path.starts_with("/confirm/") || path.starts_with("/stop/")
+    path.starts_with("/confirm/") || path.starts_with("/stop/") || path.starts_with("/reset/")
 }
 
 /// The client IP of a request, as [`client_ip`] sees it with this state's settings.

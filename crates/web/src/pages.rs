@@ -14,6 +14,8 @@ use crate::{AppError, AppState, Csrf, Flash, MAIN_CSS, i18n};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FormKind {
     Register,
+    /// The registration form, whose password is the problem (the address is kept).
+    RegisterPassword,
     Resend,
 }
 
@@ -21,7 +23,7 @@ impl FormKind {
     /// The form's name in logs.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Self::Register => "register",
+            Self::Register | Self::RegisterPassword => "register",
             Self::Resend => "resend",
         }
     }
@@ -44,6 +46,10 @@ struct HomeView<'a> {
     show_users: bool,
     /// The rendered users table (HTML), empty when not shown.
     users_table: &'a str,
+    /// Accounts are on: the registration form has a password field, and the page links to
+    /// the sign-in and reset pages.
+    accounts: bool,
+    password_error: Option<String>,
     /// After a registration: the link to the page for the emailed code.
     offer_code: bool,
     /// After a registration on this browser: the registration form holds the address just
@@ -92,9 +98,13 @@ pub(crate) async fn render_home(
     let (csrf_token, csrf_cookie) = csrf_token_for(state, headers);
     let (mut email, mut error, mut resend_email, mut resend_error) =
         (String::new(), None, String::new(), None);
+    let mut password_error = None;
     if let Some(problem) = problem {
         match problem.form {
             FormKind::Register => (email, error) = (problem.input, Some(problem.error)),
+            FormKind::RegisterPassword => {
+                (email, password_error) = (problem.input, Some(problem.error));
+            }
             FormKind::Resend => (resend_email, resend_error) = (problem.input, Some(problem.error)),
         }
     }
@@ -102,7 +112,7 @@ pub(crate) async fn render_home(
     // cookie), so a typo can be fixed and registered again; the mistyped account is never
     // confirmed and expires with UNCONFIRMED_TTL.
     let registered = flash == Some(Flash::Registered);
-    let correcting = registered && email.is_empty() && error.is_none();
+    let correcting = registered && email.is_empty() && error.is_none() && password_error.is_none();
     let correcting = correcting
         .then(|| crate::code::pending_address(state, headers))
         .flatten();
@@ -123,6 +133,8 @@ pub(crate) async fn render_home(
         resend_email,
         resend_error,
         show_users: state.config.show_users,
+        accounts: state.accounts.is_some(),
+        password_error,
         users_table: users_table.as_deref().unwrap_or_default(),
         offer_code: registered,
         correcting: correcting.is_some(),

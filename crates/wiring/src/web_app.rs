@@ -50,7 +50,13 @@ pub fn app_state(settings: &Settings, services: &Services) -> anyhow::Result<App
     )
     .with_metrics(settings::metrics::install())
     .with_suppressions(services.store.clone())
-    .with_feedback(services.store.clone());
+    .with_feedback(services.store.clone())
+    .with_accounts(web::Accounts::new(
+        services.store.clone(),
+        domain::Passwords::new().context("cannot set up password hashing")?,
+        &settings.secret_key_strs(),
+        services.clock.clone(),
+    )?);
     Ok(match &services.shared_limits {
         Some(limits) => state.with_shared_limits(Arc::clone(limits)),
         None => state,

@@ -71,3 +71,57 @@ link-invalid-title = Link invalid
 stop-link-invalid = This link is invalid or has expired. If you keep getting emails you did not ask for, reply to one of them.
 stop-done-title = Emails stopped
 stop-done = We will not send any more email to this address. Sorry for the trouble.
+
+## Accounts: passwords, sign-in, the account page, the password reset
+field-password = Password (optional)
+password-hint = With a password you can sign in once your address is confirmed. 8 to 128 characters.
+field-current-password = Current password
+field-new-password = New password
+password-too-short = The password must have at least 8 characters.
+password-too-long = The password must have at most 128 characters.
+home-account-links = Have an account? <a href="/signin">Sign in</a> · <a href="/forgot">Forgot your password?</a>
+signin-title = Sign in
+signin-button = Sign in
+signin-wrong = That address and password do not match an account.
+signin-unconfirmed = Confirm your address first: open the link in the confirmation email.
+signin-step-expired = The sign-in took too long. Please sign in again.
+signin-code-title = Two-factor sign-in
+signin-code-explain = Enter the six-digit code from your authenticator app, or one of your recovery codes.
+signin-code-wrong = That code does not work. Codes change every 30 seconds and each works once.
+forgot-link = Forgot your password?
+account-title = Your account
+account-address = Address
+account-confirmed-since = Confirmed since
+account-password-title = Password
+account-password-button = Change the password
+account-current-wrong = The current password is not right.
+totp-title = Two-factor sign-in
+# $left: how many recovery codes are unused
+totp-on = Two-factor sign-in is on. Recovery codes left: { $left }.
+totp-off = Two-factor sign-in is off. Turn it on to be asked for a code from an authenticator app at every sign-in.
+totp-setup-button = Turn on two-factor sign-in
+totp-disable-button = Turn off two-factor sign-in
+totp-scan = Scan this QR code with an authenticator app, then enter the six-digit code it shows.
+totp-qr-label = QR code of the authenticator secret
+totp-type = Or type this secret into the app:
+totp-enable-button = Turn on
+totp-setup-expired = The QR code expired. Please start again.
+totp-disabled = Two-factor sign-in is off.
+totp-enabled = Two-factor sign-in is on.
+recovery-title = Your recovery codes
+recovery-explain = Keep these ten codes somewhere safe. Each signs you in once if you lose your authenticator app. They are shown only now.
+recovery-done = Back to your account
+sessions-title = Sessions
+signout-button = Sign out
+signout-everywhere-button = Sign out everywhere
+forgot-title = Forgot your password?
+forgot-explain = Enter the address of your account. If it has a confirmed account, we will email it a link to choose a new password.
+forgot-button = Email me a link
+forgot-sent = If that address has a confirmed account, an email with a link is on its way. The link works for 30 minutes.
+reset-title = Choose a new password
+# $address: the account's address, masked
+reset-for = For the account <strong>{ $address }</strong>. Every signed-in browser will be signed out.
+reset-button = Set the new password
+reset-link-invalid = This link is invalid, has expired or was already used. Ask for a new one with "Forgot your password?".
+reset-done-title = Password changed
+reset-done = Your password is changed. <a href="/signin">Sign in</a> with it.

@@ -20,6 +20,7 @@ fn tokens() -> ConfirmationTokens {
     ConfirmationTokens::new(&[KEY]).unwrap()
 }
 
+mod accounts;
 mod admin;
 mod api;
 mod forms;
