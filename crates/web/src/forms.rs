@@ -145,14 +145,7 @@ async fn accept(
     match EmailAddress::parse(&form.email) {
         Ok(email) => Ok(Ok(Some((email, form.password)))),
         Err(error) => {
-            // Echo the input back only when it is of sane size and printable.
-            let input = if form.email.len() <= MAX_ADDRESS_LEN
-                && !form.email.chars().any(char::is_control)
-            {
-                form.email.trim().to_owned()
-            } else {
-                String::new()
-            };
+            let input = echoable(&form.email).to_owned();
             let problem = FormProblem {
                 form: which,
                 input,
@@ -168,6 +161,16 @@ async fn accept(
             .await
             .map(Err)
         }
+    }
+}
+
+/// What a form shows back of a rejected address: the input trimmed, when it is of sane size
+/// and printable; else nothing.
+pub(crate) fn echoable(input: &str) -> &str {
+    if input.len() <= MAX_ADDRESS_LEN && !input.chars().any(char::is_control) {
+        input.trim()
+    } else {
+        ""
     }
 }
 

@@ -413,16 +413,11 @@ pub async fn signin(
         return Ok(response);
     }
     let Ok(email) = EmailAddress::parse(&form.email) else {
-        let input = if form.email.len() <= domain::MAX_ADDRESS_LEN {
-            form.email.trim()
-        } else {
-            ""
-        };
         return signin_form(
             &state,
             &headers,
             StatusCode::UNPROCESSABLE_ENTITY,
-            input,
+            crate::forms::echoable(&form.email),
             Some("signin-wrong"),
         );
     };
@@ -463,13 +458,40 @@ pub async fn signin(
     }
     if account.totp.is_some() {
         let binding = PasswordHashString::binding(account.password.as_ref());
-        let step = accounts.second_step.sign(
-            &json!([account.user.id.0, binding]),
-            state.clock.unix_seconds().max(0).unsigned_abs(),
-        );
+        let step = sign_pair(&state, &accounts.second_step, account.user.id, &binding);
         return code_form(&state, &headers, StatusCode::OK, &step, None);
     }
     start_session(&state, &headers, account.user.id).await
+}
+
+/// A short-lived signed token of `[user, text]` (a sign-in's second step, a second factor
+/// being enabled), issued now.
+fn sign_pair(state: &AppState, serializer: &TimedSerializer, user: UserId, text: &str) -> String {
+    serializer.sign(
+        &json!([user.0, text]),
+        state.clock.unix_seconds().max(0).unsigned_abs(),
+    )
+}
+
+/// The user and text of a genuine [`sign_pair`] token at most `max_age` seconds old.
+fn verify_pair(
+    state: &AppState,
+    serializer: &TimedSerializer,
+    token: &str,
+    max_age: u64,
+) -> Option<(UserId, String)> {
+    let verified = serializer
+        .verify(token, Some(max_age), state.clock.unix_seconds())
+        .ok()?;
+    let user = verified.payload.get(0).and_then(Value::as_i64)?;
+    let text = verified.payload.get(1).and_then(Value::as_str)?;
+    Some((UserId(user), text.to_owned()))
+}
+
+/// The six-digit codes of `secret` for `account`.
+fn totp_of(secret: &TotpSecret, account: &Account) -> Result<Totp, AppError> {
+    Totp::new(secret, TOTP_ISSUER, account.user.email.as_str())
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// The account a second-step token names, if it is genuine, young enough, and its password is
@@ -479,20 +501,12 @@ async fn second_step_account(
     accounts: &Accounts,
     step: &str,
 ) -> Result<Option<Account>, AppError> {
-    let Ok(verified) =
-        accounts
-            .second_step
-            .verify(step, Some(SECOND_STEP_SECONDS), state.clock.unix_seconds())
+    let Some((user, binding)) =
+        verify_pair(state, &accounts.second_step, step, SECOND_STEP_SECONDS)
     else {
         return Ok(None);
     };
-    let (Some(user), Some(binding)) = (
-        verified.payload.get(0).and_then(Value::as_i64),
-        verified.payload.get(1).and_then(Value::as_str),
-    ) else {
-        return Ok(None);
-    };
-    let account = accounts.store.account_by_id(UserId(user)).await?;
+    let account = accounts.store.account_by_id(user).await?;
     Ok(account.filter(|a| {
         a.user.confirmed && PasswordHashString::binding(a.password.as_ref()) == binding
     }))
@@ -510,8 +524,7 @@ async fn accept_code(
         return Ok(false);
     };
     let now = state.clock.now();
-    let codes = Totp::new(&totp.secret, TOTP_ISSUER, account.user.email.as_str())
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let codes = totp_of(&totp.secret, account)?;
     if let Some(step) = codes.verify(code, now.timestamp(), totp.last_step) {
         return Ok(accounts.store.use_totp_step(account.user.id, step).await?);
     }
@@ -770,8 +783,7 @@ fn totp_page(
     secret: &TotpSecret,
     error: Option<&str>,
 ) -> Result<Response, AppError> {
-    let totp = Totp::new(secret, TOTP_ISSUER, account.user.email.as_str())
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let totp = totp_of(secret, account)?;
     let qr = qrcode::QrCode::new(totp.url().as_bytes())
         .map_err(|e| AppError::Internal(format!("QR code: {e}")))?
         .render::<qrcode::render::svg::Color<'_>>()
@@ -798,9 +810,11 @@ pub async fn totp_setup(
         Err(response) => return Ok(response),
     };
     let secret = TotpSecret::generate();
-    let step = accounts(&state)?.totp_setup.sign(
-        &json!([account.user.id.0, secret.base32()]),
-        state.clock.unix_seconds().max(0).unsigned_abs(),
+    let step = sign_pair(
+        &state,
+        &accounts(&state)?.totp_setup,
+        account.user.id,
+        &secret.base32(),
     );
     totp_page(
         &state,
@@ -825,19 +839,9 @@ pub async fn totp_enable(
         Err(response) => return Ok(response),
     };
     let accounts = accounts(&state)?;
-    let setup = accounts
-        .totp_setup
-        .verify(
-            &form.step,
-            Some(TOTP_SETUP_SECONDS),
-            state.clock.unix_seconds(),
-        )
-        .ok()
-        .and_then(|v| {
-            let user = v.payload.get(0).and_then(Value::as_i64)?;
-            let secret = TotpSecret::from_base32(v.payload.get(1).and_then(Value::as_str)?)?;
-            (user == account.user.id.0).then_some(secret)
-        });
+    let setup = verify_pair(&state, &accounts.totp_setup, &form.step, TOTP_SETUP_SECONDS)
+        .filter(|(user, _)| *user == account.user.id)
+        .and_then(|(_, secret)| TotpSecret::from_base32(&secret));
     let Some(secret) = setup else {
         return account_view(
             &state,
@@ -848,8 +852,7 @@ pub async fn totp_enable(
             Some("totp-setup-expired"),
         );
     };
-    let totp = Totp::new(&secret, TOTP_ISSUER, account.user.email.as_str())
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let totp = totp_of(&secret, &account)?;
     let now = state.clock.now();
     let Some(step) = totp.verify(&form.code, now.timestamp(), None) else {
         return totp_page(

@@ -56,18 +56,11 @@ pub async fn forgot(
     let email = match EmailAddress::parse(&form.email) {
         Ok(email) => email,
         Err(error) => {
-            let input = if form.email.len() <= domain::MAX_ADDRESS_LEN
-                && !form.email.chars().any(char::is_control)
-            {
-                form.email.trim()
-            } else {
-                ""
-            };
             return forgot_form(
                 &state,
                 &headers,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                input,
+                crate::forms::echoable(&form.email),
                 Some(i18n::email_error(&error)),
                 false,
             );
